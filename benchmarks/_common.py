@@ -1,0 +1,78 @@
+"""Shared timing and reporting for the benchmarks (DESIGN.md, "Performance method").
+
+Every benchmark compares against a named baseline measured in the same run, reports medians
+over repeats after a warm-up, the machine, and peak memory, and writes one JSON file to
+``benchmarks/results/`` plus a one-line summary on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def time_call(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> dict[str, float]:
+    """Median, min and max wall time in seconds of ``fn()`` over ``repeats`` calls after ``warmup``."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
+            "repeats": repeats}
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    info: dict[str, Any] = {
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "processor": platform.processor() or platform.machine(),
+    }
+    try:
+        import numpy as np
+        import scipy
+
+        info["numpy"] = np.__version__
+        info["scipy"] = scipy.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:  # pragma: no cover
+        pass
+    return info
+
+
+def write_result(name: str, payload: dict[str, Any], summary: str) -> Path:
+    """Write ``benchmarks/results/<name>.json`` (with machine info) and print the summary line."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    payload = {"benchmark": name, "machine": machine(),
+               "date": time.strftime("%Y-%m-%d %H:%M:%S"), **payload}
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"{name}: {summary}  [{path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}]")
+    return path

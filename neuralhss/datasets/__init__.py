@@ -1,0 +1,18 @@
+"""PDE datasets: problems, crash-safe HDF5 generation, validation, and loaders.
+
+>>> from neuralhss.datasets import generate, PDEDataset, open_xarray
+>>> generate("poisson", "data/poisson.h5", n_samples=64, params={"resolution": 32})  # doctest: +SKIP
+>>> train = PDEDataset("data/poisson.h5", split="train", n=16)                    # doctest: +SKIP
+"""
+
+from .generate import GenerateResult, generate, merge
+from .loaders import Normalizer, PDEDataset, open_xarray
+from .problems import FieldSpec, Problem, get_problem, problem_names, register
+from .recipes import Recipe, load_recipe
+from .schema import SCHEMA_VERSION, CheckReport, check_file, read_meta
+
+__all__ = [
+    "SCHEMA_VERSION", "CheckReport", "FieldSpec", "GenerateResult", "Normalizer", "PDEDataset",
+    "Problem", "Recipe", "check_file", "generate", "get_problem", "load_recipe", "merge",
+    "open_xarray", "problem_names", "read_meta", "register",
+]

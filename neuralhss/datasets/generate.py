@@ -1,0 +1,415 @@
+"""Dataset generation: sharded, parallel, resumable, crash-safe HDF5 writing.
+
+How a file comes to be (``FILE.h5``):
+
+1. Samples are computed in blocks of consecutive indices by a pool of worker processes. Each
+   finished block is saved to ``FILE.h5.parts/<start>-<stop>.npz`` by writing a temporary file
+   and renaming it, so a block file either exists whole or not at all.
+2. When every block exists, the HDF5 file is written to ``FILE.h5.partial`` sample by sample
+   in index order and renamed to ``FILE.h5``; then the parts folder is removed.
+
+Killing the process at any moment (even ``kill -9``) therefore never leaves a corrupt
+``FILE.h5``: re-running the same command finds the finished blocks and computes only the rest.
+Sample ``i`` is drawn from ``SeedSequence(seed, spawn_key=(i,))`` and computed with one BLAS/FFT
+thread, and the file is always written in the same order, so the output is bit-identical
+for any number of workers, and ``merge`` of shards equals a single run byte for byte.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+from tqdm.auto import tqdm
+
+from .problems import Problem, get_problem
+from .schema import Meta, create_layout, field_paths, read_meta, shard_range
+
+MANIFEST = "manifest.json"
+
+
+def package_version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def parse_shard(shard: str | Sequence[int] | None) -> tuple[int, int] | None:
+    """``"I/N"`` or ``(I, N)`` → ``(I, N)`` with ``0 <= I < N``; ``None`` stays ``None``."""
+    if shard is None:
+        return None
+    try:
+        i, n = (int(v) for v in (shard.split("/") if isinstance(shard, str) else shard))
+    except (ValueError, TypeError):
+        raise ValueError(f"shard={shard!r} must look like 'I/N' (e.g. 0/4)") from None
+    if not 0 <= i < n:
+        raise ValueError(f"shard {i}/{n} is out of range; use I/N with 0 <= I < N")
+    return i, n
+
+
+def default_block_size(n_points: int) -> int:
+    """Samples per block: about 2**18 grid points (1 MiB of float32 per field), at most 256."""
+    return int(max(1, min(256, 2**18 // max(n_points, 1))))
+
+
+def blocks_of(indices: range, block_size: int) -> list[tuple[int, int]]:
+    """Split a contiguous range into blocks aligned to multiples of ``block_size``."""
+    out, start = [], indices.start
+    while start < indices.stop:
+        stop = min(indices.stop, (start // block_size + 1) * block_size)
+        out.append((start, stop))
+        start = stop
+    return out
+
+
+def sample_rng(seed: int, index: int) -> np.random.Generator:
+    """The generator of sample ``index``: ``SeedSequence(seed).spawn(n)[index]``, in O(1)."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
+
+
+def compute_samples(problem: Problem, params: Mapping[str, Any], seed: int,
+                    start: int, stop: int) -> dict[str, np.ndarray]:
+    """Compute samples ``start..stop-1``: float32 arrays ``(stop-start, *grid)`` per field."""
+    from threadpoolctl import threadpool_limits
+
+    grid = problem.grid(params)
+    out = {s.name: np.empty((stop - start, *grid.shape), np.float32) for s in problem.field_specs}
+    # One thread per process: the bits of a reduction must not depend on the core count.
+    with threadpool_limits(limits=1):
+        for i in range(start, stop):
+            sample = problem.sample(params, sample_rng(seed, i))
+            for name, arr in sample.items():
+                if not np.isfinite(arr).all():
+                    raise RuntimeError(f"{problem.name}: sample {i} has non-finite {name!r} "
+                                       f"(params {dict(params)}); this is a solver bug, please report it")
+                out[name][i - start] = arr
+    return out
+
+
+def _block_path(parts: Path, start: int, stop: int) -> Path:
+    return parts / f"{start:010d}-{stop:010d}.npz"
+
+
+def _save_atomic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _worker(problem_name: str, params: dict, seed: int, start: int, stop: int,
+            parts: str) -> tuple[int, int]:
+    arrays = compute_samples(get_problem(problem_name), params, seed, start, stop)
+    _save_atomic(_block_path(Path(parts), start, stop), arrays)
+    return start, stop
+
+
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an advisory lock so that two processes never work on the same output."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"another process is writing {lock_path.parent}; wait for it "
+                               "to finish or stop it") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def write_hdf5(path: Path, meta: Meta, get_sample: Callable[[int], Mapping[str, np.ndarray] | None],
+               progress: bool = False, desc: str = "writing") -> None:
+    """Write a schema-v1 file through ``path.partial`` and an atomic rename.
+
+    ``get_sample(i)`` returns the fields of sample ``i`` or ``None`` when the file does not
+    hold it (shard files). Samples are written in index order, which makes the bytes of the
+    file a function of its contents alone.
+    """
+    tmp = path.with_name(path.name + ".partial")
+    if tmp.exists():
+        tmp.unlink()  # left by an interrupted write of ours; its samples are still in the source
+    done = np.zeros(meta.n_samples, dtype=bool)
+    with h5py.File(tmp, "w") as f:
+        create_layout(f, meta)
+        datasets = [(p.split("/", 1)[1], f[p]) for p in field_paths(meta)]
+        for i in tqdm(range(meta.n_samples), desc=desc, unit="sample", disable=not progress,
+                      leave=False):
+            sample = get_sample(i)
+            if sample is None:
+                continue
+            for name, ds in datasets:
+                ds[i] = sample[name]
+            done[i] = True
+        f["done"][...] = done
+    os.replace(tmp, path)
+
+
+@dataclass
+class GenerateResult:
+    """What :func:`generate` did."""
+
+    path: Path
+    n_computed: int
+    n_resumed: int
+    n_owned: int
+    seconds: float
+    already_complete: bool = False
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.n_computed / self.seconds if self.seconds > 0 else float("nan")
+
+
+def _meta_for(problem: Problem, params: dict, seed: int, n_samples: int,
+              shard: tuple[int, int] | None) -> Meta:
+    return Meta(
+        problem=problem.name, params=params, seed=seed, n_samples=n_samples,
+        grid=problem.grid(params), input_fields=[s.name for s in problem.inputs],
+        output_fields=[s.name for s in problem.outputs], shard=shard,
+        package_version=package_version(),
+        field_attrs={s.name: {"description": s.description, "units": s.units}
+                     for s in problem.field_specs},
+    )
+
+
+def _flatten(d: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out.update({f"{k}.{kk}": vv for kk, vv in _flatten(v).items()})
+        else:
+            out[k] = v
+    return out
+
+
+def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """``"key: old (file) vs new (now)"`` for the keys that differ, nested keys dotted."""
+    a, b = _flatten(old), _flatten(new)
+    return ", ".join(f"{k}: {a.get(k)!r} (file) vs {b.get(k)!r} (now)"
+                     for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
+
+
+def _existing_is_same(path: Path, meta: Meta) -> bool:
+    """True when ``path`` is already the finished file; FileExistsError when it is another."""
+    try:
+        with h5py.File(path, "r") as f:
+            old = read_meta(f)
+            complete = bool(f["done"][...][shard_range(old.n_samples, old.shard).start:
+                                           shard_range(old.n_samples, old.shard).stop].all())
+    except (OSError, ValueError, KeyError) as exc:
+        raise FileExistsError(f"{path} exists and is not a neuralhss dataset ({exc}); "
+                              "choose another output path") from None
+    now = {**meta.identity(), "shard": meta.shard}
+    was = {**old.identity(), "shard": old.shard}
+    if now != was:
+        raise FileExistsError(f"{path} exists with other parameters ({_differences(was, now)}); "
+                              "choose another output path or delete the file")
+    if not complete:
+        raise FileExistsError(f"{path} exists but is incomplete; it was not written by "
+                              "neuralhss generate (which renames only finished files)")
+    return True
+
+
+def generate(
+    problem: str,
+    out: str | os.PathLike,
+    *,
+    n_samples: int,
+    seed: int = 0,
+    params: Mapping[str, Any] | None = None,
+    workers: int = 1,
+    shard: str | Sequence[int] | None = None,
+    progress: bool = True,
+    block_size: int | None = None,
+) -> GenerateResult:
+    """Generate (or resume, or confirm) a dataset file.
+
+    Parameters
+    ----------
+    problem : str
+        Registered problem name (``neuralhss.datasets.problem_names()``).
+    out : path
+        Output ``.h5`` file. If it exists with the same parameters and complete, nothing is
+        done; with other parameters, ``FileExistsError``.
+    n_samples : int
+        Total number of samples of the dataset (all shards together).
+    seed : int, default 0
+        Root seed; sample ``i`` uses ``SeedSequence(seed, spawn_key=(i,))``.
+    params : mapping, optional
+        Problem parameters (``dim``, ``resolution``, field parameters...); defaults filled in.
+    workers : int, default 1
+        Worker processes. The output does not depend on it.
+    shard : "I/N" or (I, N), optional
+        Compute only shard ``I`` of ``N`` (a contiguous range of samples); the file holds all
+        ``n_samples`` slots with ``/done`` marking its own. Combine shards with :func:`merge`.
+    progress : bool, default True
+        Show a progress bar (samples/s).
+    block_size : int, optional
+        Samples per crash-safe block (default: about 2**18 grid points per block).
+
+    Returns
+    -------
+    GenerateResult
+    """
+    prob = get_problem(problem)
+    params = prob.resolve(params)
+    if int(n_samples) != n_samples or n_samples < 1:
+        raise ValueError(f"n_samples={n_samples!r} must be a positive integer")
+    if int(seed) != seed or seed < 0:
+        raise ValueError(f"seed={seed!r} must be a non-negative integer")
+    if int(workers) != workers or workers < 1:
+        raise ValueError(f"workers={workers!r} must be a positive integer")
+    n_samples, seed, workers = int(n_samples), int(seed), int(workers)
+    shard_t = parse_shard(shard)
+    if shard_t is not None and shard_t[1] > n_samples:
+        raise ValueError(f"{shard_t[1]} shards for {n_samples} samples leaves shards empty; "
+                         "use at most n_samples shards")
+    meta = _meta_for(prob, params, seed, n_samples, shard_t)
+    path = Path(out)
+    if path.suffix not in (".h5", ".hdf5"):
+        raise ValueError(f"output {path} should end in .h5 or .hdf5")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    parts = path.with_name(path.name + ".parts")
+    owned = shard_range(n_samples, shard_t)
+    t0 = time.perf_counter()
+
+    if path.exists() and _existing_is_same(path, meta):
+        if parts.exists():
+            shutil.rmtree(parts)  # the rename happened; only the clean-up was interrupted
+        return GenerateResult(path, 0, len(owned), len(owned), 0.0, already_complete=True)
+
+    bsize = int(block_size or default_block_size(meta.grid.size))
+    manifest = {**meta.identity(), "shard": list(shard_t) if shard_t else None,
+                "block_size": bsize}
+    with _exclusive(parts / ".lock"):
+        man_path = parts / MANIFEST
+        if man_path.exists():
+            old = json.loads(man_path.read_text())
+            if old != manifest:
+                raise FileExistsError(
+                    f"{parts} holds an interrupted run with other parameters "
+                    f"({_differences(old, manifest)}); re-run with those parameters to resume, "
+                    "or delete the folder to start over")
+        else:
+            tmp = parts / (MANIFEST + ".tmp")
+            tmp.write_text(json.dumps(manifest, sort_keys=True, indent=1))
+            os.replace(tmp, man_path)
+        todo = [(a, b) for a, b in blocks_of(owned, bsize)
+                if not _block_path(parts, a, b).exists()]
+        n_todo = sum(b - a for a, b in todo)
+        n_resumed = len(owned) - n_todo
+        bar = tqdm(total=len(owned), initial=n_resumed, unit="sample", disable=not progress,
+                   desc=f"{prob.name} {'x'.join(map(str, meta.grid.shape))}", smoothing=0.1)
+        try:
+            _run_blocks(prob.name, params, seed, todo, parts, workers, bar)
+        finally:
+            bar.close()
+        compute_seconds = time.perf_counter() - t0
+        cache: dict[str, Any] = {"block": None, "data": None}
+        block_starts = {a: (a, b) for a, b in blocks_of(owned, bsize)}
+
+        def get_sample(i: int) -> dict[str, np.ndarray] | None:
+            if i not in owned:
+                return None
+            start = max(i // bsize * bsize, owned.start)
+            if cache["block"] != start:
+                with np.load(_block_path(parts, *block_starts[start])) as z:
+                    cache["data"] = {k: z[k] for k in z.files}
+                cache["block"] = start
+            return {k: v[i - start] for k, v in cache["data"].items()}
+
+        write_hdf5(path, meta, get_sample, progress=progress)
+    shutil.rmtree(parts)
+    return GenerateResult(path, n_todo, n_resumed, len(owned), compute_seconds)
+
+
+def _run_blocks(problem: str, params: dict, seed: int, todo: list[tuple[int, int]],
+                parts: Path, workers: int, bar: tqdm) -> None:
+    if workers == 1 or len(todo) <= 1:
+        for a, b in todo:
+            _worker(problem, params, seed, a, b, str(parts))
+            bar.update(b - a)
+        return
+    # "spawn": a forked child would inherit the parent's thread pools and locks.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        pending = {pool.submit(_worker, problem, params, seed, a, b, str(parts)) for a, b in todo}
+        try:
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    a, b = fut.result()
+                    bar.update(b - a)
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+
+
+def merge(shards: Sequence[str | os.PathLike], out: str | os.PathLike,
+          progress: bool = True) -> Path:
+    """Combine shard files (``generate(..., shard="I/N")``) into one complete file.
+
+    The result is byte-identical to generating the whole dataset in one run. Shards must come
+    from the same problem, parameters, seed and sample count and together hold every sample.
+
+    Raises
+    ------
+    FileExistsError
+        If ``out`` exists.
+    ValueError
+        If shards disagree or samples are missing.
+    """
+    out = Path(out)
+    if out.exists():
+        raise FileExistsError(f"{out} exists; choose another output path or delete it")
+    if not shards:
+        raise ValueError("merge needs at least one shard file")
+    files = [h5py.File(s, "r") for s in shards]
+    try:
+        metas = [read_meta(f) for f in files]
+        ref = metas[0]
+        for s, m in zip(shards, metas, strict=True):
+            if m.identity() != ref.identity():
+                raise ValueError(f"{s} does not belong with {shards[0]} "
+                                 f"({_differences(ref.identity(), m.identity())})")
+        owner = np.full(ref.n_samples, -1)
+        for k, f in enumerate(files):
+            done = f["done"][...]
+            owner[(owner < 0) & done] = k
+        missing = np.flatnonzero(owner < 0)
+        if missing.size:
+            raise ValueError(f"the shards lack {missing.size} sample(s) (first: "
+                             f"{missing[:5].tolist()}); generate the missing shards first")
+        paths = field_paths(ref)
+
+        def get_sample(i: int) -> dict[str, np.ndarray]:
+            f = files[owner[i]]
+            return {p.split("/", 1)[1]: f[p][i] for p in paths}
+
+        meta = Meta(**{**ref.__dict__, "shard": None})
+        meta.field_attrs = {p.split("/", 1)[1]: {k: str(v) for k, v in files[0][p].attrs.items()
+                                                 if k in ("description", "units")}
+                            for p in paths}
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_hdf5(out, meta, get_sample, progress=progress, desc="merging")
+    finally:
+        for f in files:
+            f.close()
+    return out

@@ -1,0 +1,256 @@
+"""Reading datasets back: a lazy PyTorch ``Dataset`` and an ``xarray.Dataset`` view.
+
+Train/test split (deterministic): if the file has a ``/split`` dataset (0 = train, 1 = test),
+it decides; otherwise the **last** ``n_test`` samples are the test set and the others the
+training set. ``n`` then takes the first ``n`` samples of the chosen split, so growing ``n``
+adds samples without changing the earlier ones (what low-data sweeps need).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .schema import Meta, field_paths, read_meta
+
+
+@dataclass
+class Normalizer:
+    """Per-channel affine normalisation ``(v - mean) / std`` of inputs and outputs.
+
+    ``x_mean``, ``x_std`` have shape ``(C_in,)``; ``y_mean``, ``y_std`` shape ``(C_out,)``.
+    """
+
+    x_mean: np.ndarray
+    x_std: np.ndarray
+    y_mean: np.ndarray
+    y_std: np.ndarray
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {k: np.asarray(v).tolist() for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Normalizer:
+        return cls(**{k: np.asarray(v, dtype=np.float64) for k, v in d.items()})
+
+    def decode_y(self, y, dim: int):
+        """Undo the output normalisation of ``y`` with shape ``(..., C_out, *grid)``, ``dim`` spatial axes."""
+        shape = (-1,) + (1,) * dim
+        mean, std = self.y_mean.reshape(shape), self.y_std.reshape(shape)
+        if isinstance(y, np.ndarray):
+            return y * std + mean
+        import torch
+
+        return y * torch.as_tensor(std, dtype=y.dtype, device=y.device) + torch.as_tensor(
+            mean, dtype=y.dtype, device=y.device)
+
+
+def split_indices(f: h5py.File, meta: Meta, split: str, n_test: int | float) -> np.ndarray:
+    """Sample indices of ``split`` ("train" or "test") in a file (module docstring)."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split={split!r}; use 'train' or 'test'")
+    done = f["done"][...]
+    if "split" in f:
+        flags = f["split"][...].astype(bool)
+        idx = np.flatnonzero(flags if split == "test" else ~flags)
+    else:
+        n = meta.n_samples
+        k = int(round(n_test * n)) if isinstance(n_test, float) else int(n_test)
+        if not 0 < k < n:
+            raise ValueError(f"n_test={n_test!r} leaves no train or no test samples out of {n}; "
+                             "use 0 < n_test < n_samples (an int) or a fraction in (0, 1)")
+        idx = np.arange(n - k, n) if split == "test" else np.arange(0, n - k)
+    if not done[idx].all():
+        raise ValueError(f"{f.filename} is incomplete ({int((~done[idx]).sum())} samples of the "
+                         f"{split} split not done); finish generating it first")
+    return idx
+
+
+class PDEDataset:
+    """A PyTorch map-style dataset over a neuralhss HDF5 file.
+
+    Items are ``{"x": (C_in, *grid), "y": (C_out, *grid)}`` float32 tensors, the channels being
+    the file's input and output fields in order (a trajectory output ``(n_t, *grid)``
+    contributes ``n_t`` channels). Samples are read lazily, one chunk per field; the file is
+    opened on first access in each process, so the dataset is safe with ``DataLoader``
+    workers.
+
+    Parameters
+    ----------
+    path : path
+        A complete schema-v1 file (``neuralhss check`` passes).
+    split : {"train", "test"}, default "train"
+        Which split (module docstring).
+    n : int, optional
+        Use only the first ``n`` samples of the split.
+    n_test : int or float, default 0.2
+        Size of the test split when the file defines none: a count, or a fraction of all samples.
+    normalize : None, "gaussian" or Normalizer, default None
+        ``"gaussian"``: per-channel mean/std of the samples this dataset holds when
+        ``split="train"``, or of the whole train split when ``split="test"``. A
+        :class:`Normalizer` (e.g. ``train_set.normalizer``) applies given statistics.
+    """
+
+    def __init__(self, path: str | os.PathLike, split: str = "train", n: int | None = None,
+                 n_test: int | float = 0.2, normalize: str | Normalizer | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"{self.path} does not exist; generate it with "
+                                    "`neuralhss generate`")
+        with h5py.File(self.path, "r") as f:
+            self.meta = read_meta(f)
+            self.fields = field_paths(self.meta)
+            missing = [p for p in self.fields if p not in f]
+            if missing:
+                raise ValueError(f"{self.path} lacks fields {missing}; run `neuralhss check`")
+            indices = split_indices(f, self.meta, split, n_test)
+            if n is not None:
+                if int(n) != n or not 0 < n <= len(indices):
+                    raise ValueError(f"n={n!r} but the {split} split of {self.path} has "
+                                     f"{len(indices)} samples; use 1 <= n <= {len(indices)}")
+                indices = indices[: int(n)]
+            self.indices = indices
+            self._channels = {p: (f[p].shape[1] if f[p].ndim == 2 + self.meta.grid.dim else 1)
+                              for p in self.fields}
+            self.split = split
+            self.normalizer: Normalizer | None
+            if normalize is None or isinstance(normalize, Normalizer):
+                self.normalizer = normalize
+            elif normalize == "gaussian":
+                stats_idx = indices if split == "train" else split_indices(f, self.meta, "train",
+                                                                            n_test)
+                self.normalizer = self._statistics(f, stats_idx)
+            else:
+                raise ValueError(f"normalize={normalize!r}; use None, 'gaussian' or a Normalizer")
+        self._file: h5py.File | None = None
+        self._pid: int | None = None
+
+    @property
+    def in_channels(self) -> int:
+        return sum(self._channels[p] for p in self.fields if p.startswith("inputs/"))
+
+    @property
+    def out_channels(self) -> int:
+        return sum(self._channels[p] for p in self.fields if p.startswith("outputs/"))
+
+    @property
+    def grid_shape(self) -> tuple[int, ...]:
+        return self.meta.grid.shape
+
+    def _statistics(self, f: h5py.File, idx: np.ndarray) -> Normalizer:
+        stats = {}
+        for group in ("inputs", "outputs"):
+            means, stds = [], []
+            for p in (q for q in self.fields if q.startswith(group + "/")):
+                ds = f[p]
+                s1 = s2 = 0.0
+                count = 0
+                per = np.zeros((self._channels[p], 2))
+                for i in idx:  # one chunk at a time: memory stays at one sample
+                    v = ds[int(i)].astype(np.float64).reshape(self._channels[p], -1)
+                    per[:, 0] += v.sum(axis=1)
+                    per[:, 1] += (v**2).sum(axis=1)
+                    count += v.shape[1]
+                s1, s2 = per[:, 0] / count, per[:, 1] / count
+                means.extend(s1)
+                stds.extend(np.sqrt(np.maximum(s2 - s1**2, 0.0)))
+            stds_arr = np.asarray(stds)
+            stds_arr[stds_arr == 0] = 1.0  # a constant channel (e.g. f = 1) stays as is
+            stats[group] = (np.asarray(means), stds_arr)
+        return Normalizer(stats["inputs"][0], stats["inputs"][1],
+                          stats["outputs"][0], stats["outputs"][1])
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_file"] = None  # h5py handles cannot cross processes; each worker reopens
+        state["_pid"] = None
+        return state
+
+    def _handle(self) -> h5py.File:
+        if self._file is None or self._pid != os.getpid():
+            self._file = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._file
+
+    def read(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Raw (unnormalised) float32 ``(x, y)`` arrays of item ``i``."""
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} samples")
+        f = self._handle()
+        j = int(self.indices[i])
+        grid = self.meta.grid.shape
+        parts = {"inputs": [], "outputs": []}
+        for p in self.fields:
+            parts[p.split("/")[0]].append(f[p][j].reshape(-1, *grid))
+        return (np.concatenate(parts["inputs"]).astype(np.float32),
+                np.concatenate(parts["outputs"]).astype(np.float32))
+
+    def __getitem__(self, i: int) -> dict:
+        import torch
+
+        x, y = self.read(i)
+        if self.normalizer is not None:
+            nrm, shape = self.normalizer, (-1,) + (1,) * self.meta.grid.dim
+            x = (x - nrm.x_mean.reshape(shape)) / nrm.x_std.reshape(shape)
+            y = (y - nrm.y_mean.reshape(shape)) / nrm.y_std.reshape(shape)
+        return {"x": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+                "y": torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))}
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """All items stacked: ``X (n, C_in, *grid)``, ``Y (n, C_out, *grid)`` (normalised if set)."""
+        items = [self[i] for i in range(len(self))]
+        return (np.stack([it["x"].numpy() for it in items]),
+                np.stack([it["y"].numpy() for it in items]))
+
+    def __repr__(self) -> str:
+        return (f"PDEDataset({str(self.path)!r}, split={self.split!r}, n={len(self)}, "
+                f"x=({self.in_channels}, {self.grid_shape}), y=({self.out_channels}, "
+                f"{self.grid_shape}))")
+
+
+def open_xarray(path: str | os.PathLike):
+    """Load a dataset file as an ``xarray.Dataset`` with named dimensions and coordinates.
+
+    Variables are the fields (``f``, ``u``, ``a``...; an input and an output with the same
+    name become ``in_<name>`` and ``out_<name>``) with dimensions ``("sample", "x", "y", ...)``
+    (``"t"`` after ``"sample"`` for trajectories), plus ``done`` and, when present, ``split``.
+    Root attributes (problem, params, seed...) become dataset attributes. The data is read
+    into memory.
+    """
+    import xarray as xr
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    with h5py.File(path, "r") as f:
+        meta = read_meta(f)
+        axes = list(meta.grid.axis_names)
+        coords: dict = {a: f[f"coords/{a}"][...] for a in axes}
+        coords["sample"] = np.arange(meta.n_samples)
+        if "coords/t" in f:
+            coords["t"] = f["coords/t"][...]
+        names = [p.split("/")[1] for p in field_paths(meta)]
+        clash = {n for n in names if names.count(n) > 1}
+        data_vars = {}
+        for p in field_paths(meta):
+            group, name = p.split("/")
+            key = (("in_" if group == "inputs" else "out_") + name) if name in clash else name
+            ds = f[p]
+            dims = ["sample"] + (["t"] if ds.ndim == len(axes) + 2 else []) + axes
+            attrs = {k: str(v) for k, v in ds.attrs.items() if k in ("units", "description")}
+            attrs["role"] = "input" if group == "inputs" else "output"
+            data_vars[key] = (dims, ds[...], attrs)
+        data_vars["done"] = (["sample"], f["done"][...])
+        if "split" in f:
+            data_vars["split"] = (["sample"], f["split"][...])
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+    for a in axes:
+        coords[a] = (a, coords[a], {"units": "length"})
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)

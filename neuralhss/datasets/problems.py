@@ -1,0 +1,224 @@
+"""Dataset problems: what a sample's inputs are and which solver maps them to the outputs.
+
+A problem owns its parameters (with defaults and validation), its grid, and a ``sample``
+function that draws sample ``i`` from a ``numpy.random.Generator``. Generation derives that
+generator from ``SeedSequence(seed, spawn_key=(i,))`` (equal to ``SeedSequence(seed).spawn(n)[i]``),
+so a dataset is the same whatever the number of workers or shards.
+
+New problems register with :func:`register`; the CLI and recipes find them by name.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import fields
+from ..grid import Grid
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One stored field: its name in the HDF5 file, a description and its unit."""
+
+    name: str
+    description: str
+    units: str = "1"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A dataset problem.
+
+    Attributes
+    ----------
+    name : str
+        Registry name, e.g. ``"poisson"``.
+    description : str
+        One line for ``neuralhss generate --help`` and the file's attributes.
+    defaults : dict
+        Every parameter with its default value; unknown parameters are refused.
+    inputs, outputs : tuple of FieldSpec
+        Stored fields, in channel order.
+    draw : callable
+        ``draw(params, grid, rng) -> dict[name, float64 array of grid.shape]`` for all fields.
+    check : callable
+        ``check(params)`` raises ``ValueError`` for invalid parameter values.
+    """
+
+    name: str
+    description: str
+    defaults: Mapping[str, Any]
+    inputs: tuple[FieldSpec, ...]
+    outputs: tuple[FieldSpec, ...]
+    draw: Callable[[dict, Grid, np.random.Generator], dict[str, np.ndarray]]
+    check: Callable[[dict], None] = field(default=lambda params: None)
+
+    def resolve(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Fill defaults, validate, and return canonical (JSON-stable) parameters."""
+        params = dict(params or {})
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {unknown} for problem {self.name!r}; "
+                             f"known: {sorted(self.defaults)}")
+        out = {**self.defaults, **params}
+        dim = out["dim"]
+        if dim not in (1, 2, 3):
+            raise ValueError(f"dim={dim!r} must be 1, 2 or 3")
+        grid = Grid(_per_axis_int(out["resolution"], dim), out["lengths"], out.get("bc", "dirichlet"))
+        out["resolution"] = list(grid.shape)
+        out["lengths"] = list(grid.lengths)
+        if "bc" in out:
+            out["bc"] = grid.bc[0] if len(set(grid.bc)) == 1 else list(grid.bc)
+        self.check(out)
+        # A JSON round trip turns tuples into lists and numpy scalars into Python ones, so
+        # parameters compare equal to what was stored in a file.
+        return json.loads(json.dumps(out, sort_keys=True, default=_json_default))
+
+    def grid(self, params: Mapping[str, Any]) -> Grid:
+        """The grid the problem's fields live on."""
+        return Grid(tuple(params["resolution"]), tuple(params["lengths"]),
+                    params.get("bc", "dirichlet"))
+
+    @property
+    def field_specs(self) -> tuple[FieldSpec, ...]:
+        return self.inputs + self.outputs
+
+    def sample(self, params: Mapping[str, Any], rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Draw one sample: every input and output field, float64 arrays of the grid's shape."""
+        grid = self.grid(params)
+        out = self.draw(dict(params), grid, rng)
+        missing = {f.name for f in self.field_specs} - set(out)
+        if missing:  # pragma: no cover - guards new problem definitions
+            raise RuntimeError(f"problem {self.name!r} did not produce fields {sorted(missing)}")
+        return out
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"parameter value {obj!r} is not JSON-serialisable")
+
+
+def _per_axis_int(value: Any, dim: int) -> tuple[int, ...]:
+    if isinstance(value, (int, np.integer)):
+        return (int(value),) * dim
+    value = tuple(value)
+    if len(value) != dim:
+        raise ValueError(f"resolution {list(value)} has {len(value)} entries but dim={dim}")
+    return value
+
+
+_REGISTRY: dict[str, Problem] = {}
+
+
+def register(problem: Problem) -> Problem:
+    """Add a problem to the registry (its name must be new)."""
+    if problem.name in _REGISTRY:
+        raise ValueError(f"a problem named {problem.name!r} is already registered")
+    _REGISTRY[problem.name] = problem
+    return problem
+
+
+def get_problem(name: str) -> Problem:
+    """Look a problem up by name."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown problem {name!r}; available: {sorted(_REGISTRY)}") from None
+
+
+def problem_names() -> list[str]:
+    """Names of all registered problems."""
+    return sorted(_REGISTRY)
+
+
+def _grf_kwargs(params: dict) -> dict:
+    return {"length_scale": params["length_scale"], "smoothness": params["smoothness"],
+            "amplitude": params["amplitude"]}
+
+
+def _check_grf(params: dict) -> None:
+    for key in ("length_scale", "amplitude"):
+        if not np.isfinite(params[key]) or params[key] <= 0:
+            raise ValueError(f"{key}={params[key]!r} must be finite and > 0")
+    if not np.isfinite(params["smoothness"]) or params["smoothness"] < 0:
+        raise ValueError(f"smoothness={params['smoothness']!r} must be finite and >= 0")
+
+
+# ----------------------------------------------------------------------------- poisson
+
+def _draw_poisson(params: dict, grid: Grid, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    from ..solvers import poisson
+
+    periodic = all(b == "periodic" for b in grid.bc)
+    f = fields.grf(grid, rng, zero_mean=periodic, **_grf_kwargs(params))
+    u = poisson.solve(f, lengths=grid.lengths, bc=params["bc"])
+    return {"f": f, "u": u}
+
+
+def _check_poisson(params: dict) -> None:
+    _check_grf(params)
+    bc = params["bc"]
+    if not isinstance(bc, str):
+        raise ValueError(f"bc={bc!r}: the poisson problem takes one boundary condition for all "
+                         "axes, 'dirichlet' or 'periodic'")
+
+
+POISSON = register(Problem(
+    name="poisson",
+    description="-Laplace(u) = f, source f a Matérn GRF, exact discrete solution u "
+                "(second-order (2d+1)-point stencil, DST-I/FFT solve)",
+    defaults={"dim": 2, "resolution": 64, "lengths": 1.0, "bc": "dirichlet",
+              "length_scale": 1 / 3, "smoothness": 0.0, "amplitude": 1.0},
+    inputs=(FieldSpec("f", "source term f of -Laplace(u) = f", "1/length^2 (u units)"),),
+    outputs=(FieldSpec("u", "solution u, zero on Dirichlet boundaries", "u units"),),
+    draw=_draw_poisson,
+    check=_check_poisson,
+))
+
+
+# ----------------------------------------------------------------------------- darcy
+
+def _draw_darcy(params: dict, grid: Grid, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    from ..solvers import darcy
+
+    psi = fields.grf(grid, rng, **_grf_kwargs(params))
+    if params["coefficient"] == "threshold":
+        a = fields.threshold(psi, low=params["a_low"], high=params["a_high"], level=params["level"])
+    else:
+        a = fields.lognormal(psi)
+    u = darcy.solve(a, params["source"], lengths=grid.lengths, method=params["method"])
+    return {"a": a, "u": u}
+
+
+def _check_darcy(params: dict) -> None:
+    _check_grf(params)
+    if params["dim"] < 2:
+        raise ValueError("the darcy problem needs dim=2 or dim=3")
+    if params["coefficient"] not in ("threshold", "lognormal"):
+        raise ValueError(f"coefficient={params['coefficient']!r}; use 'threshold' or 'lognormal'")
+    if not (params["a_low"] > 0 and params["a_high"] > 0):
+        raise ValueError(f"a_low={params['a_low']!r} and a_high={params['a_high']!r} must be > 0")
+    if not np.isfinite(params["source"]):
+        raise ValueError(f"source={params['source']!r} must be a finite number")
+    if params["method"] not in ("auto", "direct", "amg"):
+        raise ValueError(f"method={params['method']!r}; use 'auto', 'direct' or 'amg'")
+
+
+DARCY = register(Problem(
+    name="darcy",
+    description="-div(a grad u) = source, a = thresholded (two-phase) or log-normal GRF, "
+                "u = 0 on the boundary (harmonic-mean faces, AMG-CG / sparse direct)",
+    defaults={"dim": 2, "resolution": 64, "lengths": 1.0, "length_scale": 1 / 3,
+              "smoothness": 1.0, "amplitude": 1.0, "coefficient": "threshold",
+              "a_low": 3.0, "a_high": 12.0, "level": 0.0, "source": 1.0, "method": "auto"},
+    inputs=(FieldSpec("a", "diffusion coefficient a(x) > 0", "1"),),
+    outputs=(FieldSpec("u", "pressure/potential u, zero on the boundary", "1"),),
+    draw=_draw_darcy,
+    check=_check_darcy,
+))

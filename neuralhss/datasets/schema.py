@@ -1,0 +1,258 @@
+"""The HDF5 dataset schema (version 1, DESIGN.md) and its validation.
+
+::
+
+    /                 attrs: format="neuralhss", schema_version=1, problem, params (JSON), seed,
+                             package_version, n_samples, grid (JSON), input_fields (JSON list),
+                             output_fields (JSON list), [shard="I/N" in shard files]
+    /coords/<axis>    float64 (n_axis,), HDF5 dimension scales named after the axis
+    /inputs/<field>   float32 (n_samples, *grid), one chunk per sample, gzip + shuffle
+    /outputs/<field>  float32 (n_samples, *grid) or (n_samples, n_t, *grid)
+    /done             bool (n_samples,)  which samples are complete
+    /split            optional uint8 (n_samples,)  0 = train, 1 = test (files that define a split)
+
+Field datasets carry ``units`` and ``description`` attributes and their dimension scales, so
+generic HDF5 tools and xarray see named dimensions (``sample``, ``x``, ``y``, ``z``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ..grid import Grid
+
+FORMAT = "neuralhss"
+SCHEMA_VERSION = 1
+REQUIRED_ATTRS = ("format", "schema_version", "problem", "params", "seed", "n_samples")
+
+
+@dataclass
+class Meta:
+    """What a dataset file is: enough to regenerate it bit for bit."""
+
+    problem: str
+    params: dict[str, Any]
+    seed: int
+    n_samples: int
+    grid: Grid
+    input_fields: list[str]
+    output_fields: list[str]
+    shard: tuple[int, int] | None = None
+    package_version: str = ""
+    field_attrs: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def identity(self) -> dict[str, Any]:
+        """The parts that must match for a file to be resumed or merged."""
+        return {"problem": self.problem, "params": self.params, "seed": self.seed,
+                "n_samples": self.n_samples}
+
+
+def _attr_str(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def read_meta(f: h5py.File) -> Meta:
+    """Read and validate the root attributes of an open file.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a neuralhss schema-v1 file.
+    """
+    attrs = f.attrs
+    if _attr_str(attrs.get("format", "")) != FORMAT:
+        raise ValueError(f"{f.filename} is not a neuralhss dataset (no format='neuralhss' "
+                         "attribute); convert it first (neuralhss convert)")
+    version = int(attrs.get("schema_version", -1))
+    if version != SCHEMA_VERSION:
+        raise ValueError(f"{f.filename} has schema_version={version}; this neuralhss reads "
+                         f"version {SCHEMA_VERSION}")
+    missing = [k for k in REQUIRED_ATTRS if k not in attrs]
+    if missing:
+        raise ValueError(f"{f.filename} lacks root attribute(s) {missing}")
+    if "grid" in attrs:
+        grid = Grid.from_dict(json.loads(_attr_str(attrs["grid"])))
+    else:  # Files from other writers: infer from the coordinates, Dirichlet by default.
+        axes = [a for a in ("x", "y", "z") if f"coords/{a}" in f]
+        grid = Grid(tuple(f[f"coords/{a}"].shape[0] for a in axes))
+
+    def names(key: str, group: str) -> list[str]:
+        if key in attrs:
+            return list(json.loads(_attr_str(attrs[key])))
+        return sorted(f[group]) if group in f else []
+
+    shard = None
+    if "shard" in attrs:
+        i, n = _attr_str(attrs["shard"]).split("/")
+        shard = (int(i), int(n))
+    return Meta(
+        problem=_attr_str(attrs["problem"]),
+        params=json.loads(_attr_str(attrs["params"])),
+        seed=int(attrs["seed"]),
+        n_samples=int(attrs["n_samples"]),
+        grid=grid,
+        input_fields=names("input_fields", "inputs"),
+        output_fields=names("output_fields", "outputs"),
+        shard=shard,
+        package_version=_attr_str(attrs.get("package_version", "")),
+    )
+
+
+def create_layout(f: h5py.File, meta: Meta, compression_level: int = 4) -> None:
+    """Create the empty schema-v1 layout in a new, open file.
+
+    Datasets are chunked one sample per chunk; chunks never written take no space, which is
+    what lets a shard file hold only its own samples.
+    """
+    grid = meta.grid
+    f.attrs["format"] = FORMAT
+    f.attrs["schema_version"] = SCHEMA_VERSION
+    f.attrs["problem"] = meta.problem
+    f.attrs["params"] = json.dumps(meta.params, sort_keys=True)
+    f.attrs["seed"] = int(meta.seed)
+    f.attrs["package_version"] = meta.package_version
+    f.attrs["n_samples"] = int(meta.n_samples)
+    f.attrs["grid"] = json.dumps(grid.to_dict())
+    f.attrs["input_fields"] = json.dumps(meta.input_fields)
+    f.attrs["output_fields"] = json.dumps(meta.output_fields)
+    if meta.shard is not None:
+        f.attrs["shard"] = f"{meta.shard[0]}/{meta.shard[1]}"
+    scales = []
+    for axis, name in enumerate(grid.axis_names):
+        c = f.create_dataset(f"coords/{name}", data=grid.coords(axis))
+        c.attrs["units"] = "length"
+        c.attrs["bc"] = grid.bc[axis]
+        c.make_scale(name)
+        scales.append(c)
+    shape = (meta.n_samples, *grid.shape)
+    for group, names in (("inputs", meta.input_fields), ("outputs", meta.output_fields)):
+        for name in names:
+            ds = f.create_dataset(
+                f"{group}/{name}", shape=shape, dtype=np.float32, chunks=(1, *grid.shape),
+                compression="gzip", compression_opts=compression_level, shuffle=True,
+                fillvalue=np.float32(np.nan),
+            )
+            for key, value in meta.field_attrs.get(name, {}).items():
+                ds.attrs[key] = value
+            ds.dims[0].label = "sample"
+            for axis, scale in enumerate(scales):
+                ds.dims[axis + 1].attach_scale(scale)
+                ds.dims[axis + 1].label = grid.axis_names[axis]
+    f.create_dataset("done", shape=(meta.n_samples,), dtype=bool, fillvalue=False)
+
+
+def field_paths(meta: Meta) -> list[str]:
+    """HDF5 paths of all fields, inputs first, in channel order."""
+    return [f"inputs/{n}" for n in meta.input_fields] + [f"outputs/{n}" for n in meta.output_fields]
+
+
+@dataclass
+class CheckReport:
+    """Result of :func:`check_file`."""
+
+    path: str
+    meta: Meta
+    n_done: int
+    complete: bool
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        m = self.meta
+        head = (f"{self.path}: {m.problem} {'x'.join(map(str, m.grid.shape))}, "
+                f"{self.n_done}/{m.n_samples} samples done, fields "
+                f"{m.input_fields} -> {m.output_fields}")
+        if m.shard is not None:
+            head += f", shard {m.shard[0]}/{m.shard[1]}"
+        if self.ok:
+            return head + ": OK"
+        return head + ": " + "; ".join(self.problems)
+
+
+def shard_range(n_samples: int, shard: tuple[int, int] | None) -> range:
+    """The contiguous sample indices that shard ``(I, N)`` owns (all samples for ``None``)."""
+    if shard is None:
+        return range(n_samples)
+    i, n = shard
+    return range(i * n_samples // n, (i + 1) * n_samples // n)
+
+
+def check_file(path: str | Path, require_complete: bool = True) -> CheckReport:
+    """Validate a dataset file: schema, shapes, completeness and finiteness.
+
+    A shard file is complete when every sample of its own range is done.
+    Samples are scanned one chunk at a time, so memory stays at one sample per field.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not HDF5 or not a neuralhss file (other defects are listed in the report).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise ValueError(f"{path} is not a readable HDF5 file ({exc})") from None
+    with f:
+        meta = read_meta(f)
+        problems: list[str] = []
+        expected = (meta.n_samples, *meta.grid.shape)
+        for axis, name in enumerate(meta.grid.axis_names):
+            key = f"coords/{name}"
+            if key not in f:
+                problems.append(f"missing {key}")
+            elif f[key].shape != (meta.grid.shape[axis],):
+                problems.append(f"{key} has shape {f[key].shape}, expected ({meta.grid.shape[axis]},)")
+        paths = field_paths(meta)
+        if not meta.input_fields or not meta.output_fields:
+            problems.append("needs at least one input and one output field")
+        for p in paths:
+            if p not in f:
+                problems.append(f"missing field {p}")
+                continue
+            shape = f[p].shape
+            if shape != expected and not (p.startswith("outputs/") and len(shape) == len(expected) + 1
+                                          and shape[0] == expected[0] and shape[2:] == expected[1:]):
+                problems.append(f"{p} has shape {shape}, expected {expected}")
+        if "done" not in f or f["done"].shape != (meta.n_samples,):
+            problems.append("missing or mis-shaped /done")
+            return CheckReport(str(path), meta, 0, False, problems)
+        done = f["done"][...]
+        owned = np.zeros(meta.n_samples, dtype=bool)
+        owned[shard_range(meta.n_samples, meta.shard).start:
+              shard_range(meta.n_samples, meta.shard).stop] = True
+        complete = bool(done[owned].all())
+        if require_complete and not complete:
+            missing = np.flatnonzero(owned & ~done)
+            problems.append(f"{missing.size} sample(s) not done (first: {missing[:5].tolist()}); "
+                            "re-run the generate command to resume")
+        if not problems:
+            bad = _first_nonfinite(f, paths, np.flatnonzero(done))
+            if bad is not None:
+                problems.append(f"non-finite values in {bad[0]} at sample {bad[1]}")
+        if "split" in f and f["split"].shape != (meta.n_samples,):
+            problems.append(f"/split has shape {f['split'].shape}, expected ({meta.n_samples},)")
+        return CheckReport(str(path), meta, int(done.sum()), complete, problems)
+
+
+def _first_nonfinite(f: h5py.File, paths: Sequence[str], indices: np.ndarray):
+    for p in paths:
+        ds = f[p]
+        for i in indices:
+            if not np.isfinite(ds[int(i)]).all():
+                return p, int(i)
+    return None
