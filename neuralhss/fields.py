@@ -24,14 +24,12 @@ machine and with any number of workers.
 
 from __future__ import annotations
 
-from typing import Union
-
 import numpy as np
 import scipy.fft as sfft
 
 from .grid import Grid
 
-Seed = Union[int, np.random.Generator, np.random.SeedSequence, None]
+Seed = int | np.random.Generator | np.random.SeedSequence | None
 
 
 def as_generator(seed: Seed) -> np.random.Generator:

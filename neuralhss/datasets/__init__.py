@@ -5,7 +5,7 @@
 >>> train = PDEDataset("data/poisson.h5", split="train", n=16)                    # doctest: +SKIP
 """
 
-from .generate import GenerateResult, generate, merge
+from .generation import GenerateResult, generate, merge
 from .loaders import Normalizer, PDEDataset, open_xarray
 from .problems import FieldSpec, Problem, get_problem, problem_names, register
 from .recipes import Recipe, load_recipe

@@ -59,9 +59,13 @@ def parse_shard(shard: str | Sequence[int] | None) -> tuple[int, int] | None:
     return i, n
 
 
-def default_block_size(n_points: int) -> int:
-    """Samples per block: about 2**18 grid points (1 MiB of float32 per field), at most 256."""
-    return int(max(1, min(256, 2**18 // max(n_points, 1))))
+def default_block_size(n_points: int, n_samples: int) -> int:
+    """Samples per block: at most 2**18 grid points (1 MiB of float32 per field), at most 256,
+    and small enough to give about 64 blocks, so that workers stay balanced. It does not depend
+    on the number of workers, so a run can be resumed with another ``--workers``."""
+    by_size = 2**18 // max(n_points, 1)
+    by_count = -(-n_samples // 64)
+    return int(max(1, min(256, by_size, by_count)))
 
 
 def blocks_of(indices: range, block_size: int) -> list[tuple[int, int]]:
@@ -295,7 +299,7 @@ def generate(
             shutil.rmtree(parts)  # the rename happened; only the clean-up was interrupted
         return GenerateResult(path, 0, len(owned), len(owned), 0.0, already_complete=True)
 
-    bsize = int(block_size or default_block_size(meta.grid.size))
+    bsize = int(block_size or default_block_size(meta.grid.size, n_samples))
     manifest = {**meta.identity(), "shard": list(shard_t) if shard_t else None,
                 "block_size": bsize}
     with _exclusive(parts / ".lock"):

@@ -1,0 +1,68 @@
+import subprocess
+
+import h5py
+import pytest
+
+from neuralhss.cli import main
+
+
+def test_generate_check_merge_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "p.h5"
+    assert main(["generate", "poisson", "--dim", "1", "--resolution", "32", "--samples", "12",
+                 "--seed", "4", "--param", "length_scale=0.2", "--no-progress", "-o", str(out)]) == 0
+    assert "12 samples computed" in capsys.readouterr().out
+    assert main(["generate", "poisson", "--dim", "1", "--resolution", "32", "--samples", "12",
+                 "--seed", "4", "--param", "length_scale=0.2", "--no-progress", "-o", str(out)]) == 0
+    assert "already complete" in capsys.readouterr().out
+    assert main(["check", str(out)]) == 0
+    with h5py.File(out, "r") as f:
+        assert f["inputs/f"].shape == (12, 32)
+    shards = [str(tmp_path / f"s{i}.h5") for i in range(2)]
+    for i, s in enumerate(shards):
+        assert main(["generate", "poisson", "--dim", "1", "--resolution", "32", "--samples", "12",
+                     "--seed", "4", "--param", "length_scale=0.2", "--shard", f"{i}/2",
+                     "--no-progress", "-o", s]) == 0
+    merged = tmp_path / "m.h5"
+    assert main(["merge", *shards, "-o", str(merged), "--no-progress"]) == 0
+    assert merged.read_bytes() == out.read_bytes()
+
+
+def test_generate_from_recipe_with_overrides(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("problem: darcy\nsamples: 100\nseed: 2\nparams:\n  resolution: 12\n")
+    out = tmp_path / "d.h5"
+    assert main(["generate", str(recipe), "--samples", "3", "--no-progress", "-o", str(out)]) == 0
+    with h5py.File(out, "r") as f:
+        assert f.attrs["n_samples"] == 3 and f.attrs["seed"] == 2
+        assert f["inputs/a"].shape == (3, 12, 12)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["generate", "heat", "--samples", "2", "-o", "{tmp}/x.h5"], "unknown problem 'heat'"),
+    (["generate", "poisson", "-o", "{tmp}/x.h5"], "--samples is required"),
+    (["generate", "poisson", "--samples", "2", "--param", "bc=neumann", "-o", "{tmp}/x.h5"],
+     "unknown boundary condition"),
+    (["generate", "{tmp}/missing.yaml", "-o", "{tmp}/x.h5"], "does not exist"),
+    (["check", "{tmp}/missing.h5"], "does not exist"),
+])
+def test_errors_are_one_line_with_exit_2(tmp_path, capsys, argv, message):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_check_fails_with_status_1_on_a_bad_file(tmp_path, capsys):
+    out = tmp_path / "p.h5"
+    main(["generate", "poisson", "--resolution", "8", "--samples", "2", "--no-progress",
+          "-o", str(out)])
+    with h5py.File(out, "r+") as f:
+        f["inputs/f"][0, 0, 0] = float("inf")
+    assert main(["check", str(out)]) == 1
+    assert "non-finite" in capsys.readouterr().err
+
+
+def test_console_script_runs(tmp_path, cli_env, python):
+    res = subprocess.run([python, "-m", "neuralhss.cli", "problems"], env=cli_env,
+                         capture_output=True, text=True, check=True)
+    assert "poisson" in res.stdout and "darcy" in res.stdout
