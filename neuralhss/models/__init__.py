@@ -1,0 +1,10 @@
+"""Neural operators by name: ``build("fno" | "tfno" | "neural_hss", **config)``.
+
+FNO and TFNO come from the neuraloperator package; Neural-HSS is built on
+:class:`neuralhss.hss.HSSOperator`.
+"""
+
+from . import fno  # noqa: F401  (registers "fno", "tfno")
+from .registry import build, count_parameters, from_spec, model_names, register, tensor_state_dict
+
+__all__ = ["build", "count_parameters", "from_spec", "model_names", "register", "tensor_state_dict"]

@@ -1,0 +1,68 @@
+"""Build models by name, so that scripts, the CLI and checkpoints share one vocabulary.
+
+``build(name, **config)`` returns an ``nn.Module`` with a ``spec`` attribute
+``{"name": name, "config": config}`` (JSON-friendly) that checkpoints store and
+:func:`from_spec` rebuilds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator adding a model builder ``fn(**config) -> nn.Module`` under ``name``."""
+
+    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _BUILDERS:
+            raise ValueError(f"a model named {name!r} is already registered")
+        _BUILDERS[name] = fn
+        return fn
+
+    return deco
+
+
+def model_names() -> list[str]:
+    """Registered model names."""
+    return sorted(_BUILDERS)
+
+
+def _jsonable(config: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return json.loads(json.dumps(config))
+    except TypeError as exc:
+        raise ValueError(f"model config must be JSON-serialisable (numbers, strings, lists): {exc}") from None
+
+
+def build(name: str, **config: Any) -> nn.Module:
+    """Build the model ``name`` from keyword arguments (see each builder's docstring)."""
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown model {name!r}; available: {model_names()}")
+    config = _jsonable(config)
+    model = _BUILDERS[name](**config)
+    model.spec = {"name": name, "config": config}
+    return model
+
+
+def from_spec(spec: dict[str, Any]) -> nn.Module:
+    """Rebuild a model from its ``spec`` (as stored in a checkpoint)."""
+    return build(spec["name"], **spec["config"])
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of real scalars in the parameters (a complex parameter counts twice)."""
+    return sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters()
+               if p.requires_grad or not trainable_only)
+
+
+def tensor_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``state_dict`` restricted to tensors, loadable with ``torch.load(weights_only=True)``
+    (neuraloperator adds a ``_metadata`` entry holding Python callables)."""
+    return {k: v for k, v in model.state_dict().items() if torch.is_tensor(v)}

@@ -1,0 +1,7 @@
+"""Training neural operators: the loop, evaluation, checkpoints and torch.distributed support."""
+
+from .distributed import DistInfo, init_from_env
+from .loop import InMemory, TrainConfig, evaluate, fit, load_checkpoint, relative_l2, to_memory
+
+__all__ = ["DistInfo", "InMemory", "TrainConfig", "evaluate", "fit", "init_from_env",
+           "load_checkpoint", "relative_l2", "to_memory"]

@@ -1,0 +1,328 @@
+"""The training loop: relative L2 loss, AdamW with a schedule, clipping, checkpoints, resume, DDP.
+
+One mechanism serves one process and many: the data order of epoch ``e`` is
+``torch.randperm(n, generator seeded with seed + e)`` (``DistributedSampler``'s), and with ``K``
+processes rank ``r`` takes every ``K``-th sample of it. A global batch is therefore the same set
+of samples whatever ``K``, and DDP's gradient averaging makes ``K``-process training equal to
+single-process training on the same global batch (up to floating-point summation order).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm.auto import tqdm
+
+from ..models.registry import count_parameters, tensor_state_dict
+from . import distributed
+
+CHECKPOINT_FORMAT = "neuralhss-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings (all recorded in checkpoints and ``metrics.json``).
+
+    Attributes
+    ----------
+    epochs : int
+        Passes over the training set.
+    batch_size : int
+        Global batch size (split evenly across processes under DDP).
+    lr, weight_decay : float
+        AdamW (or Adam) learning rate and decoupled weight decay.
+    optimizer : {"adamw", "adam"}
+    scheduler : {"cosine", "step", "none"}
+        Per-epoch schedule: cosine annealing to ``lr * 1e-2`` or halving every
+        ``max(1, epochs // 4)`` epochs.
+    grad_clip : float or None
+        Clip the global gradient norm to this value.
+    seed : int
+        Seeds model initialisation (done by the caller) and the data order.
+    checkpoint_every : int
+        Write ``checkpoint.pt`` every this many epochs (and at the end).
+    device : str
+        ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:i]"``.
+    """
+
+    epochs: int = 100
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    optimizer: str = "adamw"
+    scheduler: str = "cosine"
+    grad_clip: float | None = 1.0
+    seed: int = 0
+    checkpoint_every: int = 10
+    device: str = "auto"
+    progress: bool = field(default=True, compare=False)
+
+    def validate(self) -> None:
+        if int(self.epochs) != self.epochs or self.epochs < 1:
+            raise ValueError(f"epochs={self.epochs!r} must be a positive integer")
+        if int(self.batch_size) != self.batch_size or self.batch_size < 1:
+            raise ValueError(f"batch_size={self.batch_size!r} must be a positive integer")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr={self.lr!r} must be finite and > 0")
+        if self.optimizer not in ("adamw", "adam"):
+            raise ValueError(f"optimizer={self.optimizer!r}; use 'adamw' or 'adam'")
+        if self.scheduler not in ("cosine", "step", "none"):
+            raise ValueError(f"scheduler={self.scheduler!r}; use 'cosine', 'step' or 'none'")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"grad_clip={self.grad_clip!r} must be > 0 or None")
+
+    def resolved_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+
+def relative_l2(pred: torch.Tensor, target: torch.Tensor, dim: int) -> torch.Tensor:
+    """Per-sample relative L2 error ``||pred - y|| / ||y||`` over channels and the last ``dim``
+    axes, shape ``(B,)`` (the test metric; the training loss is neuraloperator's ``LpLoss``)."""
+    diff = (pred - target).flatten(start_dim=1).norm(dim=1)
+    return diff / target.flatten(start_dim=1).norm(dim=1).clamp_min(1e-30)
+
+
+class InMemory(Dataset):
+    """Samples held as two tensors ``X (n, C_in, *grid)``, ``Y (n, C_out, *grid)``."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        if len(x) != len(y):
+            raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"x": self.x[i], "y": self.y[i]}
+
+
+def to_memory(dataset: Dataset) -> InMemory:
+    """Read every item of a dataset once (small low-data training sets)."""
+    items = [dataset[i] for i in range(len(dataset))]
+    return InMemory(torch.stack([it["x"] for it in items]), torch.stack([it["y"] for it in items]))
+
+
+def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
+    if cfg.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs, eta_min=cfg.lr * 1e-2)
+    if cfg.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, cfg.epochs // 4), gamma=0.5)
+    return None
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`fit` (``weights_only=True``: no code is unpickled).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Missing file; unreadable, corrupted or foreign file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated or foreign files
+        raise ValueError(f"checkpoint {path} is corrupted or not a torch file "
+                         f"({type(exc).__name__}); delete it to retrain") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a neuralhss checkpoint")
+    return ckpt
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, dataset: Dataset, normalizer=None, batch_size: int = 16,
+             device: torch.device | str = "cpu") -> dict[str, float]:
+    """Relative L2 test error in the data's own units (outputs decoded when normalised).
+
+    Returns ``{"test_rel_l2": mean, "test_rel_l2_median": median, "n_test": n}``.
+    """
+    model.eval()
+    errs = []
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    for batch in loader:
+        x, y = batch["x"].to(device), batch["y"].to(device)
+        pred = model(x)
+        if pred.shape != y.shape:
+            raise ValueError(f"model output {tuple(pred.shape)} does not match the data "
+                             f"{tuple(y.shape)}: wrong out_channels or grid for this dataset")
+        dim = y.ndim - 2
+        if normalizer is not None:
+            pred, y = normalizer.decode_y(pred, dim), normalizer.decode_y(y, dim)
+        errs.append(relative_l2(pred, y, dim).double().cpu())
+    e = torch.cat(errs)
+    return {"test_rel_l2": float(e.mean()), "test_rel_l2_median": float(e.median()),
+            "n_test": len(e)}
+
+
+def fit(
+    model: nn.Module,
+    train_set: Dataset,
+    config: TrainConfig,
+    out_dir: str | os.PathLike | None = None,
+    test_set: Dataset | None = None,
+    normalizer=None,
+    extra: dict[str, Any] | None = None,
+    callback: Callable[[int, dict[str, float]], None] | None = None,
+) -> dict[str, Any]:
+    """Train ``model`` on ``train_set``; resume from ``out_dir/checkpoint.pt`` when it exists.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Maps ``(B, C_in, *grid)`` to ``(B, C_out, *grid)``; a model from
+        :func:`neuralhss.models.build` carries the ``spec`` that checkpoints record.
+    train_set, test_set : Dataset
+        Items ``{"x", "y"}`` (e.g. :class:`neuralhss.datasets.PDEDataset`).
+    config : TrainConfig
+    out_dir : path, optional
+        Where ``checkpoint.pt`` and ``metrics.json`` go (rank 0 only). A checkpoint there with
+        the same model and config is resumed; one with another model or config is refused.
+    normalizer : Normalizer, optional
+        Stored in the checkpoint and used to report test errors in data units.
+    extra : dict, optional
+        More JSON-friendly entries for ``metrics.json`` (e.g. the data file).
+    callback : callable, optional
+        ``callback(epoch, record)`` after each epoch (rank 0).
+
+    Returns
+    -------
+    dict
+        The metrics also written to ``metrics.json``: ``train_rel_l2`` (last epoch's mean
+        loss), ``test_rel_l2``, ``n_params``, ``train_seconds``, ``n_train``, ``epochs``...
+    """
+    from neuralop.losses import LpLoss
+
+    config.validate()
+    info = distributed.current()
+    device = config.resolved_device()
+    if info.active and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+    if config.batch_size % info.world_size:
+        raise ValueError(f"batch_size={config.batch_size} is not divisible by the "
+                         f"{info.world_size} processes; choose a multiple")
+    n_train = len(train_set)
+    if n_train == 0:
+        raise ValueError("the training set is empty")
+    sample = train_set[0]
+    dim = sample["y"].ndim - 1
+    model = model.to(device)
+    spec = getattr(model, "spec", {"name": type(model).__name__, "config": {}})
+    run = {"spec": spec, "config": {k: v for k, v in asdict(config).items() if k != "progress"}}
+
+    opt = _make_optimizer(model, config)
+    sched = _make_scheduler(opt, config)
+    out = Path(out_dir) if out_dir is not None else None
+    ckpt_path = out / "checkpoint.pt" if out is not None else None
+    start_epoch, history, seconds = 0, [], 0.0
+    if ckpt_path is not None and ckpt_path.exists():
+        ckpt = load_checkpoint(ckpt_path)
+        if ckpt["run"] != run:
+            raise FileExistsError(f"{ckpt_path} belongs to another run (model or config differ); "
+                                  "use another --out folder or delete it")
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        if sched is not None:
+            sched.load_state_dict(ckpt["scheduler"])
+        start_epoch, history, seconds = ckpt["epoch"], ckpt["history"], ckpt["train_seconds"]
+    train_model: nn.Module = model
+    if info.active:
+        train_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    sampler = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank,
+                                 shuffle=True, seed=config.seed, drop_last=False)
+    loader = DataLoader(train_set, batch_size=config.batch_size // info.world_size,
+                        sampler=sampler)
+    loss_fn = LpLoss(d=dim, p=2, reduction="mean")
+
+    def save(epoch: int) -> None:
+        if ckpt_path is None or not info.is_main:
+            return
+        out.mkdir(parents=True, exist_ok=True)
+        _atomic_save({
+            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "run": run,
+            "model": tensor_state_dict(model), "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict() if sched is not None else None,
+            "epoch": epoch, "history": history, "train_seconds": seconds,
+            "normalizer": normalizer.to_dict() if normalizer is not None else None,
+            "grid_shape": list(sample["y"].shape[1:]),
+        }, ckpt_path)
+
+    bar = tqdm(range(start_epoch, config.epochs), initial=start_epoch, total=config.epochs,
+               desc=spec["name"], unit="epoch", disable=not (config.progress and info.is_main))
+    for epoch in bar:
+        t0 = time.perf_counter()
+        train_model.train()
+        sampler.set_epoch(epoch)
+        total, count = 0.0, 0
+        for step, batch in enumerate(loader):
+            x, y = batch["x"].to(device), batch["y"].to(device)
+            pred = train_model(x)
+            if pred.shape != y.shape:
+                raise ValueError(f"model output {tuple(pred.shape)} does not match the targets "
+                                 f"{tuple(y.shape)}: wrong out_channels or grid for this dataset")
+            loss = loss_fn.rel(pred, y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
+                    f"lower the learning rate (lr={config.lr}) or check the data for NaN. The "
+                    "last checkpoint is kept")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            opt.step()
+            total += loss.item() * len(x)
+            count += len(x)
+        if sched is not None:
+            sched.step()
+        seconds += time.perf_counter() - t0
+        record = {"epoch": epoch + 1, "train_rel_l2": total / count, "lr": opt.param_groups[0]["lr"]}
+        history.append(record)
+        bar.set_postfix(loss=f"{record['train_rel_l2']:.3e}")
+        if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs:
+            save(epoch + 1)
+        if info.is_main and callback is not None:
+            callback(epoch + 1, record)
+    bar.close()
+
+    metrics: dict[str, Any] = {
+        "model": spec["name"], "model_config": spec["config"], "n_params": count_parameters(model),
+        "n_train": n_train, "epochs": config.epochs, "train_seconds": seconds,
+        "train_rel_l2": history[-1]["train_rel_l2"] if history else float("nan"),
+        "train_config": run["config"],
+    }
+    if test_set is not None and info.is_main:
+        metrics.update(evaluate(model, test_set, normalizer, config.batch_size, device))
+    metrics.update(extra or {})
+    if out is not None and info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    distributed.barrier()
+    return metrics

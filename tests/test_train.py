@@ -1,0 +1,119 @@
+import json
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from neuralhss.models import build, count_parameters, from_spec
+from neuralhss.train import InMemory, TrainConfig, fit, load_checkpoint
+
+TINY = {"n_modes": [4, 4], "hidden_channels": 4, "n_layers": 1, "in_channels": 1, "out_channels": 1}
+
+
+def data(n=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 1, 8, 8, generator=g)
+    return InMemory(x, 2.0 * x + x.mean(dim=(-2, -1), keepdim=True))  # learnable: local + mode 0
+
+
+def model(seed=0):
+    torch.manual_seed(seed)
+    return build("fno", **TINY)
+
+
+def cfg(**kw):
+    base = {"epochs": 4, "batch_size": 4, "lr": 3e-3, "checkpoint_every": 1, "progress": False}
+    return TrainConfig(**{**base, **kw})
+
+
+def params(m):
+    return torch.cat([p.detach().flatten().abs() if p.is_complex() else p.detach().flatten()
+                      for p in m.parameters()])
+
+
+def test_loss_decreases_and_metrics_are_written(tmp_path):
+    m = model()
+    metrics = fit(m, data(), cfg(epochs=30, lr=1e-2), out_dir=tmp_path, test_set=data(8, seed=1))
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert on_disk["n_params"] == count_parameters(m) == metrics["n_params"]
+    for key in ("test_rel_l2", "n_params", "train_seconds", "n_train"):
+        assert key in on_disk
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    first = ckpt["history"][0]["train_rel_l2"]
+    assert ckpt["history"][-1]["train_rel_l2"] < 0.5 * first
+    rebuilt = from_spec(ckpt["run"]["spec"])
+    rebuilt.load_state_dict(ckpt["model"])
+    torch.testing.assert_close(params(rebuilt), params(m))
+
+
+def test_interrupted_training_resumes_exactly(tmp_path):
+    straight = model()
+    fit(straight, data(), cfg(), out_dir=tmp_path / "a")
+
+    def stop_after_two(epoch, record):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    interrupted = model()
+    with pytest.raises(KeyboardInterrupt):
+        fit(interrupted, data(), cfg(), out_dir=tmp_path / "b", callback=stop_after_two)
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["epoch"] == 2
+    resumed = model(seed=123)  # fresh weights: everything must come from the checkpoint
+    metrics = fit(resumed, data(), cfg(), out_dir=tmp_path / "b")
+    assert len(load_checkpoint(tmp_path / "b" / "checkpoint.pt")["history"]) == 4
+    torch.testing.assert_close(params(resumed), params(straight))
+    assert metrics["epochs"] == 4
+
+
+def test_other_config_corrupted_checkpoint_and_nan_are_refused(tmp_path):
+    fit(model(), data(), cfg(epochs=1), out_dir=tmp_path)
+    with pytest.raises(FileExistsError, match="another run"):
+        fit(model(), data(), cfg(epochs=1, lr=1.0), out_dir=tmp_path)
+    (tmp_path / "checkpoint.pt").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="corrupted"):
+        fit(model(), data(), cfg(epochs=1), out_dir=tmp_path)
+    bad = data()
+    bad.x[3, 0, 0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match="loss became nan"):
+        fit(model(), bad, cfg(epochs=1), out_dir=tmp_path / "nan")
+    with pytest.raises(ValueError, match="batch_size"):
+        fit(model(), data(), cfg(batch_size=0))
+    wrong = InMemory(torch.zeros(4, 1, 8, 8), torch.zeros(4, 2, 8, 8))
+    with pytest.raises(ValueError, match="does not match the targets"):
+        fit(model(), wrong, cfg(epochs=1))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+    import os
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        torch.manual_seed(0)
+        m = build("fno", **TINY)
+        fit(m, data(), cfg(epochs=3, device="cpu"))
+        if rank == 0:
+            torch.save(params(m), out)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_process_ddp_equals_single_process_on_the_same_global_batch(tmp_path):
+    out = str(tmp_path / "ddp.pt")
+    mp.spawn(_ddp_worker, args=(2, _free_port(), out), nprocs=2, join=True)
+    torch.manual_seed(0)
+    single = build("fno", **TINY)
+    fit(single, data(), cfg(epochs=3, device="cpu"))
+    # float32 (neuraloperator keeps complex weights in complex64): only summation order differs.
+    ddp = torch.load(out, weights_only=True)
+    torch.testing.assert_close(ddp, params(single), rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(ddp, params(model(seed=0)))  # it did train
