@@ -1,7 +1,8 @@
 """The ``neuralhss`` command line.
 
 ``neuralhss generate PROBLEM|RECIPE.yaml -o FILE.h5`` makes a dataset, ``neuralhss merge``
-combines shards, ``neuralhss check`` validates a file, ``neuralhss problems`` lists problems.
+combines shards, ``neuralhss check`` validates a file, ``neuralhss problems`` lists problems,
+``neuralhss train`` fits a model and ``neuralhss evaluate`` scores a checkpoint.
 Errors print one line on stderr and exit with status 2 (1 for a failed check).
 """
 
@@ -107,6 +108,91 @@ def _cmd_problems(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="train a neural operator on a dataset file (resumes from --out)",
+        description="Train a model on the first --n-train training samples of a dataset and "
+                    "evaluate it on the test split; writes OUT/checkpoint.pt and OUT/metrics.json. "
+                    "Launch with torchrun for multi-process (DDP) training.")
+    p.add_argument("--data", required=True, help="dataset file (.h5)")
+    p.add_argument("--model", default="fno", help="model name (fno, tfno, neural_hss)")
+    p.add_argument("--model-arg", type=_param, action="append", default=[], metavar="KEY=VALUE",
+                   help="override a model argument, e.g. --model-arg hidden_channels=64")
+    p.add_argument("--n-train", type=int, default=None, help="training samples (default: all)")
+    p.add_argument("--n-test", type=int, default=100, help="size of the test split (default 100)")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--scheduler", default="cosine", choices=["cosine", "step", "none"])
+    p.add_argument("--grad-clip", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-every", type=int, default=10, help="epochs between checkpoints")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True, help="run folder (checkpoint.pt, metrics.json)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .datasets import PDEDataset
+    from .models import build, default_config
+    from .train import TrainConfig, fit, init_from_env, to_memory
+
+    info = init_from_env()
+    train_set = PDEDataset(args.data, split="train", n=args.n_train, n_test=args.n_test,
+                           normalize="gaussian")
+    test_set = PDEDataset(args.data, split="test", n_test=args.n_test,
+                          normalize=train_set.normalizer)
+    config = default_config(args.model, train_set.in_channels, train_set.out_channels,
+                            train_set.grid_shape)
+    config.update(dict(args.model_arg))
+    torch.manual_seed(args.seed)
+    model = build(args.model, **config)
+    cfg = TrainConfig(epochs=args.epochs, batch_size=min(args.batch_size, len(train_set)),
+                      lr=args.lr, weight_decay=args.weight_decay, scheduler=args.scheduler,
+                      grad_clip=args.grad_clip if args.grad_clip > 0 else None, seed=args.seed,
+                      checkpoint_every=args.checkpoint_every, device=args.device,
+                      progress=not args.no_progress)
+    metrics = fit(model, to_memory(train_set), cfg, out_dir=args.out, test_set=test_set,
+                  normalizer=train_set.normalizer,
+                  extra={"data": str(Path(args.data).resolve()), "n_test": args.n_test})
+    if info.is_main:
+        print(f"{args.model}: test rel. L2 {metrics['test_rel_l2']:.4g} on {metrics['n_test']} "
+              f"samples, {metrics['n_params']} parameters, n_train {metrics['n_train']}, "
+              f"{metrics['train_seconds']:.1f} s -> {Path(args.out) / 'metrics.json'}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .datasets import Normalizer, PDEDataset
+    from .models import count_parameters, from_spec
+    from .train import evaluate, load_checkpoint
+
+    ckpt = load_checkpoint(args.checkpoint)
+    n_test = args.n_test if args.n_test is not None else ckpt.get("extra", {}).get("n_test", 100)
+    normalizer = Normalizer.from_dict(ckpt["normalizer"]) if ckpt["normalizer"] else None
+    test_set = PDEDataset(args.data, split="test", n_test=n_test, normalize=normalizer)
+    model = from_spec(ckpt["run"]["spec"])
+    cfg = ckpt["run"]["spec"]["config"]
+    if "in_channels" in cfg and (cfg["in_channels"], cfg.get("out_channels")) != (
+            test_set.in_channels, test_set.out_channels):
+        raise ValueError(f"the checkpoint's model takes {cfg['in_channels']} -> "
+                         f"{cfg.get('out_channels')} channels but {args.data} has "
+                         f"{test_set.in_channels} -> {test_set.out_channels}")
+    if "grid_shape" in cfg and tuple(cfg["grid_shape"]) != tuple(test_set.grid_shape):
+        raise ValueError(f"the checkpoint's model is built for grid {tuple(cfg['grid_shape'])} "
+                         f"but {args.data} has {tuple(test_set.grid_shape)}")
+    model.load_state_dict(ckpt["model"])
+    metrics = evaluate(model, test_set, normalizer, device="cpu")
+    metrics.update({"n_params": count_parameters(model), "n_train": ckpt["extra"].get("n_train"),
+                    "train_seconds": ckpt["train_seconds"], "epoch": ckpt["epoch"],
+                    "model": ckpt["run"]["spec"]["name"]})
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -121,11 +207,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate dataset files (schema, shapes, completeness, NaN)")
     p.add_argument("files", nargs="+")
     sub.add_parser("problems", help="list dataset problems and their default parameters")
+    _add_train(sub)
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint on a dataset's test split")
+    p.add_argument("checkpoint", help="checkpoint.pt written by `neuralhss train`")
+    p.add_argument("--data", required=True, help="dataset file (.h5)")
+    p.add_argument("--n-test", type=int, default=None, help="test split size (default: as trained)")
     return parser
 
 
 COMMANDS = {"generate": _cmd_generate, "merge": _cmd_merge, "check": _cmd_check,
-            "problems": _cmd_problems}
+            "problems": _cmd_problems, "train": _cmd_train, "evaluate": _cmd_evaluate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -133,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, FileExistsError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, FileExistsError, FileNotFoundError, RuntimeError, FloatingPointError) as exc:
         print(f"neuralhss {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

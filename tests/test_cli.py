@@ -66,3 +66,41 @@ def test_console_script_runs(tmp_path, cli_env, python):
     res = subprocess.run([python, "-m", "neuralhss.cli", "problems"], env=cli_env,
                          capture_output=True, text=True, check=True)
     assert "poisson" in res.stdout and "darcy" in res.stdout
+
+
+def test_train_and_evaluate_from_the_command_line(tmp_path, capsys):
+    import json
+
+    data = tmp_path / "p.h5"
+    assert main(["generate", "poisson", "--resolution", "12", "--samples", "14", "--no-progress",
+                 "-o", str(data)]) == 0
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--model", "fno", "--n-train", "4", "--n-test", "6",
+            "--epochs", "2", "--batch-size", "2", "--model-arg", "hidden_channels=4",
+            "--model-arg", "n_layers=1", "--out", str(run), "--no-progress"]
+    assert main(argv) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["n_train"] == 4 and metrics["n_test"] == 6
+    assert {"test_rel_l2", "n_params", "train_seconds"} <= set(metrics)
+    capsys.readouterr()
+    assert main(["evaluate", str(run / "checkpoint.pt"), "--data", str(data)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert abs(printed["test_rel_l2"] - metrics["test_rel_l2"]) < 1e-6
+    # FNO is discretisation-agnostic: it evaluates on another grid.
+    other = tmp_path / "q.h5"
+    main(["generate", "poisson", "--resolution", "10", "--samples", "8", "--no-progress",
+          "-o", str(other)])
+    capsys.readouterr()
+    assert main(["evaluate", str(run / "checkpoint.pt"), "--data", str(other), "--n-test", "2"]) == 0
+    capsys.readouterr()
+    # A model for other channels is refused with a clear message.
+    import torch
+
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    ckpt["run"]["spec"]["config"]["in_channels"] = 2
+    torch.save(ckpt, run / "two.pt")
+    assert main(["evaluate", str(run / "two.pt"), "--data", str(data)]) == 2
+    assert "takes 2 -> 1 channels" in capsys.readouterr().err
+    (run / "bad.pt").write_bytes(b"\x00" * 10)
+    assert main(["evaluate", str(run / "bad.pt"), "--data", str(data)]) == 2
+    assert "corrupted" in capsys.readouterr().err

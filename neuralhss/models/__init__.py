@@ -5,6 +5,15 @@ FNO and TFNO come from the neuraloperator package; Neural-HSS is built on
 """
 
 from . import fno  # noqa: F401  (registers "fno", "tfno")
-from .registry import build, count_parameters, from_spec, model_names, register, tensor_state_dict
+from .registry import (
+                       build,
+                       count_parameters,
+                       default_config,
+                       from_spec,
+                       model_names,
+                       register,
+                       tensor_state_dict,
+)
 
-__all__ = ["build", "count_parameters", "from_spec", "model_names", "register", "tensor_state_dict"]
+__all__ = ["build", "count_parameters", "default_config", "from_spec", "model_names", "register",
+           "tensor_state_dict"]

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from .registry import register
+from .registry import register, register_defaults
 
 
 def _fno(in_channels: int, out_channels: int, n_modes: Sequence[int], hidden_channels: int,
@@ -56,3 +56,13 @@ def tfno(in_channels: int = 1, out_channels: int = 1, n_modes: Sequence[int] = (
     """
     return _fno(in_channels, out_channels, n_modes, hidden_channels, n_layers,
                 factorization="tucker", rank=rank, **kwargs)
+
+
+@register_defaults("fno")
+@register_defaults("tfno")
+def _defaults(in_channels: int, out_channels: int, grid_shape: tuple[int, ...]) -> dict:
+    # 16 modes per axis (12 in 3-D, as in the FNO paper) unless the grid holds fewer.
+    modes = 16 if len(grid_shape) < 3 else 12
+    return {"in_channels": in_channels, "out_channels": out_channels,
+            "n_modes": [min(modes, n // 2) for n in grid_shape], "hidden_channels": 32,
+            "n_layers": 4}

@@ -29,6 +29,27 @@ def register(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn
     return deco
 
 
+def default_config(name: str, in_channels: int, out_channels: int,
+                   grid_shape: tuple[int, ...]) -> dict[str, Any]:
+    """A sensible configuration of model ``name`` for data of the given channels and grid."""
+    if name not in _DEFAULTS:
+        raise ValueError(f"unknown model {name!r}; available: {model_names()}")
+    return _DEFAULTS[name](in_channels, out_channels, tuple(grid_shape))
+
+
+_DEFAULTS: dict[str, Callable[[int, int, tuple[int, ...]], dict[str, Any]]] = {}
+
+
+def register_defaults(name: str):
+    """Decorator adding ``fn(in_channels, out_channels, grid_shape) -> config`` for ``name``."""
+
+    def deco(fn):
+        _DEFAULTS[name] = fn
+        return fn
+
+    return deco
+
+
 def model_names() -> list[str]:
     """Registered model names."""
     return sorted(_BUILDERS)

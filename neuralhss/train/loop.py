@@ -271,7 +271,7 @@ def fit(
             "scheduler": sched.state_dict() if sched is not None else None,
             "epoch": epoch, "history": history, "train_seconds": seconds,
             "normalizer": normalizer.to_dict() if normalizer is not None else None,
-            "grid_shape": list(sample["y"].shape[1:]),
+            "grid_shape": list(sample["y"].shape[1:]), "extra": {"n_train": n_train, **(extra or {})},
         }, ckpt_path)
 
     bar = tqdm(range(start_epoch, config.epochs), initial=start_epoch, total=config.epochs,
