@@ -86,12 +86,13 @@ def sample_rng(seed: int, index: int) -> np.random.Generator:
 def compute_samples(problem: Problem, params: Mapping[str, Any], seed: int,
                     start: int, stop: int) -> dict[str, np.ndarray]:
     """Compute samples ``start..stop-1``: float32 arrays ``(stop-start, *grid)`` per field."""
+    import scipy.fft
     from threadpoolctl import threadpool_limits
 
     grid = problem.grid(params)
     out = {s.name: np.empty((stop - start, *grid.shape), np.float32) for s in problem.field_specs}
     # One thread per process: the bits of a reduction must not depend on the core count.
-    with threadpool_limits(limits=1):
+    with threadpool_limits(limits=1), scipy.fft.set_workers(1):
         for i in range(start, stop):
             sample = problem.sample(params, sample_rng(seed, i))
             for name, arr in sample.items():

@@ -196,6 +196,12 @@ def _draw_darcy(params: dict, grid: Grid, rng: np.random.Generator) -> dict[str,
     return {"a": a, "u": u}
 
 
+def darcy_methods() -> tuple[str, ...]:
+    from ..solvers.darcy import METHODS
+
+    return METHODS
+
+
 def _check_darcy(params: dict) -> None:
     _check_grf(params)
     if params["dim"] < 2:
@@ -206,14 +212,14 @@ def _check_darcy(params: dict) -> None:
         raise ValueError(f"a_low={params['a_low']!r} and a_high={params['a_high']!r} must be > 0")
     if not np.isfinite(params["source"]):
         raise ValueError(f"source={params['source']!r} must be a finite number")
-    if params["method"] not in ("auto", "direct", "amg"):
-        raise ValueError(f"method={params['method']!r}; use 'auto', 'direct' or 'amg'")
+    if params["method"] not in darcy_methods():
+        raise ValueError(f"method={params['method']!r}; use one of {darcy_methods()}")
 
 
 DARCY = register(Problem(
     name="darcy",
     description="-div(a grad u) = source, a = thresholded (two-phase) or log-normal GRF, "
-                "u = 0 on the boundary (harmonic-mean faces, AMG-CG / sparse direct)",
+                "u = 0 on the boundary (harmonic-mean faces; sparse direct, AMG-CG or DST-preconditioned CG)",
     defaults={"dim": 2, "resolution": 64, "lengths": 1.0, "length_scale": 1 / 3,
               "smoothness": 1.0, "amplitude": 1.0, "coefficient": "threshold",
               "a_low": 3.0, "a_high": 12.0, "level": 0.0, "source": 1.0, "method": "auto"},

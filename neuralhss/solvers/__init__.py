@@ -1,0 +1,22 @@
+"""Finite-difference PDE solvers, importable in simulation code.
+
+Every solver follows the package grid convention (DESIGN.md): a homogeneous-Dirichlet axis
+of length L with n unknowns uses the interior nodes x_i = i·L/(n+1), a periodic axis the
+nodes x_i = i·L/n; arrays are ``(..., n_1, ..., n_d)`` with leading batch axes, ``dim=``
+counts the trailing spatial axes, and the result has the kind of the input (NumPy float64,
+or a torch tensor on the input's device and dtype).
+
+Solvers
+-------
+poisson
+    −Δu = f in 1-D/2-D/3-D, (2d+1)-point stencil, Dirichlet and/or periodic axes, solved
+    exactly by DST-I/FFT. Second order.
+darcy
+    −∇·(a∇u) = f in 1-D/2-D/3-D, homogeneous Dirichlet, harmonic-mean face coefficients,
+    sparse direct, or conjugate gradients preconditioned by AMG or by the Poisson solve;
+    residual reported. Second order.
+"""
+
+from . import darcy, poisson
+
+__all__ = ["darcy", "poisson"]

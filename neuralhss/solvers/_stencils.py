@@ -1,0 +1,204 @@
+"""Shared private helpers of the finite-difference solvers.
+
+Everything here is an implementation detail of :mod:`neuralhss.solvers`: argument
+validation with one-line ``ValueError`` messages, the grid spacing of the package's grid
+convention (DESIGN.md), Kronecker-sum assembly of the (2d+1)-point negative Laplacian, and
+the NumPy/torch round trip that lets every solver return the kind of array it was given.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+BCS = ("dirichlet", "periodic")
+
+# Below this many elements a threaded FFT costs more in thread start-up than it saves.
+_THREADED_FFT_MIN_SIZE = 1 << 15
+
+
+def _is_torch_tensor(x: Any) -> bool:
+    # Only look for torch if the caller already imported it: the solvers must not pay
+    # torch's import time (or need it installed) when they are used with NumPy alone.
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def to_numpy(x: Any, name: str) -> tuple[np.ndarray, Callable[[np.ndarray], Any] | None]:
+    """Return ``x`` as a float64 NumPy array and a function that converts a result back.
+
+    The converter is ``None`` for NumPy (and array-like) input, whose results are returned
+    as float64 NumPy arrays; for a torch tensor it returns a tensor with the input's device
+    and floating dtype (float64 for integer tensors).
+    """
+    if _is_torch_tensor(x):
+        import torch
+
+        if x.is_complex():
+            raise ValueError(f"{name} must be real; got a complex tensor ({x.dtype}).")
+        device = x.device
+        dtype = x.dtype if x.is_floating_point() else torch.float64
+        arr = x.detach().to(device="cpu", dtype=torch.float64).numpy()
+
+        def back(u: np.ndarray) -> Any:
+            return torch.from_numpy(np.ascontiguousarray(u)).to(device=device, dtype=dtype)
+
+        return arr, back
+    arr = np.asarray(x)
+    if np.iscomplexobj(arr):
+        raise ValueError(f"{name} must be real; got complex dtype {arr.dtype}.")
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be a real numeric array; got dtype {arr.dtype}.")
+    return arr.astype(np.float64, copy=False), None
+
+
+def input_eps(x: Any) -> float:
+    """Machine epsilon of the precision the caller's data was stored in (float64 if exact)."""
+    dtype = getattr(x, "dtype", None)
+    if _is_torch_tensor(x):
+        import torch
+
+        if x.is_floating_point():
+            return float(torch.finfo(dtype).eps)
+        return float(np.finfo(np.float64).eps)
+    if dtype is not None and np.dtype(dtype).kind == "f":
+        return float(np.finfo(dtype).eps)
+    return float(np.finfo(np.float64).eps)
+
+
+def check_dim(ndim: int, dim: Any, name: str, max_dim: int = 3) -> int:
+    """Number of trailing spatial axes of an array with ``ndim`` axes (default: all of them)."""
+    if dim is None:
+        dim = ndim
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise ValueError(f"dim must be an integer 1..{max_dim} (number of trailing spatial axes); "
+                         f"got {dim!r}.")
+    dim = int(dim)
+    if not 1 <= dim <= max_dim:
+        raise ValueError(f"dim must be 1..{max_dim} (number of trailing spatial axes); got "
+                         f"dim={dim} for {name} with {ndim} axes.")
+    if dim > ndim:
+        raise ValueError(f"dim={dim} exceeds the number of axes of {name} ({ndim}); pass an array "
+                         f"with {dim} trailing spatial axes or lower dim.")
+    return dim
+
+
+def check_spatial_shape(shape: Sequence[int], name: str) -> tuple[int, ...]:
+    """Validate the spatial shape: at least one node per axis."""
+    shape = tuple(int(n) for n in shape)
+    if any(n < 1 for n in shape):
+        raise ValueError(f"{name} has spatial shape {shape}; every spatial axis needs at least "
+                         f"one node.")
+    return shape
+
+
+def check_finite(arr: np.ndarray, name: str) -> None:
+    """Raise if ``arr`` holds NaN or Inf."""
+    # A finite sum proves that every entry is finite (NaN and Inf propagate) at the cost of
+    # one pass without a temporary; only when it is not finite is the exact test needed.
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = arr.sum()
+    if np.isfinite(total):
+        return
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise ValueError(f"{name} contains {int(bad.sum())} NaN/Inf value(s); replace them with "
+                         f"finite numbers.")
+
+
+def normalize_lengths(lengths: Any, dim: int) -> tuple[float, ...]:
+    """Per-axis domain lengths: a scalar is used on every axis, a sequence needs ``dim`` entries."""
+    if np.ndim(lengths) == 0:
+        values = [lengths] * dim
+    else:
+        values = list(np.asarray(lengths).ravel()) if not isinstance(lengths, (list, tuple)) \
+            else list(lengths)
+        if len(values) != dim:
+            raise ValueError(f"lengths must be a positive number or a sequence of {dim} positive "
+                             f"numbers (one per spatial axis); got {lengths!r}.")
+    try:
+        out = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise ValueError(f"lengths must be positive finite numbers; got {lengths!r}.") from None
+    if not all(math.isfinite(v) and v > 0 for v in out):
+        raise ValueError(f"lengths must be positive finite numbers; got {lengths!r}.")
+    return out
+
+
+def normalize_bc(bc: Any, dim: int) -> tuple[str, ...]:
+    """Per-axis boundary conditions: one name for every axis or a sequence of ``dim`` names."""
+    values = [bc] * dim if isinstance(bc, str) else list(bc) if isinstance(bc, (list, tuple)) \
+        else None
+    if values is None or len(values) != dim:
+        raise ValueError(f"bc must be one of {BCS} or a sequence of {dim} of them (one per spatial "
+                         f"axis); got {bc!r}.")
+    out = []
+    for v in values:
+        if not isinstance(v, str) or v.lower() not in BCS:
+            raise ValueError(f"bc must be one of {BCS} (per axis); got {v!r}.")
+        out.append(v.lower())
+    return tuple(out)
+
+
+def spacing(n: int, length: float, bc: str) -> float:
+    """Grid spacing: L/(n+1) on a Dirichlet axis (interior nodes), L/n on a periodic axis."""
+    return length / (n + 1) if bc == "dirichlet" else length / n
+
+
+def fft_workers(size: int, workers: int | None) -> int:
+    """Threads for ``scipy.fft``: all cores for large arrays unless the caller chose."""
+    if workers is not None:
+        if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers == 0:
+            raise ValueError(f"workers must be a non-zero integer (-1 = all cores) or None; got "
+                             f"{workers!r}.")
+        return int(workers)
+    if size < _THREADED_FFT_MIN_SIZE:
+        return 1
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+               else (os.cpu_count() or 1))
+
+
+def second_difference(n: int, h: float, bc: str) -> sp.csr_matrix:
+    """The 1-D negative second difference (1/h²)·tridiag(−1, 2, −1), circulant if periodic."""
+    main = np.full(n, 2.0)
+    off = np.full(n - 1, -1.0)
+    rows = [np.arange(n), np.arange(n - 1), np.arange(1, n)]
+    cols = [np.arange(n), np.arange(1, n), np.arange(n - 1)]
+    vals = [main, off, off]
+    if bc == "periodic" and n > 1:
+        # Wrap-around couplings; for n = 2 they land on the off-diagonals and add up, which is
+        # what the periodic stencil means there (both neighbours are the same node).
+        rows += [np.array([0, n - 1])]
+        cols += [np.array([n - 1, 0])]
+        vals += [np.array([-1.0, -1.0])]
+    elif bc == "periodic":
+        vals[0] = np.zeros(1)  # n = 1: the node is its own neighbour on both sides
+    m = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                      shape=(n, n)).tocsr()
+    m.sum_duplicates()
+    m.eliminate_zeros()
+    return m * (1.0 / h**2)
+
+
+def kron_sum_laplacian(shape: Sequence[int], lengths: Sequence[float],
+                       bcs: Sequence[str]) -> sp.csr_matrix:
+    """Sparse −Δ_h on a tensor grid, row-major (last axis fastest): Σ_k I ⊗ … ⊗ T_k ⊗ … ⊗ I."""
+    shape = tuple(shape)
+    total = sp.csr_matrix((math.prod(shape), math.prod(shape)))
+    for k, (n, length, bc) in enumerate(zip(shape, lengths, bcs, strict=True)):
+        before = math.prod(shape[:k])
+        after = math.prod(shape[k + 1:])
+        term = second_difference(n, spacing(n, length, bc), bc)
+        term = sp.kron(sp.identity(before, format="csr"), term, format="csr")
+        term = sp.kron(term, sp.identity(after, format="csr"), format="csr")
+        total = total + term
+    total = sp.csr_matrix(total)
+    total.sum_duplicates()
+    total.sort_indices()
+    return total
