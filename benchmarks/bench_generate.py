@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import write_result
 import scipy.fft
+from _common import write_result
 from threadpoolctl import threadpool_limits
 
 from neuralhss.datasets import generate, get_problem

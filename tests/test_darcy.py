@@ -7,34 +7,9 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 from neuralhss.solvers import darcy, poisson
+from neuralhss.solvers.verification import convergence_study
 
 LENGTHS = (1.0, 2.0, 0.5)
-
-
-def nodes(n, lengths):
-    axes = [np.arange(1, n + 1) * L / (n + 1) for L in lengths]
-    return np.meshgrid(*axes, indexing="ij")
-
-
-def manufactured(n, lengths):
-    """u = Π sin(πξ_k)·exp(ξ_k), a = 1 + ½ sin(π Σξ_k + 1) ∈ [½, 3/2], f = −∇·(a∇u)."""
-    X = nodes(n, lengths)
-    d = len(lengths)
-    xi = [x / L for x, L in zip(X, lengths, strict=True)]
-    s = [np.sin(np.pi * t) * np.exp(t) for t in xi]
-    s1 = [(np.pi * np.cos(np.pi * t) + np.sin(np.pi * t)) * np.exp(t) / L
-          for t, L in zip(xi, lengths, strict=True)]
-    s2 = [((1 - np.pi**2) * np.sin(np.pi * t) + 2 * np.pi * np.cos(np.pi * t)) * np.exp(t) / L**2
-          for t, L in zip(xi, lengths, strict=True)]
-    phase = np.pi * sum(xi) + 1.0
-    a = 1.0 + 0.5 * np.sin(phase)
-    u = np.prod(s, axis=0)
-    f = np.zeros_like(u)
-    for k in range(d):
-        others = np.prod([s[j] for j in range(d) if j != k], axis=0) if d > 1 else 1.0
-        da_k = 0.5 * np.cos(phase) * np.pi / lengths[k]
-        f -= (da_k * s1[k] + a * s2[k]) * others
-    return a, f, u
 
 
 def thresholded_field(shape, seed=0, contrast=(12.0, 3.0)):
@@ -42,18 +17,9 @@ def thresholded_field(shape, seed=0, contrast=(12.0, 3.0)):
     return np.where(g > 0, *contrast)
 
 
-GRIDS = {1: [31, 63, 127, 255], 2: [15, 31, 63, 127], 3: [7, 15, 31, 63]}
-
-
 @pytest.mark.parametrize("d", [1, 2, 3])
 def test_second_order_smooth_coefficient(d):
-    lengths = LENGTHS[:d]
-    errors = []
-    for n in GRIDS[d]:
-        a, f, u = manufactured(n, lengths)
-        errors.append(np.abs(darcy.solve(a, f, lengths=lengths) - u).max())
-    e = np.asarray(errors)
-    orders = np.log2(e[:-1] / e[1:])
+    orders = convergence_study("darcy", d).orders
     assert np.all((orders > 1.9) & (orders < 2.1)), orders
 
 

@@ -9,78 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as hs
 
 from neuralhss.solvers import poisson
-
-LENGTHS = (1.0, 2.0, 0.5)
-
-
-def nodes(shape, lengths, bcs):
-    axes = [np.arange(1, n + 1) * L / (n + 1) if bc == "dirichlet" else np.arange(n) * L / n
-            for n, L, bc in zip(shape, lengths, bcs, strict=True)]
-    return np.meshgrid(*axes, indexing="ij")
-
-
-def dirichlet_factor(x, L):
-    """s(x) = sin(πx/L)·exp(x/L) and s'': vanishes on both ends, not a stencil eigenvector."""
-    xi = x / L
-    e = np.exp(xi)
-    s = np.sin(np.pi * xi) * e
-    s2 = ((1 - np.pi**2) * np.sin(np.pi * xi) + 2 * np.pi * np.cos(np.pi * xi)) * e / L**2
-    return s, s2
-
-
-def periodic_factor(x, L):
-    """s(x) = exp(sin(2πx/L)) and s''."""
-    w = 2 * np.pi / L
-    s = np.exp(np.sin(w * x))
-    s2 = w**2 * (np.cos(w * x) ** 2 - np.sin(w * x)) * s
-    return s, s2
-
-
-def manufactured(shape, lengths, bc):
-    bcs = (bc,) * len(shape)
-    X = nodes(shape, lengths, bcs)
-    factor = dirichlet_factor if bc == "dirichlet" else periodic_factor
-    parts = [factor(x, L) for x, L in zip(X, lengths, strict=True)]
-    u = np.prod([p[0] for p in parts], axis=0)
-    f = np.zeros_like(u)
-    for k in range(len(shape)):
-        others = [parts[j][0] for j in range(len(shape)) if j != k]
-        f -= parts[k][1] * (np.prod(others, axis=0) if others else 1.0)
-    return u, f
-
-
-def observed_orders(errors):
-    e = np.asarray(errors)
-    return np.log2(e[:-1] / e[1:])
-
-
-# Four grids (three refinements, h halves each time).
-DIRICHLET_N = {1: [15, 31, 63, 127], 2: [15, 31, 63, 127], 3: [7, 15, 31, 63]}
-PERIODIC_N = {1: [16, 32, 64, 128], 2: [16, 32, 64, 128], 3: [12, 24, 48, 96]}
+from neuralhss.solvers.verification import LENGTHS, convergence_study
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])
-def test_second_order_dirichlet(d):
-    lengths = LENGTHS[:d]
-    errors = []
-    for n in DIRICHLET_N[d]:
-        u, f = manufactured((n,) * d, lengths, "dirichlet")
-        errors.append(np.abs(poisson.solve(f, lengths=lengths) - u).max())
-    orders = observed_orders(errors)
-    assert np.all((orders > 1.9) & (orders < 2.1)), orders
-
-
-@pytest.mark.parametrize("d", [1, 2, 3])
-def test_second_order_periodic(d):
-    lengths = LENGTHS[:d]
-    errors = []
-    for n in PERIODIC_N[d]:
-        u, f = manufactured((n,) * d, lengths, "periodic")
-        f -= f.mean()  # remove the (spectrally small) quadrature error of the mean
-        uh = poisson.solve(f, lengths=lengths, bc="periodic")
-        assert abs(uh.mean()) < 1e-12 * np.abs(uh).max()
-        errors.append(np.abs(uh - (u - u.mean())).max())
-    orders = observed_orders(errors)
+@pytest.mark.parametrize("bc", ["dirichlet", "periodic"])
+def test_second_order_convergence(d, bc):
+    orders = convergence_study("poisson", d, bc).orders
     assert np.all((orders > 1.9) & (orders < 2.1)), orders
 
 
