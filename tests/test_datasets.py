@@ -125,8 +125,11 @@ def test_resume_computes_only_missing_blocks(tmp_path, monkeypatch):
     # Garbage from a write cut short is ignored or replaced.
     (tmp_path / "p.h5.partial").write_bytes(b"junk")
     (tmp_path / "p.h5.parts" / ".0000000008-0000000012.npz.99.tmp").write_bytes(b"junk")
+    # A block cut short (power failure after the rename) is detected and recomputed.
+    first = tmp_path / "p.h5.parts" / "0000000000-0000000004.npz"
+    first.write_bytes(first.read_bytes()[:100])
     r = generate("poisson", path, n_samples=20, seed=0, params=SMALL, progress=False, block_size=4)
-    assert (r.n_resumed, r.n_computed) == (8, 12)
+    assert (r.n_resumed, r.n_computed) == (4, 16)
     assert not (tmp_path / "p.h5.parts").exists() and not (tmp_path / "p.h5.partial").exists()
     fresh = tmp_path / "fresh.h5"
     generate("poisson", fresh, n_samples=20, seed=0, params=SMALL, progress=False, block_size=4)

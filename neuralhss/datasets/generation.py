@@ -108,12 +108,21 @@ def _block_path(parts: Path, start: int, stop: int) -> Path:
 
 
 def _save_atomic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    # No fsync: a killed process loses nothing that reached the page cache, and a block cut
+    # short by a power failure fails _block_is_valid on resume and is recomputed.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
-        fh.flush()
-        os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def _block_is_valid(path: Path, names: Sequence[str], shape: tuple[int, ...]) -> bool:
+    """Whether a block file holds every field with the expected shape and is readable."""
+    try:
+        with np.load(path) as z:
+            return set(z.files) == set(names) and all(z[n].shape == shape for n in names)
+    except Exception:  # truncated or garbled zip: recompute the block
+        return False
 
 
 def _worker(problem_name: str, params: dict, seed: int, start: int, stop: int,
@@ -163,6 +172,8 @@ def write_hdf5(path: Path, meta: Meta, get_sample: Callable[[int], Mapping[str, 
                 ds[i] = sample[name]
             done[i] = True
         f["done"][...] = done
+    with open(tmp, "rb+") as fh:  # the finished file must survive a power failure after the rename
+        os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 
@@ -316,8 +327,14 @@ def generate(
             tmp = parts / (MANIFEST + ".tmp")
             tmp.write_text(json.dumps(manifest, sort_keys=True, indent=1))
             os.replace(tmp, man_path)
-        todo = [(a, b) for a, b in blocks_of(owned, bsize)
-                if not _block_path(parts, a, b).exists()]
+        names = [s.name for s in prob.field_specs]
+        todo = []
+        for a, b in blocks_of(owned, bsize):
+            block = _block_path(parts, a, b)
+            if block.exists() and _block_is_valid(block, names, (b - a, *meta.grid.shape)):
+                continue
+            block.unlink(missing_ok=True)
+            todo.append((a, b))
         n_todo = sum(b - a for a, b in todo)
         n_resumed = len(owned) - n_todo
         bar = tqdm(total=len(owned), initial=n_resumed, unit="sample", disable=not progress,
