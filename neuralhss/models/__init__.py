@@ -4,7 +4,7 @@ FNO and TFNO come from the neuraloperator package; Neural-HSS is built on
 :class:`neuralhss.hss.HSSOperator`.
 """
 
-from . import fno  # noqa: F401  (registers "fno", "tfno")
+from . import fno, neural_hss  # noqa: F401  (register "fno", "tfno", "neural_hss")
 from .registry import (
                        build,
                        count_parameters,

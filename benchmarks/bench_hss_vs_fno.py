@@ -1,0 +1,156 @@
+"""HSS layer vs neuraloperator's SpectralConv at 128^3 (2,097,152 points), one channel.
+
+Baseline: ``neuralop.layers.spectral_convolution.SpectralConv(1, 1, n_modes=(12, 12, 12))``
+(the FNO spectral layer). Candidates: ``HSSOperator((128,)*3, leaf_size=64 (4x4x4), rank=8)``
+with share="level" (translation-tied, parameter count independent of N), share="level" with
+the top 6 levels untied (hybrid), and share="none" (every node its own generators: N*m = 134 M
+numbers in the leaf blocks alone). Forward+backward on a (1, 1, 128, 128, 128) float32 input,
+candidates interleaved round by round, medians after a warm-up, with 1 and 2 threads.
+Peak memory: each candidate runs alone in a fresh subprocess (VmHWM), reported in total
+and as the increase over the process after set-up (input and parameters allocated).
+Goal (issue 3): HSS within 2x of SpectralConv (goal: faster).
+
+    .venv/bin/python benchmarks/bench_hss_vs_fno.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from _common import write_result
+from neuralop.layers.spectral_convolution import SpectralConv
+
+from neuralhss.hss import HSSOperator
+
+GOAL_RATIO = 2.0
+CANDIDATES = {
+    "spectralconv": "SpectralConv, 12 modes per axis",
+    "hss_level": "HSSOperator share='level'",
+    "hss_level_untie6": "HSSOperator share='level', untie_top=6",
+    "hss_none": "HSSOperator share='none'",
+}
+
+
+def build(name: str, n: int) -> torch.nn.Module:
+    if name == "spectralconv":
+        return SpectralConv(1, 1, n_modes=(12, 12, 12))
+    if name == "hss_level":
+        return HSSOperator((n,) * 3, 64, 8, share="level")
+    if name == "hss_level_untie6":
+        return HSSOperator((n,) * 3, 64, 8, share="level", untie_top=6)
+    return HSSOperator((n,) * 3, 64, 8, share="none")
+
+
+def fwd_bwd(mod: torch.nn.Module, x: torch.Tensor, g: torch.Tensor) -> Callable[[], None]:
+    def run() -> None:
+        mod.zero_grad(set_to_none=True)
+        x.grad = None
+        mod(x).backward(g)
+
+    return run
+
+
+def rss_now_mib() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def vm_hwm_mib() -> float:
+    """Peak RSS of this process image. Unlike ru_maxrss, which a child inherits from the
+    parent at fork and keeps across exec, VmHWM starts afresh in the new process."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def memory_child(name: str, n: int) -> None:
+    """Run in a subprocess: one candidate alone; prints JSON with its peak memory."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 1, n, n, n, requires_grad=True)
+    g = torch.randn(1, 1, n, n, n)
+    mod = build(name, n)
+    base = rss_now_mib()
+    run = fwd_bwd(mod, x, g)
+    for _ in range(3):
+        run()
+    peak = vm_hwm_mib()
+    print(json.dumps({"peak_rss_mib": peak, "after_setup_mib": base,
+                      "working_mib": peak - base}))
+
+
+def interleaved(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, dict[str, float]]:
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: {"median_s": statistics.median(v), "min_s": min(v), "repeats": rounds}
+            for k, v in times.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=128)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child, args.n)
+        return
+    n = args.n
+    torch.manual_seed(0)
+    x = torch.randn(1, 1, n, n, n, requires_grad=True)
+    g = torch.randn(1, 1, n, n, n)
+    mods = {k: build(k, n) for k in CANDIDATES}
+    params = {k: sum(p.numel() for p in m.parameters()) for k, m in mods.items()}
+    timing: dict[str, Any] = {}
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        t = interleaved({k: fwd_bwd(m, x, g) for k, m in mods.items()}, args.rounds)
+        base = t["spectralconv"]["median_s"]
+        for k in t:
+            t[k]["ratio_to_spectralconv"] = t[k]["median_s"] / base
+        timing[f"threads_{threads}"] = t
+        print(f"threads={threads}: " + ", ".join(
+            f"{k} {v['median_s'] * 1e3:.0f} ms ({v['ratio_to_spectralconv']:.2f}x)"
+            for k, v in t.items()), flush=True)
+    del mods
+    memory = {}
+    for k in CANDIDATES:
+        out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--n", str(n),
+                              "--memory-child", k], capture_output=True, text=True, check=True)
+        memory[k] = json.loads(out.stdout.strip().splitlines()[-1])
+    res = {"grid": [n] * 3, "leaf_size": 64, "rank": 8, "channels": 1, "batch": 1,
+           "dtype": "float32", "goal_ratio": GOAL_RATIO, "candidates": CANDIDATES,
+           "params": params, "timing_fwd_bwd": timing, "memory": memory}
+    t2 = timing["threads_2"]
+    lvl = t2["hss_level"]["ratio_to_spectralconv"]
+    write_result(
+        "hss_vs_fno", res,
+        f"{n}^3 fwd+bwd, 2 threads: HSS level {lvl:.2f}x SpectralConv, level+untie6 "
+        f"{t2['hss_level_untie6']['ratio_to_spectralconv']:.2f}x, none "
+        f"{t2['hss_none']['ratio_to_spectralconv']:.2f}x (1 thread: "
+        f"{timing['threads_1']['hss_level']['ratio_to_spectralconv']:.2f}x level); working "
+        f"memory MiB: SpectralConv {memory['spectralconv']['working_mib']:.0f}, level "
+        f"{memory['hss_level']['working_mib']:.0f}, none {memory['hss_none']['working_mib']:.0f}"
+        f"; goal <= {GOAL_RATIO}x: {'met' if lvl <= GOAL_RATIO else 'NOT met'} (share='level')")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""Hierarchically semi-separable (HSS) operators: cluster tree, module, compression.
+
+>>> from neuralhss.hss import HSSOperator
+>>> op = HSSOperator((64, 64), leaf_size=16, rank=8, share="level", untie_top=3)
+
+See ``DESIGN.md`` ("The HSS operator") for the mathematics.
+"""
+
+from .compress import from_dense, from_samples
+from .operator import HSSOperator, parameter_count
+from .tree import ClusterTree, build_tree, leaf_shape_for
+
+__all__ = [
+    "ClusterTree",
+    "HSSOperator",
+    "build_tree",
+    "from_dense",
+    "from_samples",
+    "leaf_shape_for",
+    "parameter_count",
+]

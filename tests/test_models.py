@@ -1,0 +1,82 @@
+import pytest
+import torch
+
+from neuralhss.hss import HSSOperator
+from neuralhss.models import build, count_parameters, default_config, from_spec, model_names
+from neuralhss.models.neural_hss import NeuralHSS
+
+
+def test_registry_names_and_defaults():
+    assert {"fno", "tfno", "neural_hss"} <= set(model_names())
+    for name in ("fno", "tfno", "neural_hss"):
+        cfg = default_config(name, 1, 1, (32, 32))
+        model = build(name, **cfg)
+        assert model.spec == {"name": name, "config": cfg}
+        assert count_parameters(model) > 0
+        y = model(torch.randn(2, 1, 32, 32))
+        assert y.shape == (2, 1, 32, 32)
+    with pytest.raises(ValueError, match="unknown model"):
+        build("unet")
+    with pytest.raises(ValueError, match="JSON"):
+        build("fno", n_modes=(object(),))
+
+
+def test_count_parameters_counts_complex_twice():
+    fno = build("fno", n_modes=[4, 4], hidden_channels=4, n_layers=1)
+    n_real = sum(p.numel() for p in fno.parameters() if not p.is_complex())
+    n_cplx = sum(p.numel() for p in fno.parameters() if p.is_complex())
+    assert n_cplx > 0 and count_parameters(fno) == n_real + 2 * n_cplx
+
+
+@pytest.mark.parametrize("grid, leaf", [((64,), 16), ((16, 16), 16), ((8, 8, 8), 8)])
+def test_neural_hss_shapes_and_gradients(grid, leaf):
+    torch.manual_seed(0)
+    m = NeuralHSS(2, 3, grid, width=4, n_layers=2, leaf_size=leaf, rank=2)
+    x = torch.randn(2, 2, *grid, requires_grad=True)
+    y = m(x)
+    assert y.shape == (2, 3, *grid)
+    y.square().sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
+
+
+def test_linear_neural_hss_is_one_hss_matrix_plus_a_constant():
+    torch.manual_seed(0)
+    grid = (16, 16)
+    m = NeuralHSS(1, 1, grid, width=1, n_layers=1, leaf_size=16, rank=3,
+                  activation="identity", positional=False, share="none").double()
+    x1, x2 = torch.randn(2, 1, 1, *grid, dtype=torch.float64)
+    zero = torch.zeros(1, 1, *grid, dtype=torch.float64)
+    f = lambda v: m(v) - m(zero)  # noqa: E731
+    torch.testing.assert_close(f(2 * x1 - 3 * x2), 2 * f(x1) - 3 * f(x2))
+    # The linear part is the HSS layer scaled by the lifting and projection weights.
+    hss: HSSOperator = m.hss[0]
+    a = m.lift.weight.item()
+    p = (m.project[2].weight @ m.project[0].weight).item()
+    w = m.local[0].weight.item()
+    dense = a * p * (hss.to_dense()[0, 0] + w * torch.eye(256, dtype=torch.float64))
+    torch.testing.assert_close(f(x1).reshape(-1), dense @ x1.reshape(-1))
+
+
+def test_neural_hss_round_trips_through_its_spec():
+    cfg = default_config("neural_hss", 1, 1, (32, 32))
+    a = build("neural_hss", **cfg)
+    b = from_spec(a.spec)
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(1, 1, 32, 32)
+    torch.testing.assert_close(a(x), b(x))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"activation": "swish"}, "activation"),
+    ({"width": 0}, "width"),
+    ({"grid_shape": (20, 20)}, "does not tile"),
+])
+def test_neural_hss_bad_config(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        NeuralHSS(**{"grid_shape": (16, 16), "width": 2, "n_layers": 1, **kwargs})
+
+
+def test_neural_hss_rejects_another_grid():
+    m = NeuralHSS(1, 1, (16, 16), width=2, n_layers=1)
+    with pytest.raises(ValueError, match="does not match this model's grid"):
+        m(torch.randn(1, 1, 32, 32))
