@@ -80,3 +80,19 @@ def test_neural_hss_rejects_another_grid():
     m = NeuralHSS(1, 1, (16, 16), width=2, n_layers=1)
     with pytest.raises(ValueError, match="does not match this model's grid"):
         m(torch.randn(1, 1, 32, 32))
+
+
+def test_least_squares_recovers_a_linear_operator_from_enough_samples():
+    from neuralhss.models.linear import fit_least_squares
+
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(16, 16, generator=g, dtype=torch.float64)
+    x = torch.randn(20, 1, 4, 4, generator=g, dtype=torch.float64)
+    y = (x.reshape(20, 16) @ A.T).reshape(20, 1, 4, 4)
+    model = fit_least_squares(x, y)
+    xt = torch.randn(5, 1, 4, 4, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(model(xt), (xt.reshape(5, 16) @ A.T).reshape(5, 1, 4, 4))
+    few = fit_least_squares(x[:3], y[:3])  # under-determined: still interpolates the data
+    torch.testing.assert_close(few(x[:3]), y[:3])
+    with pytest.raises(ValueError, match="does not match"):
+        model(torch.randn(1, 1, 8, 8, dtype=torch.float64))
