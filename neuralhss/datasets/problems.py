@@ -174,7 +174,7 @@ POISSON = register(Problem(
     description="-Laplace(u) = f, source f a Matérn GRF, exact discrete solution u "
                 "(second-order (2d+1)-point stencil, DST-I/FFT solve)",
     defaults={"dim": 2, "resolution": 64, "lengths": 1.0, "bc": "dirichlet",
-              "length_scale": 1 / 3, "smoothness": 0.0, "amplitude": 1.0},
+              "length_scale": 1 / 3, "smoothness": 1.0, "amplitude": 1.0},
     inputs=(FieldSpec("f", "source term f of -Laplace(u) = f", "1/length^2 (u units)"),),
     outputs=(FieldSpec("u", "solution u, zero on Dirichlet boundaries", "u units"),),
     draw=_draw_poisson,
