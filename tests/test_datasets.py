@@ -230,6 +230,11 @@ def test_pdedataset_split_normalisation_and_loader(poisson_file):
     batches = list(loader)
     assert batches[0]["x"].shape == (4, 1, 16, 16)
     torch.testing.assert_close(torch.cat([b["y"] for b in batches]), torch.from_numpy(Y))
+    scaled = PDEDataset(poisson_file, split="train", n=10, n_test=8, normalize="scale")
+    Xs, _ = scaled.arrays()
+    assert np.sqrt(np.mean(Xs.astype(np.float64) ** 2)) == pytest.approx(1.0, rel=1e-4)
+    np.testing.assert_allclose(Xs * scaled.normalizer.x_std[0], X * train.normalizer.x_std[0]
+                               + train.normalizer.x_mean[0], rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="n=50"):
         PDEDataset(poisson_file, n=50)
     with pytest.raises(ValueError, match="split"):

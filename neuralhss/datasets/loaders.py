@@ -89,10 +89,12 @@ class PDEDataset:
         Use only the first ``n`` samples of the split.
     n_test : int or float, default 0.2
         Size of the test split when the file defines none: a count, or a fraction of all samples.
-    normalize : None, "gaussian" or Normalizer, default None
+    normalize : None, "gaussian", "scale" or Normalizer, default None
         ``"gaussian"``: per-channel mean/std of the samples this dataset holds when
-        ``split="train"``, or of the whole train split when ``split="test"``. A
-        :class:`Normalizer` (e.g. ``train_set.normalizer``) applies given statistics.
+        ``split="train"``, or of the whole train split when ``split="test"``. ``"scale"``:
+        divide by the per-channel root-mean-square only (no shift), which keeps a linear
+        operator linear. A :class:`Normalizer` (e.g. ``train_set.normalizer``) applies given
+        statistics.
     """
 
     def __init__(self, path: str | os.PathLike, split: str = "train", n: int | None = None,
@@ -120,12 +122,13 @@ class PDEDataset:
             self.normalizer: Normalizer | None
             if normalize is None or isinstance(normalize, Normalizer):
                 self.normalizer = normalize
-            elif normalize == "gaussian":
+            elif normalize in ("gaussian", "scale"):
                 stats_idx = indices if split == "train" else split_indices(f, self.meta, "train",
                                                                             n_test)
-                self.normalizer = self._statistics(f, stats_idx)
+                self.normalizer = self._statistics(f, stats_idx, center=normalize == "gaussian")
             else:
-                raise ValueError(f"normalize={normalize!r}; use None, 'gaussian' or a Normalizer")
+                raise ValueError(f"normalize={normalize!r}; use None, 'gaussian', 'scale' or a "
+                                 "Normalizer")
         self._file: h5py.File | None = None
         self._pid: int | None = None
 
@@ -141,7 +144,7 @@ class PDEDataset:
     def grid_shape(self) -> tuple[int, ...]:
         return self.meta.grid.shape
 
-    def _statistics(self, f: h5py.File, idx: np.ndarray) -> Normalizer:
+    def _statistics(self, f: h5py.File, idx: np.ndarray, center: bool = True) -> Normalizer:
         stats = {}
         for group in ("inputs", "outputs"):
             means, stds = [], []
@@ -156,6 +159,8 @@ class PDEDataset:
                     per[:, 1] += (v**2).sum(axis=1)
                     count += v.shape[1]
                 s1, s2 = per[:, 0] / count, per[:, 1] / count
+                if not center:  # scale only: keeps a linear operator linear
+                    s1, s2 = np.zeros_like(s1), s2
                 means.extend(s1)
                 stds.extend(np.sqrt(np.maximum(s2 - s1**2, 0.0)))
             stds_arr = np.asarray(stds)

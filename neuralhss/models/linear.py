@@ -37,19 +37,21 @@ class LeastSquares(nn.Module):
         return y.reshape(x.shape[0], *self.out_shape).to(x.dtype)
 
 
-def fit_least_squares(x: torch.Tensor, y: torch.Tensor, ridge: float = 0.0) -> LeastSquares:
+def fit_least_squares(x: torch.Tensor, y: torch.Tensor, ridge: float = 0.0,
+                      center: bool = False) -> LeastSquares:
     """Fit :class:`LeastSquares` to ``x (n, C_in, *grid)``, ``y (n, C_out, *grid)``.
 
     ``ridge = 0`` gives the minimum-norm interpolant (pseudo-inverse of the Gram matrix with a
     relative cut-off at 1e-10); ``ridge > 0`` adds ``ridge * mean(diag)`` to the Gram matrix.
-    Computed in float64.
+    ``center=True`` fits an affine map around the sample means (worse for a linear operator
+    and few samples, where the mean of the samples is a poor prediction). Computed in float64.
     """
     if x.shape[0] != y.shape[0] or x.shape[0] < 1:
         raise ValueError(f"x has {x.shape[0]} samples and y {y.shape[0]}; need the same number >= 1")
     X = x.reshape(x.shape[0], -1).double()
     Y = y.reshape(y.shape[0], -1).double()
-    x_mean = X.mean(0) if len(X) > 1 else torch.zeros_like(X[0])
-    y_mean = Y.mean(0) if len(Y) > 1 else torch.zeros_like(Y[0])
+    x_mean = X.mean(0) if center and len(X) > 1 else torch.zeros_like(X[0])
+    y_mean = Y.mean(0) if center and len(Y) > 1 else torch.zeros_like(Y[0])
     Xc, Yc = X - x_mean, Y - y_mean
     gram = Xc @ Xc.T
     if ridge > 0:
