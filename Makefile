@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python examples/demo_datasets.py --out data/demo
+	$(BIN)/python examples/demo.py --out data/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -1,0 +1,101 @@
+"""The methods of the low-data comparisons, by name, each fitted the way it is meant to be.
+
+``fit_method(name, train, test, ...)`` returns the fitted model (``(B, C, *grid) -> (B, C,
+*grid)``) and its metrics. Names:
+
+- ``least_squares``: minimum-norm dense least squares, closed form (the linear baseline);
+- ``hss_poly``: linear Neural-HSS with fixed polynomial far-field bases, leaf blocks and
+  couplings fitted by convex least squares (:func:`neuralhss.hss.polynomial.fit_polynomial_hss`);
+- ``neural_hss_linear``: linear Neural-HSS (width 1, rank 16, top 5 levels untied) by Adam;
+- ``neural_hss``: nonlinear Neural-HSS (width 8, 2 blocks, rank 4) by Adam;
+- ``fno``, ``tfno``: neuraloperator's FNO (16 modes per axis, width 32, 4 layers) and TFNO.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..models import build
+from ..models.linear import fit_least_squares
+from .loop import TrainConfig, evaluate, fit, to_memory
+
+
+def _leaf(grid: tuple[int, ...]) -> int:
+    return 64 if len(grid) == 3 else 16
+
+
+GRADIENT_METHODS: dict[str, Callable[[tuple[int, ...]], tuple[str, dict[str, Any]]]] = {
+    "neural_hss_linear": lambda grid: ("neural_hss", dict(
+        grid_shape=list(grid), width=1, n_layers=1, activation="identity", positional=False,
+        rank=16, share="level", untie_top=5, leaf_size=_leaf(grid))),
+    "neural_hss": lambda grid: ("neural_hss", dict(
+        grid_shape=list(grid), width=8, n_layers=2, rank=4, share="level", untie_top=3,
+        leaf_size=_leaf(grid))),
+    "fno": lambda grid: ("fno", dict(n_modes=[min(16, n // 2) for n in grid],
+                                     hidden_channels=32, n_layers=4)),
+    "tfno": lambda grid: ("tfno", dict(n_modes=[min(16, n // 2) for n in grid],
+                                       hidden_channels=32, n_layers=4, rank=0.05)),
+}
+CLOSED_FORM = ("least_squares", "hss_poly")
+METHODS = CLOSED_FORM + tuple(GRADIENT_METHODS)
+
+
+class Float64Channel(nn.Module):
+    """Apply a one-channel operator fitted in float64 to float32 ``(B, 1, *grid)`` data."""
+
+    def __init__(self, op: nn.Module) -> None:
+        super().__init__()
+        self.op = op
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.op(x.double()).to(x.dtype)
+
+
+def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: float = 1e-3,
+               degree: int = 3, untie_top: int = 5, lbfgs_iter: int = 300,
+               progress: bool = False) -> tuple[nn.Module, dict[str, Any]]:
+    """Fit method ``name`` on ``train`` and evaluate it on ``test`` (both ``PDEDataset``).
+
+    Gradient-trained methods take ``steps`` AdamW steps (batch ``min(n, 8)``, cosine schedule,
+    no weight decay); closed-form ones ignore ``steps``. Returns ``(model, metrics)`` with
+    ``test_rel_l2`` (data units), ``n_params`` (real scalars that were fitted) and
+    ``train_seconds``.
+    """
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; available: {list(METHODS)}")
+    mem, tmem = to_memory(train), to_memory(test)
+    grid = tuple(train.grid_shape)
+    t0 = time.perf_counter()
+    extra: dict[str, Any] = {}
+    if name == "least_squares":
+        model: nn.Module = fit_least_squares(mem.x, mem.y)
+        n_params = int(mem.x[0].numel() * mem.y[0].numel())  # the dense matrix it represents
+    elif name == "hss_poly":
+        from ..hss.polynomial import fit_polynomial_hss
+
+        if train.in_channels != 1 or train.out_channels != 1:
+            raise ValueError("hss_poly fits one input and one output channel")
+        op = fit_polynomial_hss(mem.x[:, 0], mem.y[:, 0], _leaf(grid), degree=degree,
+                                share="level", untie_top=untie_top, max_iter=lbfgs_iter)
+        model = Float64Channel(op)
+        n_params = int(sum(p.numel() for p in (op.D, *op.B)))
+    else:
+        model_name, cfg = GRADIENT_METHODS[name](grid)
+        cfg.update(in_channels=train.in_channels, out_channels=train.out_channels)
+        torch.manual_seed(seed)
+        model = build(model_name, **cfg)
+        bs = min(len(mem), 8)
+        epochs = max(1, steps // -(-len(mem) // bs))
+        res = fit(model, mem, TrainConfig(epochs=epochs, batch_size=bs, lr=lr, weight_decay=0.0,
+                                          seed=seed, progress=progress))
+        n_params = res["n_params"]
+        extra = {"train_rel_l2": res["train_rel_l2"], "steps": steps}
+    seconds = time.perf_counter() - t0
+    metrics = evaluate(model, tmem, train.normalizer)
+    metrics.update({"n_params": n_params, "train_seconds": seconds, **extra})
+    return model, metrics

@@ -1,0 +1,26 @@
+import pytest
+
+from neuralhss.datasets import PDEDataset, generate
+from neuralhss.train.methods import METHODS, fit_method
+
+
+@pytest.fixture(scope="module")
+def poisson(tmp_path_factory):
+    path = tmp_path_factory.mktemp("m") / "p.h5"
+    generate("poisson", path, n_samples=24, params={"resolution": 16}, progress=False)
+    train = PDEDataset(path, "train", n=8, n_test=8, normalize="scale")
+    return train, PDEDataset(path, "test", n_test=8, normalize=train.normalizer)
+
+
+def test_every_method_fits_and_reports(poisson):
+    train, test = poisson
+    errors = {}
+    for name in METHODS:
+        model, m = fit_method(name, train, test, steps=4, lbfgs_iter=30, untie_top=1)
+        assert {"test_rel_l2", "n_params", "train_seconds", "n_test"} <= set(m)
+        assert m["n_test"] == 8 and m["n_params"] > 0
+        errors[name] = m["test_rel_l2"]
+    # The closed-form linear fits are far better than 4 Adam steps on a linear problem.
+    assert errors["hss_poly"] < 0.5 and errors["least_squares"] < 0.8
+    with pytest.raises(ValueError, match="unknown method"):
+        fit_method("unet", train, test)
