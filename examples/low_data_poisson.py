@@ -4,8 +4,9 @@ Question: with n <= 32 training pairs, does Neural-HSS beat FNO (neuraloperator)
 or smaller parameter count, and does it beat the obvious linear answer (least squares)?
 
 Methods (``--models``) are those of :mod:`neuralhss.train.methods`: ``least_squares``,
-``hss_poly`` (linear Neural-HSS, polynomial bases, convex fit; top ``--untie-top`` levels
-untied), ``neural_hss_linear``, ``neural_hss``, ``fno``, ``tfno``. Gradient-trained models take
+``hss_poly`` (linear Neural-HSS, polynomial bases of degree ``--degree``, convex fit, top
+``--untie-top`` levels untied; reported as ``hss_poly_d<degree>u<untie>``),
+``neural_hss_linear``, ``neural_hss``, ``fno``, ``tfno``. Gradient-trained models take
 ``--steps`` AdamW steps (cosine schedule, batch <= 8). Errors are relative L2 on the fixed
 100-sample test set, in the data's own units. Inputs and outputs are scaled by their training
 RMS (no shift, so that a linear operator stays linear).
@@ -108,17 +109,19 @@ def main() -> None:
             for seed in args.seeds:
                 for method in args.models:
                     deterministic = method in CLOSED_FORM
-                    if (ds_name, method, n, seed) in done or (deterministic and seed != args.seeds[0]):
+                    label = f"{method}_d{args.degree}u{args.untie_top}" if method == "hss_poly" \
+                        else method
+                    if (ds_name, label, n, seed) in done or (deterministic and seed != args.seeds[0]):
                         continue
                     train = PDEDataset(data, "train", n=n, n_test=args.n_test, normalize="scale")
                     test = PDEDataset(data, "test", n_test=args.n_test, normalize=train.normalizer)
                     _, m = fit_method(method, train, test, steps=args.steps, seed=seed, lr=args.lr,
                                       degree=args.degree, untie_top=args.untie_top,
                                       lbfgs_iter=args.lbfgs_iter)
-                    row = {"dataset": ds_name, "method": method, "n_train": n, "seed": seed, **m}
+                    row = {"dataset": ds_name, "method": label, "n_train": n, "seed": seed, **m}
                     results.append(row)
                     res_path.write_text(json.dumps(results, indent=1) + "\n")
-                    print(f"{ds_name} {method:18s} n={n:4d} seed={seed} "
+                    print(f"{ds_name} {label:18s} n={n:4d} seed={seed} "
                           f"test {m['test_rel_l2']:.4f}  params {m['n_params']:,}  "
                           f"{m['train_seconds']:.1f} s", flush=True)
     plot(results, out)
