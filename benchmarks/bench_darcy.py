@@ -16,13 +16,9 @@ assembly and set-up included.
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Callable
-from typing import Any
-
 import numpy as np
 import scipy.sparse.linalg as sla
-from _common import peak_rss_mib, time_call, write_result
+from _common import interleaved, peak_rss_mib, write_result
 from scipy.ndimage import gaussian_filter
 
 from neuralhss.solvers import darcy
@@ -77,16 +73,6 @@ def scipy_cg(a: np.ndarray) -> tuple[np.ndarray, int]:
     return x, count[0]
 
 
-def interleaved(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, dict[str, float]]:
-    """Time each candidate once per round, alternating, so machine-load drift hits all alike."""
-    for fn in fns.values():
-        fn()  # warm-up
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, fn in fns.items():
-            times[k].append(time_call(fn, repeats=1, warmup=0)["median_s"])
-    return {k: {"median_s": statistics.median(v), "min_s": min(v), "max_s": max(v),
-                "repeats": rounds} for k, v in times.items()}
 
 
 def main() -> None:

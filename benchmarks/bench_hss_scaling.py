@@ -19,14 +19,12 @@ where fixed per-call overheads (one Python loop over the levels) no longer matte
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
-from _common import peak_rss_mib, write_result
+from _common import interleaved, peak_rss_mib, write_result
 from neuralop.layers.spectral_convolution import SpectralConv
 
 from neuralhss.hss import HSSOperator
@@ -34,18 +32,6 @@ from neuralhss.hss import HSSOperator
 GOAL_SLOPE = 1.1
 
 
-def interleaved(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, dict[str, float]]:
-    """Median/min over ``rounds``, candidates alternating so that load drift hits all alike."""
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return {k: {"median_s": statistics.median(v), "min_s": min(v), "repeats": rounds}
-            for k, v in times.items()}
 
 
 def slope(ns: list[int], ts: list[float]) -> float:

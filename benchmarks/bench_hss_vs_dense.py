@@ -11,28 +11,13 @@ matrix ``op.to_dense()`` of the very same operator (one BLAS GEMV/GEMM). Batches
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
-from _common import peak_rss_mib, write_result
+from _common import interleaved, peak_rss_mib, write_result
 
 from neuralhss.hss import HSSOperator
-
-
-def interleaved(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, dict[str, float]]:
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return {k: {"median_s": statistics.median(v), "min_s": min(v), "repeats": rounds}
-            for k, v in times.items()}
 
 
 def crossover(rows: list[dict[str, Any]], batch: int) -> int | None:

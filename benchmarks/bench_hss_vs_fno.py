@@ -18,16 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from _common import write_result
+from _common import interleaved, write_result
 from neuralop.layers.spectral_convolution import SpectralConv
 
 from neuralhss.hss import HSSOperator
@@ -91,17 +89,6 @@ def memory_child(name: str, n: int) -> None:
                       "working_mib": peak - base}))
 
 
-def interleaved(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, dict[str, float]]:
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return {k: {"median_s": statistics.median(v), "min_s": min(v), "repeats": rounds}
-            for k, v in times.items()}
 
 
 def main() -> None:

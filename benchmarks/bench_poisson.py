@@ -11,13 +11,9 @@ Goal (issue 2): 128³ within 1.5× of the bare solve.
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Callable
-from typing import Any
-
 import numpy as np
 import scipy.fft as sfft
-from _common import peak_rss_mib, time_call, write_result
+from _common import interleaved, peak_rss_mib, time_call, write_result
 
 from neuralhss.solvers import _stencils, poisson
 
@@ -36,16 +32,6 @@ def bare_solve(f: np.ndarray, inv: np.ndarray, workers: int) -> np.ndarray:
     return sfft.idstn(g, type=1, workers=workers, overwrite_x=True)
 
 
-def interleaved(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, dict[str, float]]:
-    """Time each candidate once per round, alternating, so machine-load drift hits all alike."""
-    for fn in fns.values():
-        fn()  # warm-up (caches, FFT plans)
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, fn in fns.items():
-            times[k].append(time_call(fn, repeats=1, warmup=0)["median_s"])
-    return {k: {"median_s": statistics.median(v), "min_s": min(v), "max_s": max(v),
-                "repeats": rounds} for k, v in times.items()}
 
 
 def main() -> None:
