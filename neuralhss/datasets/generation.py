@@ -21,12 +21,13 @@ import fcntl
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
@@ -362,6 +363,16 @@ def generate(
     return GenerateResult(path, n_todo, n_resumed, len(owned), compute_seconds)
 
 
+def _mp_context():
+    """``fork`` on Linux: workers start at once and, unlike ``spawn``, do not re-run the
+    caller's script (which would recurse in a script without an ``if __name__ == "__main__"``
+    guard). Workers only use NumPy/SciPy with one thread each, so the usual hazard of forking a
+    process that holds thread pools does not arise. ``spawn`` elsewhere."""
+    if sys.platform.startswith("linux") and "fork" in get_all_start_methods():
+        return get_context("fork")
+    return get_context("spawn")
+
+
 def _run_blocks(problem: str, params: dict, seed: int, todo: list[tuple[int, int]],
                 parts: Path, workers: int, bar: tqdm) -> None:
     if workers == 1 or len(todo) <= 1:
@@ -369,8 +380,7 @@ def _run_blocks(problem: str, params: dict, seed: int, todo: list[tuple[int, int
             _worker(problem, params, seed, a, b, str(parts))
             bar.update(b - a)
         return
-    # "spawn": a forked child would inherit the parent's thread pools and locks.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context()) as pool:
         pending = {pool.submit(_worker, problem, params, seed, a, b, str(parts)) for a, b in todo}
         try:
             while pending:
