@@ -150,7 +150,6 @@ class PDEDataset:
             means, stds = [], []
             for p in (q for q in self.fields if q.startswith(group + "/")):
                 ds = f[p]
-                s1 = s2 = 0.0
                 count = 0
                 per = np.zeros((self._channels[p], 2))
                 for i in idx:  # one chunk at a time: memory stays at one sample
@@ -159,8 +158,8 @@ class PDEDataset:
                     per[:, 1] += (v**2).sum(axis=1)
                     count += v.shape[1]
                 s1, s2 = per[:, 0] / count, per[:, 1] / count
-                if not center:  # scale only: keeps a linear operator linear
-                    s1, s2 = np.zeros_like(s1), s2
+                if not center:  # scale only (RMS): keeps a linear operator linear
+                    s1 = np.zeros_like(s1)
                 means.extend(s1)
                 stds.extend(np.sqrt(np.maximum(s2 - s1**2, 0.0)))
             stds_arr = np.asarray(stds)
