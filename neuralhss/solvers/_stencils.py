@@ -202,3 +202,29 @@ def kron_sum_laplacian(shape: Sequence[int], lengths: Sequence[float],
     total.sum_duplicates()
     total.sort_indices()
     return total
+
+
+def snapshot_times(t_final: float, n_snapshots: int) -> np.ndarray:
+    """Times at which time-dependent solvers return snapshots: t_k = k·T/n_snapshots, k = 1..n.
+
+    The initial state (t = 0) is the solver's input and is not repeated in the output, so the
+    last snapshot is always the state at ``t_final``.
+    """
+    if isinstance(n_snapshots, bool) or not isinstance(n_snapshots, (int, np.integer)) or n_snapshots < 1:
+        raise ValueError(f"n_snapshots must be an integer >= 1; got {n_snapshots!r}.")
+    if not (np.isfinite(t_final) and t_final > 0):
+        raise ValueError(f"t_final must be finite and > 0; got {t_final!r}.")
+    return float(t_final) * np.arange(1, int(n_snapshots) + 1) / int(n_snapshots)
+
+
+def steps_between(times: np.ndarray, dt_max: float) -> tuple[float, np.ndarray]:
+    """Uniform step ``dt <= dt_max`` that lands exactly on every snapshot time.
+
+    Returns ``(dt, steps)`` where ``steps[k]`` is the number of steps from ``t_{k-1}`` to
+    ``t_k`` (t_0 = 0). The snapshots are evenly spaced, so one step size serves all intervals.
+    """
+    if not (np.isfinite(dt_max) and dt_max > 0):
+        raise ValueError(f"time step must be finite and > 0; got {dt_max!r}.")
+    interval = float(times[0])
+    per = max(1, math.ceil(interval / dt_max - 1e-9))
+    return interval / per, np.full(len(times), per, dtype=np.int64)
