@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import shutil
 import sys
@@ -86,12 +87,12 @@ def sample_rng(seed: int, index: int) -> np.random.Generator:
 
 def compute_samples(problem: Problem, params: Mapping[str, Any], seed: int,
                     start: int, stop: int) -> dict[str, np.ndarray]:
-    """Compute samples ``start..stop-1``: float32 arrays ``(stop-start, *grid)`` per field."""
+    """Compute samples ``start..stop-1``: float32 arrays ``(stop-start, *field shape)`` per field."""
     import scipy.fft
     from threadpoolctl import threadpool_limits
 
-    grid = problem.grid(params)
-    out = {s.name: np.empty((stop - start, *grid.shape), np.float32) for s in problem.field_specs}
+    out = {s.name: np.empty((stop - start, *problem.field_shape(s, params)), np.float32)
+           for s in problem.field_specs}
     # One thread per process: the bits of a reduction must not depend on the core count.
     with threadpool_limits(limits=1), scipy.fft.set_workers(1):
         for i in range(start, stop):
@@ -117,11 +118,11 @@ def _save_atomic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     os.replace(tmp, path)
 
 
-def _block_is_valid(path: Path, names: Sequence[str], shape: tuple[int, ...]) -> bool:
+def _block_is_valid(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> bool:
     """Whether a block file holds every field with the expected shape and is readable."""
     try:
         with np.load(path) as z:
-            return set(z.files) == set(names) and all(z[n].shape == shape for n in names)
+            return set(z.files) == set(shapes) and all(z[n].shape == s for n, s in shapes.items())
     except Exception:  # truncated or garbled zip: recompute the block
         return False
 
@@ -203,6 +204,8 @@ def _meta_for(problem: Problem, params: dict, seed: int, n_samples: int,
         package_version=package_version(),
         field_attrs={s.name: {"description": s.description, "units": s.units}
                      for s in problem.field_specs},
+        times=None if (t := problem.times(params)) is None else t.tolist(),
+        temporal_fields=[s.name for s in problem.field_specs if s.temporal],
     )
 
 
@@ -312,7 +315,8 @@ def generate(
             shutil.rmtree(parts)  # the rename happened; only the clean-up was interrupted
         return GenerateResult(path, 0, len(owned), len(owned), 0.0, already_complete=True)
 
-    bsize = int(block_size or default_block_size(meta.grid.size, n_samples))
+    points = max(math.prod(meta.field_shape(n)) for n in meta.input_fields + meta.output_fields)
+    bsize = int(block_size or default_block_size(points, n_samples))
     manifest = {**meta.identity(), "shard": list(shard_t) if shard_t else None,
                 "block_size": bsize}
     with _exclusive(parts / ".lock"):
@@ -328,11 +332,11 @@ def generate(
             tmp = parts / (MANIFEST + ".tmp")
             tmp.write_text(json.dumps(manifest, sort_keys=True, indent=1))
             os.replace(tmp, man_path)
-        names = [s.name for s in prob.field_specs]
         todo = []
         for a, b in blocks_of(owned, bsize):
             block = _block_path(parts, a, b)
-            if block.exists() and _block_is_valid(block, names, (b - a, *meta.grid.shape)):
+            shapes = {s.name: (b - a, *meta.field_shape(s.name)) for s in prob.field_specs}
+            if block.exists() and _block_is_valid(block, shapes):
                 continue
             block.unlink(missing_ok=True)
             todo.append((a, b))

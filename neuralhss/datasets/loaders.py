@@ -9,6 +9,7 @@ adds samples without changing the earlier ones (what low-data sweeps need).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,10 +75,10 @@ class PDEDataset:
     """A PyTorch map-style dataset over a neuralhss HDF5 file.
 
     Items are ``{"x": (C_in, *grid), "y": (C_out, *grid)}`` float32 tensors, the channels being
-    the file's input and output fields in order (a trajectory output ``(n_t, *grid)``
-    contributes ``n_t`` channels). Samples are read lazily, one chunk per field; the file is
-    opened on first access in each process, so the dataset is safe with ``DataLoader``
-    workers.
+    the file's input and output fields in order (a trajectory field ``(n_t, *grid)``
+    contributes one channel per selected snapshot, see ``time_index``). Samples are read
+    lazily, one chunk per field; the file is opened on first access in each process, so the
+    dataset is safe with ``DataLoader`` workers.
 
     Parameters
     ----------
@@ -95,10 +96,14 @@ class PDEDataset:
         divide by the per-channel root-mean-square only (no shift), which keeps a linear
         operator linear. A :class:`Normalizer` (e.g. ``train_set.normalizer``) applies given
         statistics.
+    time_index : int or sequence of int, optional
+        Snapshots of trajectory fields to use (indices into ``/coords/t``; ``-1`` is the final
+        time T, the usual operator-learning target). Default: all snapshots, as channels.
     """
 
     def __init__(self, path: str | os.PathLike, split: str = "train", n: int | None = None,
-                 n_test: int | float = 0.2, normalize: str | Normalizer | None = None) -> None:
+                 n_test: int | float = 0.2, normalize: str | Normalizer | None = None,
+                 time_index: int | Sequence[int] | None = None) -> None:
         self.path = Path(path)
         if not self.path.exists():
             raise FileNotFoundError(f"{self.path} does not exist; generate it with "
@@ -116,7 +121,10 @@ class PDEDataset:
                                      f"{len(indices)} samples; use 1 <= n <= {len(indices)}")
                 indices = indices[: int(n)]
             self.indices = indices
-            self._channels = {p: (f[p].shape[1] if f[p].ndim == 2 + self.meta.grid.dim else 1)
+            self.time_index = self._time_selection(time_index)
+            self._temporal = {p for p in self.fields
+                              if p.split("/", 1)[1] in self.meta.temporal_fields}
+            self._channels = {p: (len(self.time_index) if p in self._temporal else 1)
                               for p in self.fields}
             self.split = split
             self.normalizer: Normalizer | None
@@ -131,6 +139,25 @@ class PDEDataset:
                                  "Normalizer")
         self._file: h5py.File | None = None
         self._pid: int | None = None
+
+    def _time_selection(self, time_index: int | Sequence[int] | None) -> list[int]:
+        n_t = len(self.meta.times) if self.meta.times is not None else 0
+        if time_index is None:
+            return list(range(n_t))
+        if not n_t:
+            raise ValueError(f"time_index={time_index!r} but {self.path} has no trajectory fields; "
+                             "leave time_index unset")
+        sel = [time_index] if isinstance(time_index, (int, np.integer)) else list(time_index)
+        bad = [t for t in sel if not -n_t <= int(t) < n_t]
+        if bad or not sel:
+            raise ValueError(f"time_index={time_index!r} is out of range for {n_t} snapshots; "
+                             f"use indices in [-{n_t}, {n_t - 1}]")
+        return [int(t) % n_t for t in sel]
+
+    @property
+    def times(self) -> list[float] | None:
+        """Times of the selected snapshots (``None`` for stationary data)."""
+        return None if self.meta.times is None else [self.meta.times[t] for t in self.time_index]
 
     @property
     def in_channels(self) -> int:
@@ -152,8 +179,8 @@ class PDEDataset:
                 ds = f[p]
                 count = 0
                 per = np.zeros((self._channels[p], 2))
-                for i in idx:  # one chunk at a time: memory stays at one sample
-                    v = ds[int(i)].astype(np.float64).reshape(self._channels[p], -1)
+                for i in idx:  # one sample at a time: memory stays at one sample
+                    v = self._field(ds, p, int(i)).astype(np.float64).reshape(self._channels[p], -1)
                     per[:, 0] += v.sum(axis=1)
                     per[:, 1] += (v**2).sum(axis=1)
                     count += v.shape[1]
@@ -170,6 +197,13 @@ class PDEDataset:
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    def _field(self, ds: h5py.Dataset, path: str, j: int) -> np.ndarray:
+        if path not in self._temporal:
+            return ds[j]
+        if self.time_index == list(range(ds.shape[1])):
+            return ds[j]
+        return np.stack([ds[j, t] for t in self.time_index])  # one chunk per snapshot
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -192,7 +226,7 @@ class PDEDataset:
         grid = self.meta.grid.shape
         parts = {"inputs": [], "outputs": []}
         for p in self.fields:
-            parts[p.split("/")[0]].append(f[p][j].reshape(-1, *grid))
+            parts[p.split("/")[0]].append(self._field(f[p], p, j).reshape(-1, *grid))
         return (np.concatenate(parts["inputs"]).astype(np.float32),
                 np.concatenate(parts["outputs"]).astype(np.float32))
 

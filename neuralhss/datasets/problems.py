@@ -23,11 +23,16 @@ from ..grid import Grid
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """One stored field: its name in the HDF5 file, a description and its unit."""
+    """One stored field: its name in the HDF5 file, a description and its unit.
+
+    A ``temporal`` field is a trajectory: one sample is ``(n_t, *grid)``, the snapshots at the
+    problem's :meth:`Problem.times`.
+    """
 
     name: str
     description: str
     units: str = "1"
+    temporal: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,9 +50,13 @@ class Problem:
     inputs, outputs : tuple of FieldSpec
         Stored fields, in channel order.
     draw : callable
-        ``draw(params, grid, rng) -> dict[name, float64 array of grid.shape]`` for all fields.
+        ``draw(params, grid, rng) -> dict[name, float64 array]`` for all fields, each of the
+        grid's shape, or ``(n_t, *grid)`` for a trajectory field.
     check : callable
         ``check(params)`` raises ``ValueError`` for invalid parameter values.
+    snapshot_times : callable, optional
+        ``snapshot_times(params) -> 1-D array`` of the times of the trajectory fields
+        (problems with ``temporal`` fields must give it).
     """
 
     name: str
@@ -57,6 +66,7 @@ class Problem:
     outputs: tuple[FieldSpec, ...]
     draw: Callable[[dict, Grid, np.random.Generator], dict[str, np.ndarray]]
     check: Callable[[dict], None] = field(default=lambda params: None)
+    snapshot_times: Callable[[dict], np.ndarray] | None = None
 
     def resolve(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Fill defaults, validate, and return canonical (JSON-stable) parameters."""
@@ -88,13 +98,30 @@ class Problem:
     def field_specs(self) -> tuple[FieldSpec, ...]:
         return self.inputs + self.outputs
 
+    def times(self, params: Mapping[str, Any]) -> np.ndarray | None:
+        """Snapshot times of the trajectory fields, or ``None`` for a stationary problem."""
+        if not any(s.temporal for s in self.field_specs):
+            return None
+        if self.snapshot_times is None:  # pragma: no cover - guards new problem definitions
+            raise RuntimeError(f"problem {self.name!r} has trajectory fields but no snapshot_times")
+        return np.asarray(self.snapshot_times(dict(params)), dtype=np.float64)
+
+    def field_shape(self, spec: FieldSpec, params: Mapping[str, Any]) -> tuple[int, ...]:
+        """Shape of one sample of a field: the grid, or ``(n_t, *grid)`` for a trajectory."""
+        grid = self.grid(params).shape
+        return (len(self.times(params)), *grid) if spec.temporal else grid
+
     def sample(self, params: Mapping[str, Any], rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Draw one sample: every input and output field, float64 arrays of the grid's shape."""
+        """Draw one sample: every input and output field (float64, shapes as :meth:`field_shape`)."""
         grid = self.grid(params)
         out = self.draw(dict(params), grid, rng)
         missing = {f.name for f in self.field_specs} - set(out)
         if missing:  # pragma: no cover - guards new problem definitions
             raise RuntimeError(f"problem {self.name!r} did not produce fields {sorted(missing)}")
+        for spec in self.field_specs:
+            if np.shape(out[spec.name]) != self.field_shape(spec, params):  # pragma: no cover
+                raise RuntimeError(f"problem {self.name!r} produced {spec.name!r} of shape "
+                                   f"{np.shape(out[spec.name])}, expected {self.field_shape(spec, params)}")
         return out
 
 
@@ -133,8 +160,8 @@ def get_problem(name: str) -> Problem:
 
 
 def problem_names() -> list[str]:
-    """Names of all registered problems."""
-    return sorted(_REGISTRY)
+    """Names of all registered problems (names starting with ``_`` are private, e.g. tests')."""
+    return sorted(n for n in _REGISTRY if not n.startswith("_"))
 
 
 def _grf_kwargs(params: dict) -> dict:

@@ -4,10 +4,13 @@
 
     /                 attrs: format="neuralhss", schema_version=1, problem, params (JSON), seed,
                              package_version, n_samples, grid (JSON), input_fields (JSON list),
-                             output_fields (JSON list), [shard="I/N" in shard files]
+                             output_fields (JSON list), temporal_fields (JSON list),
+                             [shard="I/N" in shard files]
     /coords/<axis>    float64 (n_axis,), HDF5 dimension scales named after the axis
+    /coords/t         float64 (n_t,) snapshot times, in files with trajectory fields
     /inputs/<field>   float32 (n_samples, *grid), one chunk per sample, gzip (level 1) + shuffle
-    /outputs/<field>  float32 (n_samples, *grid) or (n_samples, n_t, *grid)
+    /outputs/<field>  float32 (n_samples, *grid) or, for a trajectory, (n_samples, n_t, *grid)
+                      with one chunk per snapshot
     /done             bool (n_samples,)  which samples are complete
     /split            optional uint8 (n_samples,)  0 = train, 1 = test (files that define a split)
 
@@ -47,6 +50,16 @@ class Meta:
     shard: tuple[int, int] | None = None
     package_version: str = ""
     field_attrs: dict[str, dict[str, str]] = field(default_factory=dict)
+    times: list[float] | None = None
+    temporal_fields: list[str] = field(default_factory=list)
+
+    def field_shape(self, name: str) -> tuple[int, ...]:
+        """Shape of one sample of field ``name``: ``grid`` or ``(n_t, *grid)`` for a trajectory."""
+        if name in self.temporal_fields:
+            if self.times is None:
+                raise ValueError(f"field {name!r} is a trajectory but the file has no /coords/t")
+            return (len(self.times), *self.grid.shape)
+        return self.grid.shape
 
     def identity(self) -> dict[str, Any]:
         """The parts that must match for a file to be resumed or merged."""
@@ -88,6 +101,12 @@ def read_meta(f: h5py.File) -> Meta:
             return list(json.loads(_attr_str(attrs[key])))
         return sorted(f[group]) if group in f else []
 
+    times = [float(t) for t in f["coords/t"][...]] if "coords/t" in f else None
+    if "temporal_fields" in attrs:
+        temporal = list(json.loads(_attr_str(attrs["temporal_fields"])))
+    else:  # Other writers: a field with one more axis than the grid is a trajectory.
+        temporal = [name for group in ("inputs", "outputs") if group in f
+                    for name in f[group] if f[group][name].ndim == grid.dim + 2]
     shard = None
     if "shard" in attrs:
         i, n = _attr_str(attrs["shard"]).split("/")
@@ -102,6 +121,8 @@ def read_meta(f: h5py.File) -> Meta:
         output_fields=names("output_fields", "outputs"),
         shard=shard,
         package_version=_attr_str(attrs.get("package_version", "")),
+        times=times,
+        temporal_fields=temporal,
     )
 
 
@@ -123,6 +144,7 @@ def create_layout(f: h5py.File, meta: Meta, compression_level: int = 1) -> None:
     f.attrs["grid"] = json.dumps(grid.to_dict())
     f.attrs["input_fields"] = json.dumps(meta.input_fields)
     f.attrs["output_fields"] = json.dumps(meta.output_fields)
+    f.attrs["temporal_fields"] = json.dumps(meta.temporal_fields)
     if meta.shard is not None:
         f.attrs["shard"] = f"{meta.shard[0]}/{meta.shard[1]}"
     scales = []
@@ -132,20 +154,31 @@ def create_layout(f: h5py.File, meta: Meta, compression_level: int = 1) -> None:
         c.attrs["bc"] = grid.bc[axis]
         c.make_scale(name)
         scales.append(c)
-    shape = (meta.n_samples, *grid.shape)
+    t_scale = None
+    if meta.times is not None:
+        t_scale = f.create_dataset("coords/t", data=np.asarray(meta.times, dtype=np.float64))
+        t_scale.attrs["units"] = "time"
+        t_scale.make_scale("t")
     for group, names in (("inputs", meta.input_fields), ("outputs", meta.output_fields)):
         for name in names:
+            sample_shape = meta.field_shape(name)
             ds = f.create_dataset(
-                f"{group}/{name}", shape=shape, dtype=np.float32, chunks=(1, *grid.shape),
+                f"{group}/{name}", shape=(meta.n_samples, *sample_shape), dtype=np.float32,
+                chunks=(1,) * (1 + len(sample_shape) - grid.dim) + grid.shape,
                 compression="gzip", compression_opts=compression_level, shuffle=True,
                 fillvalue=np.float32(np.nan),
             )
             for key, value in meta.field_attrs.get(name, {}).items():
                 ds.attrs[key] = value
             ds.dims[0].label = "sample"
+            first = 1
+            if len(sample_shape) > grid.dim:
+                ds.dims[1].attach_scale(t_scale)
+                ds.dims[1].label = "t"
+                first = 2
             for axis, scale in enumerate(scales):
-                ds.dims[axis + 1].attach_scale(scale)
-                ds.dims[axis + 1].label = grid.axis_names[axis]
+                ds.dims[axis + first].attach_scale(scale)
+                ds.dims[axis + first].label = grid.axis_names[axis]
     f.create_dataset("done", shape=(meta.n_samples,), dtype=bool, fillvalue=False)
 
 
@@ -211,7 +244,6 @@ def check_file(path: str | Path, require_complete: bool = True) -> CheckReport:
     with f:
         meta = read_meta(f)
         problems: list[str] = []
-        expected = (meta.n_samples, *meta.grid.shape)
         for axis, name in enumerate(meta.grid.axis_names):
             key = f"coords/{name}"
             if key not in f:
@@ -221,14 +253,16 @@ def check_file(path: str | Path, require_complete: bool = True) -> CheckReport:
         paths = field_paths(meta)
         if not meta.input_fields or not meta.output_fields:
             problems.append("needs at least one input and one output field")
+        if meta.temporal_fields and "coords/t" not in f:
+            problems.append(f"trajectory fields {meta.temporal_fields} but no /coords/t")
+            return CheckReport(str(path), meta, 0, False, problems)
         for p in paths:
             if p not in f:
                 problems.append(f"missing field {p}")
                 continue
-            shape = f[p].shape
-            if shape != expected and not (p.startswith("outputs/") and len(shape) == len(expected) + 1
-                                          and shape[0] == expected[0] and shape[2:] == expected[1:]):
-                problems.append(f"{p} has shape {shape}, expected {expected}")
+            expected = (meta.n_samples, *meta.field_shape(p.split("/", 1)[1]))
+            if f[p].shape != expected:
+                problems.append(f"{p} has shape {f[p].shape}, expected {expected}")
         if "done" not in f or f["done"].shape != (meta.n_samples,):
             problems.append("missing or mis-shaped /done")
             return CheckReport(str(path), meta, 0, False, problems)
