@@ -120,6 +120,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="override a model argument, e.g. --model-arg hidden_channels=64")
     p.add_argument("--n-train", type=int, default=None, help="training samples (default: all)")
     p.add_argument("--n-test", type=int, default=100, help="size of the test split (default 100)")
+    p.add_argument("--time-index", type=int, nargs="+", default=None, metavar="K",
+                   help="snapshots of trajectory outputs to learn (-1 = final time; default: all)")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -142,9 +144,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     info = init_from_env()
     train_set = PDEDataset(args.data, split="train", n=args.n_train, n_test=args.n_test,
-                           normalize="gaussian")
+                           normalize="gaussian", time_index=args.time_index)
     test_set = PDEDataset(args.data, split="test", n_test=args.n_test,
-                          normalize=train_set.normalizer)
+                          normalize=train_set.normalizer, time_index=args.time_index)
     config = default_config(args.model, train_set.in_channels, train_set.out_channels,
                             train_set.grid_shape)
     config.update(dict(args.model_arg))
@@ -157,7 +159,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                       progress=not args.no_progress)
     metrics = fit(model, to_memory(train_set), cfg, out_dir=args.out, test_set=test_set,
                   normalizer=train_set.normalizer,
-                  extra={"data": str(Path(args.data).resolve()), "n_test": args.n_test})
+                  extra={"data": str(Path(args.data).resolve()), "n_test": args.n_test,
+                         "time_index": args.time_index})
     if info.is_main:
         print(f"{args.model}: test rel. L2 {metrics['test_rel_l2']:.4g} on {metrics['n_test']} "
               f"samples, {metrics['n_params']} parameters, n_train {metrics['n_train']}, "
@@ -173,7 +176,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     n_test = args.n_test if args.n_test is not None else ckpt.get("extra", {}).get("n_test", 100)
     normalizer = Normalizer.from_dict(ckpt["normalizer"]) if ckpt["normalizer"] else None
-    test_set = PDEDataset(args.data, split="test", n_test=n_test, normalize=normalizer)
+    test_set = PDEDataset(args.data, split="test", n_test=n_test, normalize=normalizer,
+                          time_index=ckpt.get("extra", {}).get("time_index"))
     model = from_spec(ckpt["run"]["spec"])
     cfg = ckpt["run"]["spec"]["config"]
     if "in_channels" in cfg and (cfg["in_channels"], cfg.get("out_channels")) != (
