@@ -243,6 +243,17 @@ def test_pdedataset_split_normalisation_and_loader(poisson_file):
         PDEDataset(poisson_file.with_name("nope.h5"))
 
 
+def test_pdedataset_subset_is_a_disjoint_view(poisson_file):
+    train = PDEDataset(poisson_file, n_test=8, normalize="gaussian")
+    val = train.subset(slice(-5, None))
+    assert len(val) == 5 and val.normalizer is train.normalizer
+    assert set(val.indices) == set(range(27, 32))
+    np.testing.assert_array_equal(val[0]["x"].numpy(), train[27]["x"].numpy())
+    assert len(train) == 32  # the original is untouched
+    with pytest.raises(ValueError, match="empty"):
+        train.subset([])
+
+
 def test_pdedataset_honours_a_split_dataset(tmp_path):
     path = tmp_path / "p.h5"
     generate("poisson", path, n_samples=6, params=SMALL, progress=False)

@@ -198,6 +198,22 @@ class PDEDataset:
     def __len__(self) -> int:
         return len(self.indices)
 
+    def subset(self, items: slice | Sequence[int]) -> PDEDataset:
+        """A dataset over some of this one's items (same file, split, normalisation).
+
+        E.g. a validation set disjoint from the first ``n`` training samples:
+        ``PDEDataset(path, "train").subset(slice(-100, None))``.
+        """
+        import copy
+
+        out = copy.copy(self)
+        out.indices = self.indices[items] if isinstance(items, slice) else \
+            self.indices[np.asarray(items, dtype=np.int64)]
+        if len(out.indices) == 0:
+            raise ValueError(f"subset {items!r} of {len(self)} items is empty")
+        out._file, out._pid = None, None
+        return out
+
     def _field(self, ds: h5py.Dataset, path: str, j: int) -> np.ndarray:
         if path not in self._temporal:
             return ds[j]
