@@ -5,7 +5,7 @@
     /                 attrs: format="neuralhss", schema_version=1, problem, params (JSON), seed,
                              package_version, n_samples, grid (JSON), input_fields (JSON list),
                              output_fields (JSON list), temporal_fields (JSON list),
-                             [shard="I/N" in shard files]
+                             [shard="I/N" in shard files], [coords_source], [converted_from]
     /coords/<axis>    float64 (n_axis,), HDF5 dimension scales named after the axis
     /coords/t         float64 (n_t,) snapshot times, in files with trajectory fields
     /inputs/<field>   float32 (n_samples, *grid), one chunk per sample, gzip (level 1) + shuffle
@@ -16,6 +16,18 @@
 
 Field datasets carry ``units`` and ``description`` attributes and their dimension scales, so
 generic HDF5 tools and xarray see named dimensions (``sample``, ``x``, ``y``, ``z``).
+
+Optional, for data imported from other formats (``neuralhss convert``); files without them read
+as before:
+
+- ``coords_source`` (root attribute, str): the ``/coords/<axis>`` values were given by that
+  source (e.g. ``"pdebench"``: cell centres) and are *not* the grid's own node coordinates
+  (``Grid.coords``); the grid then only carries the shape, the boundary conditions and lengths
+  with the source's node spacing. Each such coordinate dataset has ``convention=<source>``.
+  Absent: ``/coords`` equal ``Grid.coords`` (DESIGN.md convention).
+- ``converted_from`` (root attribute, JSON): where imported data came from (format, file names
+  and their sha256, the conversion options). Any other extra root attribute is kept as a
+  string in :attr:`Meta.attrs` and written back by :func:`create_layout` (``merge`` keeps it).
 """
 
 from __future__ import annotations
@@ -34,6 +46,9 @@ from ..grid import Grid
 FORMAT = "neuralhss"
 SCHEMA_VERSION = 1
 REQUIRED_ATTRS = ("format", "schema_version", "problem", "params", "seed", "n_samples")
+#: Root attributes with a meaning of their own; any other one lands in ``Meta.attrs``.
+KNOWN_ATTRS = (*REQUIRED_ATTRS, "package_version", "grid", "input_fields", "output_fields",
+               "temporal_fields", "shard", "coords_source")
 
 
 @dataclass
@@ -52,6 +67,14 @@ class Meta:
     field_attrs: dict[str, dict[str, str]] = field(default_factory=dict)
     times: list[float] | None = None
     temporal_fields: list[str] = field(default_factory=list)
+    #: Coordinates written to ``/coords/<axis>`` instead of ``grid.coords`` (imported data whose
+    #: coordinates are not our node convention); needs ``coords_source``.
+    coords: dict[str, list[float]] | None = None
+    coords_source: str | None = None
+    #: Train/test membership (0 = train, 1 = test) written to ``/split``; ``None``: no split.
+    split: list[int] | None = None
+    #: Extra root attributes (strings), e.g. ``converted_from``.
+    attrs: dict[str, str] = field(default_factory=dict)
 
     def field_shape(self, name: str) -> tuple[int, ...]:
         """Shape of one sample of field ``name``: ``grid`` or ``(n_t, *grid)`` for a trajectory."""
@@ -111,6 +134,13 @@ def read_meta(f: h5py.File) -> Meta:
     if "shard" in attrs:
         i, n = _attr_str(attrs["shard"]).split("/")
         shard = (int(i), int(n))
+    coords_source = _attr_str(attrs["coords_source"]) if "coords_source" in attrs else None
+    coords = None
+    if coords_source is not None:
+        coords = {a: [float(v) for v in f[f"coords/{a}"][...]] for a in grid.axis_names
+                  if f"coords/{a}" in f}
+    split = [int(v) for v in f["split"][...]] if "split" in f else None
+    extra = {k: _attr_str(v) for k, v in attrs.items() if k not in KNOWN_ATTRS}
     return Meta(
         problem=_attr_str(attrs["problem"]),
         params=json.loads(_attr_str(attrs["params"])),
@@ -123,6 +153,10 @@ def read_meta(f: h5py.File) -> Meta:
         package_version=_attr_str(attrs.get("package_version", "")),
         times=times,
         temporal_fields=temporal,
+        coords=coords,
+        coords_source=coords_source,
+        split=split,
+        attrs=extra,
     )
 
 
@@ -147,11 +181,28 @@ def create_layout(f: h5py.File, meta: Meta, compression_level: int = 1) -> None:
     f.attrs["temporal_fields"] = json.dumps(meta.temporal_fields)
     if meta.shard is not None:
         f.attrs["shard"] = f"{meta.shard[0]}/{meta.shard[1]}"
+    for key, value in meta.attrs.items():
+        if key in KNOWN_ATTRS:
+            raise ValueError(f"extra attribute {key!r} would overwrite a schema attribute; "
+                             "rename it")
+        f.attrs[key] = str(value)
+    if meta.coords is not None and meta.coords_source is None:
+        raise ValueError("Meta.coords needs Meta.coords_source (who gave the coordinates)")
+    if meta.coords_source is not None:
+        f.attrs["coords_source"] = meta.coords_source
     scales = []
     for axis, name in enumerate(grid.axis_names):
-        c = f.create_dataset(f"coords/{name}", data=grid.coords(axis))
+        values = grid.coords(axis)
+        if meta.coords is not None and name in meta.coords:
+            values = np.asarray(meta.coords[name], dtype=np.float64)
+            if values.shape != (grid.shape[axis],):
+                raise ValueError(f"coordinates of axis {name!r} have shape {values.shape}, "
+                                 f"the grid ({grid.shape[axis]},)")
+        c = f.create_dataset(f"coords/{name}", data=values)
         c.attrs["units"] = "length"
         c.attrs["bc"] = grid.bc[axis]
+        if meta.coords is not None and name in meta.coords:
+            c.attrs["convention"] = meta.coords_source
         c.make_scale(name)
         scales.append(c)
     t_scale = None
@@ -180,6 +231,12 @@ def create_layout(f: h5py.File, meta: Meta, compression_level: int = 1) -> None:
                 ds.dims[axis + first].attach_scale(scale)
                 ds.dims[axis + first].label = grid.axis_names[axis]
     f.create_dataset("done", shape=(meta.n_samples,), dtype=bool, fillvalue=False)
+    if meta.split is not None:
+        split = np.asarray(meta.split)
+        if split.shape != (meta.n_samples,) or not np.isin(split, (0, 1)).all():
+            raise ValueError(f"split must hold {meta.n_samples} values 0 (train) or 1 (test), "
+                             f"got shape {split.shape}")
+        f.create_dataset("split", data=split.astype(np.uint8))
 
 
 def field_paths(meta: Meta) -> list[str]:
