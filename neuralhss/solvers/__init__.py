@@ -15,8 +15,12 @@ darcy
     −∇·(a∇u) = f in 1-D/2-D/3-D, homogeneous Dirichlet, harmonic-mean face coefficients,
     sparse direct, or conjugate gradients preconditioned by AMG or by the Poisson solve;
     residual reported. Second order.
+navier_stokes
+    2-D incompressible Navier–Stokes in vorticity–streamfunction form on a periodic box:
+    Arakawa Jacobian (conserves energy and enstrophy), 5-point Laplacian, exact FFT inverse for
+    the streamfunction, SSP-RK3 with a stability-controlled step. Second order in space.
 """
 
-from . import darcy, poisson
+from . import darcy, navier_stokes, poisson
 
-__all__ = ["darcy", "poisson"]
+__all__ = ["darcy", "navier_stokes", "poisson"]
