@@ -15,12 +15,18 @@ darcy
     −∇·(a∇u) = f in 1-D/2-D/3-D, homogeneous Dirichlet, harmonic-mean face coefficients,
     sparse direct, or conjugate gradients preconditioned by AMG or by the Poisson solve;
     residual reported. Second order.
+helmholtz
+    2-D frequency-domain wave equation −Δu − k0² ε_r u = f (TM time-harmonic Maxwell) with a
+    stretched-coordinate PML, 5-point stencil, sparse LU; complex field. Second order.
+maxwell
+    2-D TMz Maxwell equations in the time domain, Yee FDTD, PEC walls or a split-field PML,
+    CFL-checked step; conserves the discrete energy of a lossless cavity. Second order.
 navier_stokes
     2-D incompressible Navier–Stokes in vorticity–streamfunction form on a periodic box:
     Arakawa Jacobian (conserves energy and enstrophy), 5-point Laplacian, exact FFT inverse for
     the streamfunction, SSP-RK3 with a stability-controlled step. Second order in space.
 """
 
-from . import darcy, navier_stokes, poisson
+from . import darcy, helmholtz, maxwell, navier_stokes, poisson
 
-__all__ = ["darcy", "navier_stokes", "poisson"]
+__all__ = ["darcy", "helmholtz", "maxwell", "navier_stokes", "poisson"]

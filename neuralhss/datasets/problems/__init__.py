@@ -4,7 +4,8 @@ A problem owns its parameters (with defaults and validation), its grid, and a ``
 function that draws one sample from a ``numpy.random.Generator``; see :class:`Problem`.
 """
 
-from . import elliptic
+from . import elliptic, fluids, waves
 from .base import FieldSpec, Problem, get_problem, problem_names, register
 
-__all__ = ["FieldSpec", "Problem", "elliptic", "get_problem", "problem_names", "register"]
+__all__ = ["FieldSpec", "Problem", "elliptic", "fluids", "waves", "get_problem", "problem_names",
+           "register"]

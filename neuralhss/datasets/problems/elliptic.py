@@ -7,20 +7,7 @@ import numpy as np
 from ... import fields
 from ...grid import Grid
 from .base import FieldSpec, Problem, register
-
-
-def _grf_kwargs(params: dict) -> dict:
-    return {"length_scale": params["length_scale"], "smoothness": params["smoothness"],
-            "amplitude": params["amplitude"]}
-
-
-def _check_grf(params: dict) -> None:
-    for key in ("length_scale", "amplitude"):
-        if not np.isfinite(params[key]) or params[key] <= 0:
-            raise ValueError(f"{key}={params[key]!r} must be finite and > 0")
-    if not np.isfinite(params["smoothness"]) or params["smoothness"] < 0:
-        raise ValueError(f"smoothness={params['smoothness']!r} must be finite and >= 0")
-
+from .common import check_grf, grf_kwargs
 
 # ----------------------------------------------------------------------------- poisson
 
@@ -28,13 +15,13 @@ def _draw_poisson(params: dict, grid: Grid, rng: np.random.Generator) -> dict[st
     from ...solvers import poisson
 
     periodic = all(b == "periodic" for b in grid.bc)
-    f = fields.grf(grid, rng, zero_mean=periodic, **_grf_kwargs(params))
+    f = fields.grf(grid, rng, zero_mean=periodic, **grf_kwargs(params))
     u = poisson.solve(f, lengths=grid.lengths, bc=params["bc"])
     return {"f": f, "u": u}
 
 
 def _check_poisson(params: dict) -> None:
-    _check_grf(params)
+    check_grf(params)
     bc = params["bc"]
     if not isinstance(bc, str):
         raise ValueError(f"bc={bc!r}: the poisson problem takes one boundary condition for all "
@@ -59,7 +46,7 @@ POISSON = register(Problem(
 def _draw_darcy(params: dict, grid: Grid, rng: np.random.Generator) -> dict[str, np.ndarray]:
     from ...solvers import darcy
 
-    psi = fields.grf(grid, rng, **_grf_kwargs(params))
+    psi = fields.grf(grid, rng, **grf_kwargs(params))
     if params["coefficient"] == "threshold":
         a = fields.threshold(psi, low=params["a_low"], high=params["a_high"], level=params["level"])
     else:
@@ -75,7 +62,7 @@ def darcy_methods() -> tuple[str, ...]:
 
 
 def _check_darcy(params: dict) -> None:
-    _check_grf(params)
+    check_grf(params)
     if params["dim"] < 2:
         raise ValueError("the darcy problem needs dim=2 or dim=3")
     if params["coefficient"] not in ("threshold", "lognormal"):
