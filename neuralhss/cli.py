@@ -2,7 +2,9 @@
 
 ``neuralhss generate PROBLEM|RECIPE.yaml -o FILE.h5`` makes a dataset, ``neuralhss merge``
 combines shards, ``neuralhss check`` validates a file, ``neuralhss problems`` lists problems,
-``neuralhss train`` fits a model and ``neuralhss evaluate`` scores a checkpoint.
+``neuralhss train`` fits a model and ``neuralhss evaluate`` scores a checkpoint;
+``neuralhss convert`` imports neuraloperator, PDEBench and The Well data and ``neuralhss export``
+writes neuraloperator or The Well files.
 Errors print one line on stderr and exit with status 2 (1 for a failed check).
 """
 
@@ -95,6 +97,51 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
         status |= 0 if report.ok else 1
     return status
+
+
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "convert", help="import neuraloperator, PDEBench or The Well data into a dataset file",
+        description="Convert files of another format into one neuralhss dataset file. Files "
+                    "named train/test (or in train/, test/, valid/ folders) give it a /split. "
+                    "Supported layouts: see neuralhss.datasets.convert.")
+    p.add_argument("sources", nargs="+", help="source files or folders (all on one grid)")
+    p.add_argument("-o", "--out", required=True, help="output file (.h5); must not exist")
+    p.add_argument("--from", dest="fmt", required=True, choices=["neuralop", "pdebench", "thewell"],
+                   help="source format")
+    p.add_argument("--input", action="append", metavar="FIELD",
+                   help="input variable (repeatable); neuralop: names of the x channels")
+    p.add_argument("--output", action="append", metavar="FIELD",
+                   help="output variable (repeatable); neuralop: names of the y channels")
+    p.add_argument("--input-step", type=int, default=0, metavar="K",
+                   help="snapshot used as input for trajectory data (default 0)")
+    p.add_argument("--output-step", type=int, default=None, metavar="K",
+                   help="use only this snapshot as output (default: all later snapshots)")
+    p.add_argument("--bc", help="boundary conditions: periodic or dirichlet, one or one per axis "
+                                "comma-separated (default: from the source)")
+    p.add_argument("--valid", default="train", choices=["train", "test", "drop"],
+                   help="where validation data goes (default train)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .datasets import check_file, convert
+
+    result = convert(args.sources, args.out, args.fmt, inputs=args.input, outputs=args.output,
+                     input_step=args.input_step, output_step=args.output_step, bc=args.bc,
+                     valid=args.valid, progress=not args.no_progress)
+    split = (f", split {result.n_train} train / {result.n_test} test"
+             if result.n_test is not None else "")
+    print(check_file(result.path).summary() + split)
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .datasets import export
+
+    for path in export(args.file, args.to, args.out):
+        print(path)
+    return 0
 
 
 def _cmd_problems(args: argparse.Namespace) -> int:
@@ -216,11 +263,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="checkpoint.pt written by `neuralhss train`")
     p.add_argument("--data", required=True, help="dataset file (.h5)")
     p.add_argument("--n-test", type=int, default=None, help="test split size (default: as trained)")
+    _add_convert(sub)
+    p = sub.add_parser(
+        "export", help="write a dataset file as neuraloperator .pt/.h5 or The Well HDF5",
+        description="Export a complete dataset file. -o PREFIX (no suffix) writes train/test "
+                    "files (PREFIX_train_RES.pt, or PREFIX/data/train/*.hdf5 for thewell); "
+                    "-o FILE.pt/.h5 one file. Converting the result back restores the dataset.")
+    p.add_argument("file", help="dataset file (.h5)")
+    p.add_argument("--to", required=True, choices=["neuralop", "thewell"], help="target format")
+    p.add_argument("-o", "--out", required=True, help="output file or prefix; must not exist")
     return parser
 
 
 COMMANDS = {"generate": _cmd_generate, "merge": _cmd_merge, "check": _cmd_check,
-            "problems": _cmd_problems, "train": _cmd_train, "evaluate": _cmd_evaluate}
+            "problems": _cmd_problems, "train": _cmd_train, "evaluate": _cmd_evaluate,
+            "convert": _cmd_convert, "export": _cmd_export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,6 +5,8 @@
 >>> train = PDEDataset("data/poisson.h5", split="train", n=16)                    # doctest: +SKIP
 """
 
+from .convert import ConvertResult, convert
+from .export import export
 from .generation import GenerateResult, generate, merge
 from .loaders import Normalizer, PDEDataset, open_xarray
 from .problems import FieldSpec, Problem, get_problem, problem_names, register
@@ -12,7 +14,7 @@ from .recipes import Recipe, load_recipe
 from .schema import SCHEMA_VERSION, CheckReport, check_file, read_meta
 
 __all__ = [
-    "SCHEMA_VERSION", "CheckReport", "FieldSpec", "GenerateResult", "Normalizer", "PDEDataset",
-    "Problem", "Recipe", "check_file", "generate", "get_problem", "load_recipe", "merge",
-    "open_xarray", "problem_names", "read_meta", "register",
+    "SCHEMA_VERSION", "CheckReport", "ConvertResult", "FieldSpec", "GenerateResult", "Normalizer",
+    "PDEDataset", "Problem", "Recipe", "check_file", "convert", "export", "generate", "get_problem",
+    "load_recipe", "merge", "open_xarray", "problem_names", "read_meta", "register",
 ]
