@@ -206,7 +206,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                       progress=not args.no_progress)
     metrics = fit(model, to_memory(train_set), cfg, out_dir=args.out, test_set=test_set,
                   normalizer=train_set.normalizer,
-                  extra={"data": str(Path(args.data).resolve()), "n_test": args.n_test,
+                  extra={"data": str(Path(args.data).resolve()), "split_n_test": args.n_test,
                          "time_index": args.time_index})
     if info.is_main:
         print(f"{args.model}: test rel. L2 {metrics['test_rel_l2']:.4g} on {metrics['n_test']} "
@@ -221,7 +221,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .train import evaluate, load_checkpoint
 
     ckpt = load_checkpoint(args.checkpoint)
-    n_test = args.n_test if args.n_test is not None else ckpt.get("extra", {}).get("n_test", 100)
+    extra = ckpt.get("extra", {})
+    n_test = args.n_test if args.n_test is not None else extra.get("split_n_test", extra.get("n_test", 100))
     normalizer = Normalizer.from_dict(ckpt["normalizer"]) if ckpt["normalizer"] else None
     test_set = PDEDataset(args.data, split="test", n_test=n_test, normalize=normalizer,
                           time_index=ckpt.get("extra", {}).get("time_index"))

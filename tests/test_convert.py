@@ -78,7 +78,8 @@ def test_real_neuralop_darcy_train_and_test_files(tmp_path, capsys):
     assert main(["train", "--data", str(out), "--model", "fno", "--n-train", "4", "--epochs", "1",
                  "--batch-size", "2", "--model-arg", "hidden_channels=4", "--model-arg",
                  "n_layers=1", "--out", str(run), "--no-progress"]) == 0
-    assert "test_rel_l2" in json.loads((run / "metrics.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "test_rel_l2" in metrics and metrics["n_test"] == 50  # the split's size, not --n-test
     assert len(PDEDataset(out, split="test", n_test=100)) == 50  # the split wins over n_test
     # Exported back, neuraloperator's own loader reads it as it reads the originals.
     from neuralop.data.datasets.pt_dataset import PTDataset
