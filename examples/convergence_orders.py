@@ -1,7 +1,9 @@
-"""Observed order of accuracy of every solver against manufactured solutions.
+"""Observed order of accuracy of every solver against exact or manufactured solutions.
 
-Prints a markdown table (the README's solver table) and writes JSON. Each row: max-norm
-errors on four grids whose spacing halves, and the three observed orders log2(e_h / e_h/2).
+Prints two markdown tables (the README's solver tables) and writes JSON. Elliptic solvers:
+max-norm errors on four grids whose spacing halves and the observed orders log2(e_h / e_h/2).
+Wave, fluid and reaction-diffusion solvers: the studies of
+:func:`neuralhss.solvers.verification.more_studies` (grid or time-step refinement).
 
 Run: ``python examples/convergence_orders.py [--out examples/results/convergence]``
 """
@@ -12,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from neuralhss.solvers.verification import convergence_study
+from neuralhss.solvers.verification import convergence_study, more_studies
 
 CASES = [("poisson", "dirichlet", d) for d in (1, 2, 3)] + \
         [("poisson", "periodic", d) for d in (1, 2, 3)] + \
@@ -33,6 +35,15 @@ def main() -> None:
         print(f"| {solver} | {bc} | {dim} | {', '.join(map(str, s.sizes))} | "
               f"{', '.join(f'{e:.2e}' for e in s.errors)} | "
               f"{', '.join(f'{o:.3f}' for o in s.orders)} |")
+    print()
+    print("| solver | study | refined | sizes | errors | observed orders |")
+    print("|---|---|---|---|---|---|")
+    for st in more_studies():
+        rows.append({"solver": st.name, "study": st.what, "refinement": st.refinement,
+                     "sizes": st.sizes, "errors": st.errors, "orders": st.orders.tolist()})
+        print(f"| {st.name} | {st.what} | {st.refinement} | {', '.join(f'{s:g}' for s in st.sizes)} | "
+              f"{', '.join(f'{e:.2e}' for e in st.errors)} | "
+              f"{', '.join(f'{o:.3f}' for o in st.orders)} |", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "convergence.json").write_text(json.dumps(rows, indent=2) + "\n")

@@ -132,3 +132,119 @@ def convergence_study(solver: str, dim: int, bc: str = "dirichlet",
             uh = poisson.solve(f, lengths=lengths, bc=bc)
         errors.append(float(np.abs(uh - u).max()))
     return Study(solver, dim, bc, sizes, errors)
+
+
+# --------------------------------------------------------------------------------------------
+# Studies of the wave, fluid and reaction-diffusion solvers (their tests assert the same orders)
+
+@dataclass
+class OrderStudy:
+    """Errors of one solver on a sequence of refinements and the observed orders.
+
+    ``refinement`` names what halves between entries of ``sizes`` (grid spacing or time step).
+    """
+
+    name: str
+    what: str
+    refinement: str
+    sizes: list[float]
+    errors: list[float]
+
+    @property
+    def orders(self) -> np.ndarray:
+        e = np.asarray(self.errors)
+        return np.log2(e[:-1] / e[1:])
+
+
+def helmholtz_study(k0: float = 8.0, loss: float = 0.2) -> OrderStudy:
+    """−Δu − k0²ε u = f with a smooth, lossy ε on a 1 × 2 box (no PML), u = Π sin(πx/L)e^{x/L}.
+
+    k0 = 8 makes the problem indefinite (above five cavity eigenvalues). Max-norm error.
+    """
+    from . import helmholtz
+
+    lengths = LENGTHS[:2]
+    sizes, errors = [15, 31, 63, 127], []
+    for n in sizes:
+        X = nodes((n, n), lengths, ("dirichlet", "dirichlet"))
+        parts = [_dirichlet_factor(x, L) for x, L in zip(X, lengths, strict=True)]
+        eps = 1.0 + 0.5 * np.sin(np.pi * (X[0] / lengths[0] + X[1] / lengths[1]) + 1.0) \
+            + 1j * loss * (1.0 + np.cos(X[0]))
+        u = parts[0][0] * parts[1][0]
+        lap = parts[0][2] * parts[1][0] + parts[0][0] * parts[1][2]
+        uh = helmholtz.solve(eps, -lap - k0**2 * eps * u, k0, lengths, pml=0)
+        errors.append(float(np.abs(uh - u).max()))
+    return OrderStudy("helmholtz", f"manufactured solution, k0={k0}, lossy variable eps_r",
+                      "grid spacing", sizes, errors)
+
+
+def maxwell_study(m: int = 1, n: int = 2, eps: float = 2.25, courant: float = 0.5) -> OrderStudy:
+    """Frequency of the TM_mn mode of a PEC cavity (Ly × Lx = 1.5 × 1, ε_r = eps) vs the exact
+    ω = π·sqrt((m/Lx)² + (n/Ly)²)/sqrt(ε_r), at a fixed Courant number; absolute error.
+
+    The frequency is measured from the snapshots' projections e_k on the mode, which satisfy
+    e_{k+1} + e_{k−1} = 2cos(ωτ)e_k exactly for a single discrete mode.
+    """
+    from . import maxwell
+
+    lengths = (1.5, 1.0)
+    sizes, errors = [16, 32, 64, 128], []
+    for s in sizes:
+        shape = (round(1.5 * s) - 1, s - 1)
+        Y, X = nodes(shape, lengths, ("dirichlet", "dirichlet"))
+        mode = np.sin(m * np.pi * X / lengths[1]) * np.sin(n * np.pi * Y / lengths[0])
+        omega = maxwell.cavity_frequency(m, n, lengths, eps)
+        dt = courant * maxwell.cfl_limit(eps, lengths, shape)
+        snaps = 64
+        per = max(1, round(2 * 2 * np.pi / omega / dt / snaps))
+        t_final = snaps * per * dt
+        ez = maxwell.solve(eps, t_final, ez0=mode, lengths=lengths, n_snapshots=snaps, dt=dt)
+        e = np.concatenate([[np.sum(mode**2)], np.einsum("kij,ij->k", ez, mode)])
+        cos = np.sum(e[1:-1] * (e[2:] + e[:-2])) / (2 * np.sum(e[1:-1] ** 2))
+        errors.append(float(abs(np.arccos(cos) / (t_final / snaps) - omega)))
+    return OrderStudy("maxwell", f"TM_{m}{n} cavity frequency, eps_r={eps}, Courant {courant}",
+                      "grid spacing", [s - 1 for s in sizes], errors)
+
+
+def navier_stokes_study(nu: float = 0.01, t_final: float = 1.0, dt: float = 0.005) -> OrderStudy:
+    """Decaying Taylor–Green vortex on a 1 × 2 periodic box: relative max-norm error at T."""
+    from . import navier_stokes as ns
+
+    lengths = LENGTHS[:2]
+    sizes, errors = [16, 32, 64], []
+    for n in sizes:
+        w0 = ns.taylor_green((n, n), lengths, 0.0, nu)
+        w = ns.solve(w0, nu, t_final, dt=dt, lengths=lengths)
+        exact = ns.taylor_green((n, n), lengths, t_final, nu)
+        errors.append(float(np.abs(w[-1] - exact).max() / np.abs(exact).max()))
+    return OrderStudy("navier_stokes", f"Taylor-Green vortex, nu={nu}, T={t_final}", "grid spacing",
+                      sizes, errors)
+
+
+def gray_scott_study(scheme: str = "sbdf2") -> OrderStudy:
+    """Time convergence of the IMEX scheme on smooth data (32², active reaction), T = 10,
+    against a dt = 1/512 reference; max-norm error in (u, v)."""
+    from . import gray_scott as gs
+
+    n, length = 32, 1.0
+    x = np.arange(n) * length / n
+    y, x = x[:, None], x[None, :]
+    g = (np.exp(-((x - 0.4) ** 2 + (y - 0.55) ** 2) / (2 * 0.1**2))
+         + 0.6 * np.exp(-((x - 0.75) ** 2 + (y - 0.2) ** 2) / (2 * 0.07**2)))
+    args = {"u0": 1.0 - 0.5 * g, "v0": 0.25 * g, "Du": 2e-4, "Dv": 1e-4, "F": 0.04, "k": 0.06,
+            "t_final": 10.0, "lengths": length}
+    u_ref, v_ref = gs.solve(dt=1 / 512, scheme="sbdf2", **args)
+    sizes, errors = [0.5, 0.25, 0.125, 0.0625], []
+    for dt in sizes:
+        u, v = gs.solve(dt=dt, scheme=scheme, **args)
+        errors.append(float(max(np.abs(u - u_ref).max(), np.abs(v - v_ref).max())))
+    return OrderStudy("gray_scott", f"IMEX scheme {scheme}, smooth data, T=10", "time step",
+                      sizes, errors)
+
+
+def more_studies() -> list[OrderStudy]:
+    """All studies of the wave, fluid and reaction-diffusion solvers."""
+    from .gray_scott import SCHEMES
+
+    return [helmholtz_study(), maxwell_study(), navier_stokes_study()] + \
+        [gray_scott_study(s) for s in SCHEMES]
