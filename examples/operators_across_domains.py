@@ -114,6 +114,9 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", choices=METHODS, default=["least_squares", "neural_hss", "fno"])
     ap.add_argument("--n-train", type=int, nargs="+", default=[16, 64, 256])
     ap.add_argument("--n-test", type=int, default=100)
+    ap.add_argument("--n-pool", type=int, default=256,
+                    help="training samples generated (the largest n it allows); fixed so that "
+                         "sweeps over other n reuse the files")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--data-dir", default="data/across_domains")
@@ -128,7 +131,9 @@ def main() -> None:
     for prob in args.problems:
         setting = SETTINGS[prob]
         data = Path(args.data_dir) / f"{prob}_32.h5"
-        generate(prob, data, n_samples=max(args.n_train) + args.n_test, seed=0,
+        if max(args.n_train) > args.n_pool:
+            raise SystemExit(f"--n-train {max(args.n_train)} exceeds --n-pool {args.n_pool}")
+        generate(prob, data, n_samples=args.n_pool + args.n_test, seed=0,
                  params=setting["params"], workers=args.workers)
         last = {}
         for n in args.n_train:
