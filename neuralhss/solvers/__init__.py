@@ -15,6 +15,9 @@ darcy
     −∇·(a∇u) = f in 1-D/2-D/3-D, homogeneous Dirichlet, harmonic-mean face coefficients,
     sparse direct, or conjugate gradients preconditioned by AMG or by the Poisson solve;
     residual reported. Second order.
+gray_scott
+    Gray–Scott reaction–diffusion on a periodic box, IMEX (diffusion and linear rates exact in
+    Fourier space, u·v² explicit), SBDF2 by default; stability-checked step. Second order.
 helmholtz
     2-D frequency-domain wave equation −Δu − k0² ε_r u = f (TM time-harmonic Maxwell) with a
     stretched-coordinate PML, 5-point stencil, sparse LU; complex field. Second order.
@@ -27,6 +30,6 @@ navier_stokes
     the streamfunction, SSP-RK3 with a stability-controlled step. Second order in space.
 """
 
-from . import darcy, helmholtz, maxwell, navier_stokes, poisson
+from . import darcy, gray_scott, helmholtz, maxwell, navier_stokes, poisson
 
-__all__ = ["darcy", "helmholtz", "maxwell", "navier_stokes", "poisson"]
+__all__ = ["darcy", "gray_scott", "helmholtz", "maxwell", "navier_stokes", "poisson"]

@@ -4,8 +4,8 @@ A problem owns its parameters (with defaults and validation), its grid, and a ``
 function that draws one sample from a ``numpy.random.Generator``; see :class:`Problem`.
 """
 
-from . import elliptic, fluids, waves
+from . import biology, elliptic, fluids, waves
 from .base import FieldSpec, Problem, get_problem, problem_names, register
 
-__all__ = ["FieldSpec", "Problem", "elliptic", "fluids", "waves", "get_problem", "problem_names",
+__all__ = ["FieldSpec", "Problem", "biology", "elliptic", "fluids", "waves", "get_problem", "problem_names",
            "register"]

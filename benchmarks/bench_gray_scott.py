@@ -1,0 +1,245 @@
+"""Gray–Scott at 256²: neuralhss's IMEX/FFT solver against py-pde's numba-compiled explicit Euler.
+
+Problem (the same for both): ∂t u = Du Δu − u v² + F(1 − u), ∂t v = Dv Δv + u v² − (F + k) v,
+Pearson's units and "spots" regime (Du = 2e-5, Dv = 1e-5, F = 0.035, k = 0.065), periodic
+square of side 2.5 on 256² nodes, 5-point Laplacian (py-pde's default 2-D Cartesian stencil,
+``corner_weight`` 0; checked against ``np.roll`` differences in the run), initial data
+``gray_scott.initial_perturbation((256, 256), 2.5, seed 0)``, integrated to T = 1000.
+
+Baseline: py-pde (installed for this benchmark only; recorded as "not installed" and skipped
+when missing), ``pde.PDE`` with the two right-hand sides as expressions, its fixed-step
+``EulerSolver`` on the numba backend. The stepper is built (and compiled) once outside the
+timed region and warmed up; a timed call runs the compiled loop from 0 to T on a fresh copy
+of the state, with no tracker. Its step: dt = 1, Pearson's step, the largest round step that
+forward Euler allows here (dt·Du·8/h² = 1.68 < 2 for the diffusion; at dt = 1.2 its run
+reaches |u| ~ 1e17 by T = 1000).
+
+neuralhss: ``gray_scott.solve`` (a) at py-pde's dt = 1 (its defaults: SBDF2, dt = 1; also IMEX
+Euler), steps per second; (b) at SBDF2's stability bound dt = 4/3: wall time to T. The
+accuracy of every run is its max-norm difference at T from an SBDF2 reference at dt = 1/16
+(both codes integrate the same semi-discrete system, so the difference is time error; the
+reference's own error is estimated from the dt = 1/8 run by Richardson). From py-pde's
+errors at dt = 1, 1/2, 1/4, 1/8 (first order) the benchmark derives the dt py-pde needs to
+match SBDF2's error at dt = 1, and the time-to-solution ratio at equal accuracy.
+
+Threads: both codes once with one thread (``workers=1``; ``numba.set_num_threads(1)``) and
+once with all cores (py-pde's default multithreading of the Laplacian at 256², scipy.fft
+workers = all cores), interleaved rounds, medians (and min/max in the JSON). On the shared
+2-core development machine the all-cores numbers are dominated by oversubscription (py-pde's
+multithreaded Laplacian took 6–24 s for 1000 steps against 0.4–0.6 s on one thread), so the
+one-thread rows are the comparison. Also the time per step of the default solver at 256² for
+one sample and for a batch of 8, and the machine's load average at start and end.
+
+Results (2026-11, 2 shared cores, load average 3–4, one thread): py-pde 0.42–0.52 ms per
+step, SBDF2 1.8–2.0 ms; per-step ratio 0.24–0.26, time to T at the largest stable steps
+0.32–0.34, at equal accuracy 1.5–1.7 in neuralhss's favour (see the module docstring of
+``neuralhss.solvers.gray_scott`` and ``benchmarks/results/gray_scott.json``).
+
+    .venv/bin/python benchmarks/bench_gray_scott.py
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import numpy as np
+from _common import interleaved, peak_rss_mib, write_result
+
+from neuralhss.solvers import gray_scott as gs
+
+N = 256
+L = 2.5
+T = 1000.0
+REGIME = "spots"
+ROUNDS = 5
+PP_DT = 1.0
+PP_DTS_ACCURACY = (1.0, 0.5, 0.25, 0.125)
+REF_DT = 1 / 16
+
+
+def error(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
+    return float(max(np.abs(a[0] - b[0]).max(), np.abs(a[1] - b[1]).max()))
+
+
+def dt_for_error(errors: dict[str, float], target: float) -> float:
+    """Step at which py-pde's error reaches ``target``: log-log interpolation between its measured
+    (dt, error) points, first-order extrapolation beyond them."""
+    pts = sorted((float(dt), e) for dt, e in errors.items())  # ascending dt
+    for (d0, e0), (d1, e1) in zip(pts[:-1], pts[1:], strict=True):
+        if e0 <= target <= e1:
+            slope = math.log(e1 / e0) / math.log(d1 / d0)
+            return d0 * (target / e0) ** (1.0 / slope)
+    d, e = pts[0] if target < pts[0][1] else pts[-1]
+    return d * target / e
+
+
+def five_point_laplacian(f: np.ndarray, h: float) -> np.ndarray:
+    return (np.roll(f, 1, 0) + np.roll(f, -1, 0) + np.roll(f, 1, 1) + np.roll(f, -1, 1) - 4 * f) / h**2
+
+
+def py_pde_setup(u0: np.ndarray, v0: np.ndarray, p: dict) -> dict | None:
+    """py-pde problem, compiled steppers per dt, and the Laplacian check; None if missing."""
+    try:
+        import numba
+        import pde
+    except ImportError:
+        return None
+    grid = pde.CartesianGrid([[0.0, L], [0.0, L]], [N, N], periodic=True)
+    state = pde.FieldCollection([pde.ScalarField(grid, u0, label="u"),
+                                 pde.ScalarField(grid, v0, label="v")])
+    F, k = p["F"], p["k"]
+    eq = pde.PDE({"u": f"{p['Du']!r} * laplace(u) - u * v**2 + {F!r} * (1 - u)",
+                  "v": f"{p['Dv']!r} * laplace(v) + u * v**2 - {F + k!r} * v"})
+    probe = np.random.default_rng(1).standard_normal((N, N))
+    lap = pde.ScalarField(grid, probe).laplace(bc="periodic").data
+    ref_lap = five_point_laplacian(probe, L / N)
+    lap_diff = float(np.abs(lap - ref_lap).max() / np.abs(ref_lap).max())
+    steppers = {}
+    compile_s = {}
+    for dt in PP_DTS_ACCURACY:
+        t0 = time.perf_counter()
+        solver = pde.EulerSolver(eq, backend="numba", adaptive=False)
+        stepper = solver.make_stepper(state, dt=dt)
+        warm = state.copy()
+        stepper(warm, 0.0, 5 * dt)  # compile + first-call costs, outside every timed region
+        compile_s[dt] = time.perf_counter() - t0
+        steppers[dt] = stepper
+    return {"version": pde.__version__, "numba": numba.__version__, "numba_module": numba,
+            "state": state, "steppers": steppers, "compile_s": compile_s,
+            "laplacian_max_rel_diff": lap_diff}
+
+
+def py_pde_run(pp: dict, dt: float, one_thread: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    numba = pp["numba_module"]
+    numba.set_num_threads(1 if one_thread else numba.config.NUMBA_NUM_THREADS)
+    s = pp["state"].copy()
+    pp["steppers"][dt](s, 0.0, T)
+    return s.data[0].copy(), s.data[1].copy()
+
+
+def main() -> None:
+    p = gs.REGIMES[REGIME]
+    args = {"Du": p["Du"], "Dv": p["Dv"], "F": p["F"], "k": p["k"], "lengths": L}
+    u0, v0 = gs.initial_perturbation((N, N), L, np.random.default_rng(0))
+    load0 = os.getloadavg()[0]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+    t0 = time.perf_counter()
+    ref = gs.solve(u0, v0, t_final=T, dt=REF_DT, **args)
+    ref_s = time.perf_counter() - t0
+    half = gs.solve(u0, v0, t_final=T, dt=2 * REF_DT, **args)
+    ref_error_estimate = error(half, ref) / 3.0  # second order: e(2dt) − e(dt) ≈ 3 e(dt)
+    ref = (ref[0][0], ref[1][0])
+
+    def ours(scheme: str, dt: float, workers: int | None) -> tuple[np.ndarray, np.ndarray]:
+        u, v = gs.solve(u0, v0, t_final=T, dt=dt, scheme=scheme, workers=workers, **args)
+        return u[0], v[0]
+
+    ours_runs = {"sbdf2_dt1": ("sbdf2", 1.0), "euler_dt1": ("euler", 1.0),
+                 "sbdf2_dt4/3": ("sbdf2", gs.STABILITY_LIMIT["sbdf2"])}
+    accuracy = {name: error(ours(s, dt, None), ref) for name, (s, dt) in ours_runs.items()}
+
+    pp = py_pde_setup(u0, v0, p)
+    baseline: dict = {"installed": pp is not None}
+    if pp is None:
+        baseline["note"] = "py-pde not installed (pip install py-pde to run the comparison)"
+    else:
+        pp_err = {dt: error(py_pde_run(pp, dt), ref) for dt in PP_DTS_ACCURACY}
+        orders = [math.log2(pp_err[a] / pp_err[b])
+                  for a, b in zip(PP_DTS_ACCURACY[:-1], PP_DTS_ACCURACY[1:], strict=True)]
+        baseline.update({
+            "version": pp["version"], "numba": pp["numba"], "solver": "EulerSolver (explicit), numba",
+            "dt": PP_DT, "compile_and_warmup_s": pp["compile_s"][PP_DT],
+            "laplacian_max_rel_diff_vs_5_point": pp["laplacian_max_rel_diff"],
+            "error_vs_reference": {str(dt): e for dt, e in pp_err.items()},
+            "observed_orders": orders,
+        })
+
+    timing = {}
+    for threads in ("1", "all"):
+        workers = 1 if threads == "1" else None
+        fns = {name: (lambda s=s, dt=dt, w=workers: ours(s, dt, w))
+               for name, (s, dt) in ours_runs.items()}
+        if pp is not None:
+            fns["py-pde_euler_dt1"] = lambda one=threads == "1": py_pde_run(pp, PP_DT, one_thread=one)
+        timing[threads] = interleaved(fns, rounds=ROUNDS)
+
+    # Time per step of the default solver (SBDF2), one sample and a batch of 8 (integrated in
+    # cache-sized chunks, see gray_scott.CHUNK_NODES).
+    per_step = {}
+    steps = 200
+    u8, v8 = gs.initial_perturbation((8, N, N), L, np.random.default_rng(1))
+    for label, (a, b, nb) in {"1_sample": (u0, v0, 1), "batch_8": (u8, v8, 8)}.items():
+        res = interleaved({f"workers={w}": (lambda a=a, b=b, w=w: gs.solve(
+            a, b, t_final=float(steps), dt=1.0, workers=w, **args)) for w in (1, None)}, rounds=ROUNDS)
+        per_step[label] = {k: {"ms_per_step": v["median_s"] / steps * 1e3,
+                               "ms_per_step_min": v["min_s"] / steps * 1e3,
+                               "ms_per_step_per_sample": v["median_s"] / steps * 1e3 / nb}
+                           for k, v in res.items()}
+
+    rows = {}
+    for threads, t in timing.items():
+        row = {}
+        for name, (_, dt) in ours_runs.items():
+            n_steps = round(T / dt)
+            row[name] = {"wall_s": t[name]["median_s"], "steps": n_steps,
+                         "steps_per_s": n_steps / t[name]["median_s"],
+                         "error_vs_reference": accuracy[name], "timing": t[name]}
+        if pp is not None:
+            tp = t["py-pde_euler_dt1"]
+            n_steps = round(T / PP_DT)
+            row["py-pde_euler_dt1"] = {"wall_s": tp["median_s"], "steps": n_steps,
+                                       "steps_per_s": n_steps / tp["median_s"],
+                                       "error_vs_reference": baseline["error_vs_reference"][str(PP_DT)],
+                                       "timing": tp}
+            ppr = row["py-pde_euler_dt1"]
+            dt_match = dt_for_error(baseline["error_vs_reference"], accuracy["sbdf2_dt1"])
+            pp_time_match = T / dt_match / ppr["steps_per_s"]  # py-pde's cost per step is dt-independent
+            row["comparison"] = {
+                "steps_per_s_ratio_sbdf2_vs_py-pde": row["sbdf2_dt1"]["steps_per_s"] / ppr["steps_per_s"],
+                "steps_per_s_ratio_euler_vs_py-pde": row["euler_dt1"]["steps_per_s"] / ppr["steps_per_s"],
+                "time_to_T_ratio_py-pde_over_sbdf2_dt1": ppr["wall_s"] / row["sbdf2_dt1"]["wall_s"],
+                "time_to_T_ratio_py-pde_over_sbdf2_dt4/3": ppr["wall_s"] / row["sbdf2_dt4/3"]["wall_s"],
+                "py-pde_dt_for_sbdf2_dt1_error": dt_match,
+                "py-pde_time_to_T_at_that_dt_s": pp_time_match,
+                "time_at_equal_accuracy_ratio_py-pde_over_sbdf2_dt1":
+                    pp_time_match / row["sbdf2_dt1"]["wall_s"],
+            }
+        rows[threads] = row
+
+    payload = {
+        "load_average_1min_start_end": [load0, os.getloadavg()[0]],
+        "problem": (f"Gray–Scott {REGIME} (F={p['F']}, k={p['k']}, Du={p['Du']}, Dv={p['Dv']}), periodic "
+                    f"square L={L}, {N}² nodes, 5-point Laplacian, T={T}, "
+                    f"initial_perturbation seed 0"),
+        "baseline": baseline,
+        "reference": {"scheme": "sbdf2", "dt": REF_DT, "seconds": ref_s,
+                      "estimated_error": ref_error_estimate},
+        "cores": cores,
+        "results_by_threads": rows,
+        "time_per_step_default_sbdf2": per_step,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+    one = rows["1"]
+    if pp is not None:
+        c = one["comparison"]
+        summary = (f"1 thread: SBDF2 dt=1 {one['sbdf2_dt1']['steps_per_s']:.0f} steps/s "
+                   f"(err {one['sbdf2_dt1']['error_vs_reference']:.1e}) vs py-pde Euler dt=1 "
+                   f"{one['py-pde_euler_dt1']['steps_per_s']:.0f} steps/s "
+                   f"(err {one['py-pde_euler_dt1']['error_vs_reference']:.1e}): per-step ratio "
+                   f"{c['steps_per_s_ratio_sbdf2_vs_py-pde']:.2f}, time to T ratio (py-pde/ours, dt=4/3) "
+                   f"{c['time_to_T_ratio_py-pde_over_sbdf2_dt4/3']:.2f}, at equal accuracy "
+                   f"{c['time_at_equal_accuracy_ratio_py-pde_over_sbdf2_dt1']:.1f}")
+    else:
+        summary = (f"py-pde not installed; SBDF2 dt=1 {one['sbdf2_dt1']['steps_per_s']:.0f} steps/s "
+                   f"(1 thread)")
+    ps = per_step["1_sample"]["workers=1"]["ms_per_step"]
+    pb = per_step["batch_8"]["workers=1"]["ms_per_step"]
+    write_result("gray_scott", payload, f"{summary}; SBDF2 per step 256², 1 thread: {ps:.2f} ms "
+                 f"(1 sample), {pb:.2f} ms (batch 8)")
+
+
+if __name__ == "__main__":
+    main()
