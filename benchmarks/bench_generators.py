@@ -1,0 +1,88 @@
+"""Time per sample of every dataset generator, and where the time goes.
+
+For each problem at its standard recipe (``datasets/*.yaml``, 64² grids), in one run:
+- ``sample``: ``Problem.sample`` (draw the inputs and solve), one thread, in memory;
+- ``generate``: ``neuralhss.datasets.generate`` with one worker (the same plus the crash-safe
+  block files and the gzip-compressed HDF5 file), so ``generate / sample - 1`` is the I/O
+  overhead;
+- the bottleneck: the functions with the largest own time under cProfile while sampling,
+  which names what a faster generator would have to speed up.
+
+Run: ``python benchmarks/bench_generators.py [--samples 8]`` (from the repository root or
+``benchmarks/``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import scipy.fft
+from _common import write_result
+from threadpoolctl import threadpool_limits
+
+from neuralhss.datasets import generate, get_problem, load_recipe
+from neuralhss.datasets.generation import sample_rng
+
+RECIPES = Path(__file__).resolve().parent.parent / "datasets"
+PROBLEMS = ["poisson2d_64", "darcy2d_64", "helmholtz2d_64", "maxwell2d_64", "navier_stokes2d_64",
+            "gray_scott2d_64"]
+
+
+def hot_spots(prob, params, n: int, top: int = 3) -> list[dict]:
+    """The ``top`` functions by own time while drawing ``n`` samples (share of the total)."""
+    prof = cProfile.Profile()
+    with threadpool_limits(limits=1), scipy.fft.set_workers(1):
+        prof.enable()
+        for i in range(n):
+            prob.sample(params, sample_rng(1, i))
+        prof.disable()
+    stats = pstats.Stats(prof).stats
+    total = sum(v[2] for v in stats.values())
+    rows = sorted(((v[2], f"{Path(k[0]).name}:{k[2]}") for k, v in stats.items()), reverse=True)
+    return [{"function": name, "share": t / total} for t, name in rows[:top]]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--samples", type=int, default=8)
+    args = ap.parse_args()
+    n = args.samples
+    rows = {}
+    tmp = Path(tempfile.mkdtemp(prefix="neuralhss-bench-"))
+    try:
+        for name in PROBLEMS:
+            recipe = load_recipe(RECIPES / f"{name}.yaml")
+            prob = get_problem(recipe.problem)
+            params = prob.resolve(recipe.params)
+            with threadpool_limits(limits=1), scipy.fft.set_workers(1):
+                prob.sample(params, sample_rng(0, 0))  # warm-up (imports, caches)
+                t0 = time.perf_counter()
+                for i in range(n):
+                    prob.sample(params, sample_rng(0, i))
+                t_sample = (time.perf_counter() - t0) / n
+            t0 = time.perf_counter()
+            generate(recipe.problem, tmp / f"{name}.h5", n_samples=n, params=params, workers=1,
+                     progress=False)
+            t_generate = (time.perf_counter() - t0) / n
+            rows[name] = {"problem": recipe.problem, "samples": n, "sample_s": t_sample,
+                          "generate_s": t_generate, "io_overhead": t_generate / t_sample - 1,
+                          "hot_spots": hot_spots(prob, params, n)}
+            spots = ", ".join(f"{h['function']} {100 * h['share']:.0f}%" for h in rows[name]["hot_spots"])
+            print(f"  {name}: {1e3 * t_sample:.0f} ms/sample (generate {1e3 * t_generate:.0f} ms, "
+                  f"{100 * rows[name]['io_overhead']:+.0f}%); hot: {spots}", flush=True)
+    finally:
+        shutil.rmtree(tmp)
+    summary = "; ".join(f"{k}: {1e3 * v['sample_s']:.0f} ms/sample" for k, v in rows.items())
+    write_result("bench_generators", {
+        "cases": rows, "baseline": "Problem.sample in memory (one thread) vs generate(workers=1)"},
+        summary)
+
+
+if __name__ == "__main__":
+    main()
