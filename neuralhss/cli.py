@@ -3,6 +3,8 @@
 ``neuralhss generate PROBLEM|RECIPE.yaml -o FILE.h5`` makes a dataset, ``neuralhss merge``
 combines shards, ``neuralhss check`` validates a file, ``neuralhss problems`` lists problems,
 ``neuralhss train`` fits a model and ``neuralhss evaluate`` scores a checkpoint;
+``neuralhss attack`` stress-tests a checkpoint adversarially and ``neuralhss inspect`` prints the
+singular spectra of its weights;
 ``neuralhss convert`` imports neuraloperator, PDEBench and The Well data and ``neuralhss export``
 writes neuraloperator or The Well files.
 Errors print one line on stderr and exit with status 2 (1 for a failed check).
@@ -215,33 +217,181 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .datasets import Normalizer, PDEDataset
-    from .models import count_parameters, from_spec
-    from .train import evaluate, load_checkpoint
+def _model_from_checkpoint(ckpt: dict) -> Any:
+    """The trained model of a checkpoint (low-rank runs in their trained low-rank form)."""
+    from .train import model_from_checkpoint
 
-    ckpt = load_checkpoint(args.checkpoint)
+    return model_from_checkpoint(ckpt)
+
+
+def _load_trained(checkpoint: str, data: str, n_test: int | None):
+    """Checkpoint, its model and the test split of ``data`` normalised as in training.
+
+    Returns ``(ckpt, model, test_set, normalizer)``; refuses data whose channels or grid do not
+    fit the model.
+    """
+    from .datasets import Normalizer, PDEDataset
+    from .train import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
     extra = ckpt.get("extra", {})
-    n_test = args.n_test if args.n_test is not None else extra.get("split_n_test", extra.get("n_test", 100))
+    n_test = n_test if n_test is not None else extra.get("split_n_test", extra.get("n_test", 100))
     normalizer = Normalizer.from_dict(ckpt["normalizer"]) if ckpt["normalizer"] else None
-    test_set = PDEDataset(args.data, split="test", n_test=n_test, normalize=normalizer,
-                          time_index=ckpt.get("extra", {}).get("time_index"))
-    model = from_spec(ckpt["run"]["spec"])
+    test_set = PDEDataset(data, split="test", n_test=n_test, normalize=normalizer,
+                          time_index=extra.get("time_index"))
     cfg = ckpt["run"]["spec"]["config"]
     if "in_channels" in cfg and (cfg["in_channels"], cfg.get("out_channels")) != (
             test_set.in_channels, test_set.out_channels):
         raise ValueError(f"the checkpoint's model takes {cfg['in_channels']} -> "
-                         f"{cfg.get('out_channels')} channels but {args.data} has "
+                         f"{cfg.get('out_channels')} channels but {data} has "
                          f"{test_set.in_channels} -> {test_set.out_channels}")
     if "grid_shape" in cfg and tuple(cfg["grid_shape"]) != tuple(test_set.grid_shape):
         raise ValueError(f"the checkpoint's model is built for grid {tuple(cfg['grid_shape'])} "
-                         f"but {args.data} has {tuple(test_set.grid_shape)}")
-    model.load_state_dict(ckpt["model"])
+                         f"but {data} has {tuple(test_set.grid_shape)}")
+    model = _model_from_checkpoint(ckpt)
+    _dry_run(model, test_set, data)
+    return ckpt, model, test_set, normalizer
+
+
+def _dry_run(model: Any, test_set: Any, data: str) -> None:
+    """Apply ``model`` to one test sample; a mismatch becomes one clear ValueError."""
+    import torch
+
+    item = test_set[0]
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(item["x"][None])
+    except (AssertionError, RuntimeError, ValueError, IndexError) as exc:
+        raise ValueError(f"the checkpoint's model cannot be applied to {data} (grid "
+                         f"{tuple(test_set.grid_shape)}, {test_set.in_channels} input channels): "
+                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    finally:
+        model.train(was)
+    if tuple(out.shape[1:]) != tuple(item["y"].shape):
+        raise ValueError(f"the checkpoint's model gives outputs {tuple(out.shape[1:])} but {data} has "
+                         f"{tuple(item['y'].shape)}")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .models import count_parameters
+    from .train import evaluate
+
+    ckpt, model, test_set, normalizer = _load_trained(args.checkpoint, args.data, args.n_test)
     metrics = evaluate(model, test_set, normalizer, device="cpu")
     metrics.update({"n_params": count_parameters(model), "n_train": ckpt["extra"].get("n_train"),
                     "train_seconds": ckpt["train_seconds"], "epoch": ckpt["epoch"],
                     "model": ckpt["run"]["spec"]["name"]})
     print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _add_attack(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "attack", help="adversarial stress test of a checkpoint: random noise, PGD, low-rank PGD",
+        description="Perturb the first --n-samples test inputs by random noise, l2 PGD and "
+                    "low-rank PGD of relative size eps (||delta|| = eps ||x|| per sample, in the "
+                    "data's own units) and print the error amplification "
+                    "(||G(x+d) - G(x)|| / ||G(x)||) / (||d|| / ||x||), mean/max over samples, "
+                    "one line per eps. See neuralhss.lowrank.attacks.")
+    p.add_argument("checkpoint", help="checkpoint.pt written by `neuralhss train`")
+    p.add_argument("--data", required=True, help="dataset file (.h5); its test split is attacked")
+    p.add_argument("--eps", type=float, nargs="+", required=True, help="relative budgets, e.g. 0.01 0.05")
+    p.add_argument("--rank", type=int, default=4, help="rank per channel of low-rank PGD (default 4)")
+    p.add_argument("--n-samples", type=int, default=16, help="test inputs attacked (default 16)")
+    p.add_argument("--steps", type=int, default=20, help="PGD steps (default 20)")
+    p.add_argument("--n-test", type=int, default=None, help="test split size (default: as trained)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", dest="json_out", help="also write the results to this JSON file")
+
+
+def _cmd_attack(args: argparse.Namespace) -> int:
+    import time
+
+    import torch
+
+    from .lowrank.attacks import InDataUnits, lowrank_pgd, pgd, random_noise
+
+    for e in args.eps:
+        if not e > 0:
+            raise ValueError(f"--eps {e}: every budget must be > 0")
+    if args.rank < 1:
+        raise ValueError(f"--rank {args.rank} must be >= 1")
+    if args.n_samples < 1 or args.steps < 1:
+        raise ValueError("--n-samples and --steps must be >= 1")
+    _, model, test_set, normalizer = _load_trained(args.checkpoint, args.data, args.n_test)
+    n = min(args.n_samples, len(test_set))
+    x = torch.stack([test_set[i]["x"] for i in range(n)])
+    op = model
+    if normalizer is not None:
+        op = InDataUnits(model, normalizer)
+        x = op.decode_x(x)
+    grid = tuple(x.shape[2:])
+    lowrank_ok = len(grid) in (2, 3)
+    if lowrank_ok and args.rank > min(grid):
+        raise ValueError(f"--rank {args.rank} exceeds the smallest grid side {min(grid)} of {grid}")
+    torch.manual_seed(args.seed)
+    methods = [("random", lambda e: random_noise(op, x, e, seed=args.seed)),
+               ("pgd", lambda e: pgd(op, x, e, steps=args.steps, seed=args.seed))]
+    if lowrank_ok:
+        methods.append((f"lowrank_r{args.rank}",
+                        lambda e: lowrank_pgd(op, x, e, args.rank, steps=args.steps, seed=args.seed)))
+    print(f"amplification (||G(x+d)-G(x)||/||G(x)||)/(||d||/||x||) on {n} test samples, grid {grid}, "
+          f"{args.steps} steps" + ("" if lowrank_ok else "; low-rank PGD needs 2-D or 3-D fields: n/a"))
+    print(f"{'eps':>8s}  " + "  ".join(f"{name + ' mean/max (s)':>28s}" for name, _ in methods))
+    results = []
+    for e in args.eps:
+        row: dict[str, Any] = {"eps": e}
+        cells = []
+        for name, fn in methods:
+            t0 = time.perf_counter()
+            _, amp = fn(e)
+            dt = time.perf_counter() - t0
+            row[name] = {"mean": float(amp.mean()), "max": float(amp.max()), "seconds": dt,
+                         "per_sample": amp.tolist()}
+            cells.append(f"{amp.mean():.4g} / {amp.max():.4g} ({dt:.1f})")
+        print(f"{e:8.4g}  " + "  ".join(f"{c:>28s}" for c in cells))
+        results.append(row)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps({"checkpoint": str(args.checkpoint), "n_samples": n,
+                                                   "steps": args.steps, "rank": args.rank,
+                                                   "results": results}, indent=2))
+    return 0
+
+
+def _add_inspect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "inspect", help="singular spectra and ranks of every weight of a checkpoint",
+        description="Print per weight: matrices, largest singular value, numerical rank at --tau "
+                    "(smallest r with ||sigma_{r+1:}|| <= tau ||sigma||, the DLRT rule), stable "
+                    "and effective rank, condition number. See neuralhss.lowrank.spectrum.")
+    p.add_argument("checkpoint", help="checkpoint.pt written by `neuralhss train`")
+    p.add_argument("--tau", type=float, default=0.01, help="relative tolerance in [0, 1) (default 0.01)")
+    p.add_argument("--plot", help="write the spectra to this PNG")
+    p.add_argument("--json", dest="json_out", help="also write the per-weight summary to this JSON file")
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    import math
+
+    from .lowrank.layers import check_tau
+    from .lowrank.spectrum import inspect_model, plot_spectra, spectral_table
+    from .train import load_checkpoint
+
+    tau = check_tau(args.tau)
+    ckpt = load_checkpoint(args.checkpoint)
+    spectra = inspect_model(_model_from_checkpoint(ckpt))
+    if not spectra:
+        raise ValueError(f"{args.checkpoint}: the model has no weight matrices to inspect")
+    print(spectral_table(spectra, tau))
+    if args.json_out:
+        rows = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                 for k, v in e.summary(tau).items()} for e in spectra]       # strict JSON: no inf/NaN
+        Path(args.json_out).write_text(json.dumps(rows, indent=2))
+    if args.plot:
+        plot_spectra(spectra, args.plot, tau, title=f"{ckpt['run']['spec']['name']}: {args.checkpoint}")
+        print(f"plot -> {args.plot}", file=sys.stderr)
     return 0
 
 
@@ -264,6 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="checkpoint.pt written by `neuralhss train`")
     p.add_argument("--data", required=True, help="dataset file (.h5)")
     p.add_argument("--n-test", type=int, default=None, help="test split size (default: as trained)")
+    _add_attack(sub)
+    _add_inspect(sub)
     _add_convert(sub)
     p = sub.add_parser(
         "export", help="write a dataset file as neuraloperator .pt/.h5 or The Well HDF5",
@@ -278,7 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"generate": _cmd_generate, "merge": _cmd_merge, "check": _cmd_check,
             "problems": _cmd_problems, "train": _cmd_train, "evaluate": _cmd_evaluate,
-            "convert": _cmd_convert, "export": _cmd_export}
+            "convert": _cmd_convert, "export": _cmd_export, "attack": _cmd_attack,
+            "inspect": _cmd_inspect}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -96,6 +96,62 @@ def augment_basis(u: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
     return torch.cat([u, q[:, r:]], 1)
 
 
+def qr_phase(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """QR ``a = Q R`` with ``diag(R)`` real and ``>= 0`` (phases moved into ``Q``).
+
+    For ``a`` with orthonormal columns up to rounding, ``R = I + O(eps)``: absorbing ``R`` into
+    a core keeps the product exact while ``Q`` is orthonormal to rounding.
+    """
+    q, rr = torch.linalg.qr(a)
+    d = rr.diagonal()
+    ph = torch.where(d.abs() > 0, d / d.abs(), torch.ones_like(d))
+    return q * ph, rr * ph.conj()[:, None]
+
+
+def transport_state(optimizer: torch.optim.Optimizer, p: nn.Parameter, linear: Callable,
+                    quadratic: Callable) -> None:
+    """Map the optimizer state of ``p`` to a new basis (module docstring, last paragraph).
+
+    Buffers shaped like ``p`` go through ``linear`` (first moments, momentum) or, for keys of
+    second moments (``sq``/``square``/``sum``), ``quadratic`` (the squared-moduli map); for complex
+    second moments the real and imaginary slots are summed, mapped and split evenly.
+    """
+    state = optimizer.state.get(p)
+    if not state:
+        return
+    for key, v in list(state.items()):
+        if torch.is_tensor(v) and v.ndim > 0 and v.shape == p.shape:
+            if _is_quadratic(key):
+                if v.is_complex():
+                    # torch stores the second moments of the real and imaginary parts in the
+                    # real and imaginary slots; transport their sum and split it evenly.
+                    s = quadratic(v.real + v.imag) / 2
+                    state[key] = torch.complex(s, s)
+                else:
+                    state[key] = quadratic(v)
+            else:
+                state[key] = linear(v)
+
+
+def install_parameter(module: nn.Module, name: str, value: torch.Tensor,
+                      optimizer: torch.optim.Optimizer | None = None) -> nn.Parameter:
+    """Put ``value`` into a *new* Parameter ``module.<name>`` (same ``requires_grad``).
+
+    With ``optimizer``, the old parameter's group entry and state move to the new one. A new
+    object (not ``.data`` of another shape) keeps autograd graphs alive elsewhere valid
+    (:meth:`DLRT.step`, Notes).
+    """
+    old = getattr(module, name)
+    new = nn.Parameter(value.detach().contiguous(), requires_grad=old.requires_grad)
+    setattr(module, name, new)
+    if optimizer is not None:
+        for group in optimizer.param_groups:
+            group["params"] = [new if p is old else p for p in group["params"]]
+        if old in optimizer.state:
+            optimizer.state[new] = optimizer.state.pop(old)
+    return new
+
+
 def _is_quadratic(key: str) -> bool:
     return "sq" in key or "square" in key or key == "sum"
 
@@ -294,34 +350,12 @@ class DLRT:
     # ------------------------------------------------------------------ internals
 
     def _transport(self, p: nn.Parameter, linear: Callable, quadratic: Callable) -> None:
-        state = self.optimizer.state.get(p)
-        if not state:
-            return
-        for key, v in list(state.items()):
-            if torch.is_tensor(v) and v.ndim > 0 and v.shape == p.shape:
-                if _is_quadratic(key):
-                    if v.is_complex():
-                        # torch stores the second moments of the real and imaginary parts in the
-                        # real and imaginary slots; transport their sum and split it evenly.
-                        s = quadratic(v.real + v.imag) / 2
-                        state[key] = torch.complex(s, s)
-                    else:
-                        state[key] = quadratic(v)
-                else:
-                    state[key] = linear(v)
+        transport_state(self.optimizer, p, linear, quadratic)
 
     def _install(self, layer: LowRankModule, name: str, value: torch.Tensor,
                  move_state: bool = False) -> nn.Parameter:
         """Put ``value`` into a *new* Parameter ``layer.<name>`` (see :meth:`step`, Notes)."""
-        old = getattr(layer, name)
-        new = nn.Parameter(value.detach().contiguous(), requires_grad=old.requires_grad)
-        setattr(layer, name, new)
-        if move_state:
-            for group in self.optimizer.param_groups:
-                group["params"] = [new if p is old else p for p in group["params"]]
-            if old in self.optimizer.state:
-                self.optimizer.state[new] = self.optimizer.state.pop(old)
-        return new
+        return install_parameter(layer, name, value, self.optimizer if move_state else None)
 
     def _augment(self, layer: LowRankModule, grads: list, one_pass: bool) -> list[torch.Tensor]:
         factors, core = layer.lowrank_factors(), layer.lowrank_core()
@@ -390,10 +424,7 @@ class DLRT:
         new_c = c
         new_u = []
         for i, (u, a, m) in enumerate(zip(bases, maps, modes, strict=True)):
-            q, rr = torch.linalg.qr(u @ a.mH)
-            d = rr.diagonal()
-            ph = torch.where(d.abs() > 0, d / d.abs(), torch.ones_like(d))
-            q, rr = q * ph, rr * ph.conj()[:, None]
+            q, rr = qr_phase(u @ a.mH)
             # R ~ I + O(eps): absorbing it keeps W exact and the factor orthonormal to rounding.
             maps[i] = rr @ a
             new_u.append(q)

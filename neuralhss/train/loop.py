@@ -1,4 +1,5 @@
-"""The training loop: relative L2 loss, AdamW with a schedule, clipping, checkpoints, resume, DDP.
+"""The training loop: relative L2 loss, AdamW with a schedule, clipping, checkpoints, resume, DDP,
+and dynamical low-rank training (``TrainConfig(lowrank=...)``, :class:`neuralhss.lowrank.DLRT`).
 
 One mechanism serves one process and many: the data order of epoch ``e`` is
 ``torch.randperm(n, generator seeded with seed + e)`` (``DistributedSampler``'s), and with ``K``
@@ -54,6 +55,21 @@ class TrainConfig:
         Write ``checkpoint.pt`` every this many epochs (and at the end).
     device : str
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:i]"``.
+    lowrank : dict or None
+        Dynamical low-rank training: :func:`fit` wraps its optimizer in
+        :class:`neuralhss.lowrank.DLRT` and calls ``DLRT.step()`` instead of ``optimizer.step()``.
+        Keys (all optional): DLRT's ``tau`` (default 0.1), ``mode``, ``min_rank``, ``max_rank``,
+        ``kappa_max``, ``kappa_rule``, ``beta`` (the penalty is added to the loss when > 0);
+        ``closure`` (bool, default False: one backward per step; True recomputes the core
+        gradient exactly by a second forward/backward, always so with ``mode="kls"``); and
+        ``compress``, keyword arguments of :func:`neuralhss.lowrank.compress` (``tau``,
+        ``rank``, ``kinds``, ``conv``, ``spectral_modes``) applied *in place* to the model's
+        dense layers before training; without it the model must already hold low-rank
+        layers. Ranks, ``κ`` and the parameter count are logged per epoch; checkpoints keep
+        the rank-adapted shapes. ``grad_clip`` then bounds the norm of the gradients the
+        optimizer applies (cores and dense parameters; the factors' gradients, which only set
+        new basis directions, are scaled alike). Not with DDP (the low-rank parameters change
+        shape).
     """
 
     epochs: int = 100
@@ -66,6 +82,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 10
     device: str = "auto"
+    lowrank: dict[str, Any] | None = None
     progress: bool = field(default=True, compare=False)
 
     def validate(self) -> None:
@@ -81,11 +98,101 @@ class TrainConfig:
             raise ValueError(f"scheduler={self.scheduler!r}; use 'cosine', 'step' or 'none'")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip={self.grad_clip!r} must be > 0 or None")
+        if self.lowrank is not None:
+            if not isinstance(self.lowrank, dict):
+                raise ValueError(f"lowrank={self.lowrank!r} must be a dict of DLRT settings or None")
+            bad = sorted(set(self.lowrank) - set(LOWRANK_KEYS))
+            if bad:
+                raise ValueError(f"lowrank has unknown keys {bad}; use {list(LOWRANK_KEYS)}")
+            comp = self.lowrank.get("compress")
+            if comp is not None and not isinstance(comp, dict):
+                raise ValueError(f"lowrank['compress']={comp!r} must be a dict of compress() arguments")
+            try:
+                json.dumps(self.lowrank)
+            except TypeError as exc:
+                raise ValueError(f"lowrank must be JSON-serialisable (it is recorded): {exc}") from None
 
     def resolved_device(self) -> torch.device:
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         return torch.device(self.device)
+
+
+LOWRANK_KEYS = ("tau", "mode", "min_rank", "max_rank", "kappa_max", "kappa_rule", "beta", "closure",
+                "compress")
+
+
+def _run_config(config: TrainConfig) -> dict[str, Any]:
+    # ``lowrank=None`` is left out so that checkpoints written before the field existed resume.
+    return {k: v for k, v in asdict(config).items()
+            if k != "progress" and not (k == "lowrank" and v is None)}
+
+
+def prepare_lowrank(model: nn.Module, lowrank: dict[str, Any]) -> nn.Module:
+    """Apply ``lowrank["compress"]`` (``compress`` keyword arguments; ``{}`` is the exact
+    full-rank conversion) to ``model`` in place and return it; no-op without that key."""
+    from ..lowrank import compress
+
+    if lowrank.get("compress") is None:
+        return model
+    kw = dict(lowrank["compress"])
+    for key in ("kinds", "spectral_modes"):
+        if key in kw:
+            kw[key] = tuple(kw[key])
+    compress(model, inplace=True, **kw)
+    return model
+
+
+def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
+    """Rebuild the trained model of a checkpoint from :func:`fit` (spec, low-rank form, weights).
+
+    A low-rank run is rebuilt as its dense spec converted by ``compress`` with the recorded
+    arguments (full rank when none were recorded); the stored weights then resize every low-rank
+    layer to its trained ranks.
+    """
+    from ..models.registry import from_spec
+
+    model = from_spec(ckpt["run"]["spec"])
+    lowrank = ckpt["run"]["config"].get("lowrank")
+    if lowrank is not None:
+        from ..lowrank import LowRankModule, compress
+
+        if lowrank.get("compress") is not None:
+            prepare_lowrank(model, lowrank)
+        elif not any(isinstance(m, LowRankModule) for m in model.modules()):
+            compress(model, inplace=True)
+    model.load_state_dict(ckpt["model"])
+    return model
+
+
+def _make_integrator(model: nn.Module, opt: torch.optim.Optimizer, lowrank: dict[str, Any]):
+    from ..lowrank import DLRT
+
+    kw = {k: v for k, v in lowrank.items() if k not in ("closure", "compress")}
+    kw.setdefault("tau", 0.1)
+    return DLRT(model, opt, **kw)
+
+
+def _clip_lowrank(integ, max_norm: float | None) -> None:
+    """Gradient clipping under DLRT: the norm of the gradients the optimizer applies (cores and
+    dense parameters); the factors' gradients, which only give the new basis directions (and the
+    one-pass core's new blocks), are scaled by the same coefficient."""
+    if max_norm is None:
+        return
+    held = [p for g in integ.optimizer.param_groups for p in g["params"]]
+    total = nn.utils.clip_grad_norm_(held, max_norm)
+    coef = min(1.0, max_norm / (float(total) + 1e-6))
+    if coef < 1.0:
+        for layer in integ.layers.values():
+            for f in layer.lowrank_factors():
+                if f.grad is not None:
+                    f.grad.mul_(coef)
+
+
+def _lowrank_record(integ) -> dict[str, Any]:
+    kappas = integ.condition_numbers()
+    return {"ranks": {k: list(v) if isinstance(v, tuple) else v for k, v in integ.ranks().items()},
+            "kappa": max(kappas.values()), "n_params": count_parameters(integ.model)}
 
 
 def relative_l2(pred: torch.Tensor, target: torch.Tensor, dim: int) -> torch.Tensor:
@@ -216,6 +323,11 @@ def fit(
     dict
         The metrics also written to ``metrics.json``: ``train_rel_l2`` (last epoch's mean
         loss), ``test_rel_l2``, ``n_params``, ``train_seconds``, ``n_train``, ``epochs``...
+        With ``config.lowrank``, also ``lowrank``: final ``ranks``, ``kappa`` (largest
+        condition number), ``n_params`` and per-layer ``condition_numbers``; each epoch's
+        history record carries ``ranks``, ``kappa`` and ``n_params``. ``model`` is trained in
+        place (and converted in place when ``lowrank["compress"]`` is given);
+        :func:`model_from_checkpoint` rebuilds it from ``checkpoint.pt``.
     """
     from neuralop.losses import LpLoss
 
@@ -232,11 +344,20 @@ def fit(
         raise ValueError("the training set is empty")
     sample = train_set[0]
     dim = sample["y"].ndim - 1
+    lowrank = config.lowrank
+    if lowrank is not None and info.active:
+        raise ValueError("low-rank training (config.lowrank) changes parameter shapes, which "
+                         "DistributedDataParallel does not support; train in one process")
+    if lowrank is not None:
+        prepare_lowrank(model, lowrank)
     model = model.to(device)
     spec = getattr(model, "spec", {"name": type(model).__name__, "config": {}})
-    run = {"spec": spec, "config": {k: v for k, v in asdict(config).items() if k != "progress"}}
+    run = {"spec": spec, "config": _run_config(config)}
 
     opt = _make_optimizer(model, config)
+    integ = _make_integrator(model, opt, lowrank) if lowrank is not None else None
+    use_closure = integ is not None and (bool(lowrank.get("closure")) or integ.mode == "kls")
+    penalised = integ is not None and integ.beta > 0
     sched = _make_scheduler(opt, config)
     out = Path(out_dir) if out_dir is not None else None
     ckpt_path = out / "checkpoint.pt" if out is not None else None
@@ -246,6 +367,8 @@ def fit(
         if ckpt["run"] != run:
             raise FileExistsError(f"{ckpt_path} belongs to another run (model or config differ); "
                                   "use another --out folder or delete it")
+        # Low-rank layers resize their factors and cores (same Parameter objects, which the
+        # integrator's optimizer holds) to the stored ranks, so the optimizer state fits.
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         if sched is not None:
@@ -293,17 +416,34 @@ def fit(
                     f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
                     f"lower the learning rate (lr={config.lr}) or check the data for NaN. The "
                     "last checkpoint is kept")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            opt.step()
+            if integ is None:
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                opt.step()
+            else:
+                def objective(x=x, y=y) -> torch.Tensor:
+                    value = loss_fn.rel(train_model(x), y)
+                    (value + integ.penalty() if penalised else value).backward()
+                    _clip_lowrank(integ, config.grad_clip)
+                    return value
+
+                integ.zero_grad()
+                if integ.mode == "kls":  # KLS takes its gradients from its own passes
+                    loss = loss.detach()
+                else:
+                    (loss + integ.penalty() if penalised else loss).backward()
+                    _clip_lowrank(integ, config.grad_clip)
+                integ.step(objective if use_closure else None)
             total += loss.item() * len(x)
             count += len(x)
         if sched is not None:
             sched.step()
         seconds += time.perf_counter() - t0
         record = {"epoch": epoch + 1, "train_rel_l2": total / count, "lr": opt.param_groups[0]["lr"]}
+        if integ is not None:
+            record.update(_lowrank_record(integ))
         history.append(record)
         bar.set_postfix(loss=f"{record['train_rel_l2']:.3e}")
         if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs:
@@ -318,6 +458,8 @@ def fit(
         "train_rel_l2": history[-1]["train_rel_l2"] if history else float("nan"),
         "train_config": run["config"],
     }
+    if integ is not None:
+        metrics["lowrank"] = {**_lowrank_record(integ), "condition_numbers": integ.condition_numbers()}
     if test_set is not None and info.is_main:
         metrics.update(evaluate(model, test_set, normalizer, config.batch_size, device))
     metrics.update(extra or {})

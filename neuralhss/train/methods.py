@@ -8,7 +8,11 @@
   couplings fitted by convex least squares (:func:`neuralhss.hss.polynomial.fit_polynomial_hss`);
 - ``neural_hss_linear``: linear Neural-HSS (width 1, rank 16, top 5 levels untied) by Adam;
 - ``neural_hss``: nonlinear Neural-HSS (width 8, 2 blocks, rank 4) by Adam;
-- ``fno``, ``tfno``: neuraloperator's FNO (16 modes per axis, width 32, 4 layers) and TFNO.
+- ``fno``, ``tfno``: neuraloperator's FNO (16 modes per axis, width 32, 4 layers) and TFNO;
+- ``fno_dlrt``, ``neural_hss_dlrt``: the ``fno`` / ``neural_hss`` models with their convertible
+  layers compressed to rank 8 / 2 at initialisation (:func:`neuralhss.lowrank.compress`) and
+  trained by rank-adaptive DLRT (``τ = 0.05``, ranks capped at the initial ones;
+  ``TrainConfig.lowrank``); ``n_params`` is the count after training.
 """
 
 from __future__ import annotations
@@ -41,6 +45,12 @@ GRADIENT_METHODS: dict[str, Callable[[tuple[int, ...]], tuple[str, dict[str, Any
     "tfno": lambda grid: ("tfno", dict(n_modes=[min(16, n // 2) for n in grid],
                                        hidden_channels=32, n_layers=4, rank=0.05)),
 }
+# name -> (base method, TrainConfig.lowrank)
+LOWRANK_METHODS: dict[str, tuple[str, dict[str, Any]]] = {
+    "fno_dlrt": ("fno", {"tau": 0.05, "max_rank": 8, "compress": {"rank": 8}}),
+    "neural_hss_dlrt": ("neural_hss", {"tau": 0.05, "max_rank": 2, "compress": {"rank": 2}}),
+}
+GRADIENT_METHODS.update({name: GRADIENT_METHODS[base] for name, (base, _) in LOWRANK_METHODS.items()})
 CLOSED_FORM = ("least_squares", "hss_poly")
 METHODS = CLOSED_FORM + tuple(GRADIENT_METHODS)
 
@@ -91,10 +101,13 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
         model = build(model_name, **cfg)
         bs = min(len(mem), 8)
         epochs = max(1, steps // -(-len(mem) // bs))
+        lowrank = LOWRANK_METHODS[name][1] if name in LOWRANK_METHODS else None
         res = fit(model, mem, TrainConfig(epochs=epochs, batch_size=bs, lr=lr, weight_decay=0.0,
-                                          seed=seed, progress=progress))
+                                          seed=seed, progress=progress, lowrank=lowrank))
         n_params = res["n_params"]
         extra = {"train_rel_l2": res["train_rel_l2"], "steps": steps}
+        if "lowrank" in res:
+            extra["ranks"] = res["lowrank"]["ranks"]
     seconds = time.perf_counter() - t0
     metrics = evaluate(model, tmem, train.normalizer)
     metrics.update({"n_params": n_params, "train_seconds": seconds, **extra})
