@@ -8,7 +8,7 @@ do the resolution-independent models (FNO, TFNO) keep their accuracy at 32×32?
 The ``.pt`` files are converted with :func:`neuralhss.datasets.convert` (the train and test
 files together, so the source's split is kept: 1000 train / 50 test), then every model is
 trained on the first ``n`` training samples (n = 16, 64, 256, 1000), 3 seeds, with the same
-optimiser and step budget (AdamW, lr 1e-3, ``--steps`` steps, batch 8, cosine schedule;
+optimiser and step budget (AdamW, lr 1e-3, ``--steps`` steps (default 1000), batch 8, cosine schedule;
 :mod:`neuralhss.train.methods`). Inputs/outputs are normalised by their training mean/std;
 errors are relative L2 in the data's units on the 50 test samples. Neural-HSS's HSS tree is
 built for one grid, so only FNO and TFNO are also evaluated at 32×32.
@@ -90,7 +90,7 @@ def main() -> None:
                     default=["least_squares", "neural_hss", "fno", "tfno"])
     ap.add_argument("--n-train", type=int, nargs="+", default=[16, 64, 256, 1000])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--out", default="examples/results/external_darcy")
     args = ap.parse_args()
     src, work, out = Path(args.data_dir), Path(args.work_dir), Path(args.out)

@@ -96,7 +96,7 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 from torch import nn
 
-from .integrator import _abs2, augment_basis, install_parameter, transport_state
+from .integrator import _abs2, augment_basis, install_parameter, transport_state, wrap_optimizer, zero_grads
 from .layers import check_tau, orthonormal, truncation_rank
 
 KINDS = ("linear", "conv", "pointwise", "spectral")
@@ -531,34 +531,15 @@ class GeoLoRA:
                                  f"min_rank={self.min_rank})")
             budget = int(budget)
         self.budget = budget
-        probes = {id(p) for a in self.adapters.values() for p in (a.K, a.L)}
-        if isinstance(optimizer, torch.optim.Optimizer):
-            for group in optimizer.param_groups:
-                group["params"] = [p for p in group["params"] if id(p) not in probes]
-        elif callable(optimizer):
-            cores = [a.S for a in self.adapters.values()]
-            core_ids = {id(p) for p in cores}
-            others = [p for p in model.parameters()
-                      if p.requires_grad and id(p) not in probes and id(p) not in core_ids]
-            optimizer = optimizer(cores + others)
-        else:
-            raise ValueError("optimizer must be a torch.optim.Optimizer or a factory params -> Optimizer")
-        held = {id(p) for g in optimizer.param_groups for p in g["params"]}
-        for name, a in self.adapters.items():
-            if id(a.S) not in held:
-                raise ValueError(f"the optimizer does not hold the core S of adapter {name!r}; pass a "
-                                 "factory or build it over the adapters' cores")
-        self.optimizer = optimizer
+        self.optimizer = wrap_optimizer(
+            optimizer, model, (p for a in self.adapters.values() for p in (a.K, a.L)),
+            {f"adapter {name}": a.S for name, a in self.adapters.items()})
 
     # ---------------------------------------------------------------- public API
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear the gradients of every model parameter (probes included)."""
-        for p in self.model.parameters():
-            if set_to_none:
-                p.grad = None
-            elif p.grad is not None:
-                p.grad.zero_()
+        zero_grads(self.model, set_to_none)
 
     def ranks(self) -> dict[str, int]:
         """Current rank per adapter."""

@@ -152,6 +152,44 @@ def install_parameter(module: nn.Module, name: str, value: torch.Tensor,
     return new
 
 
+def wrap_optimizer(optimizer: torch.optim.Optimizer | Callable, model: nn.Module,
+                   excluded: Iterable[nn.Parameter], cores: dict[str, nn.Parameter]) -> torch.optim.Optimizer:
+    """The optimizer of an integrator: it must hold the ``cores`` and none of ``excluded``.
+
+    A ready optimizer has the excluded parameters (factors the integrator updates itself)
+    removed from its groups and state; a factory receives the cores first, then every other
+    trainable parameter of ``model``.
+    """
+    excluded_ids = {id(p) for p in excluded}
+    if isinstance(optimizer, torch.optim.Optimizer):
+        for group in optimizer.param_groups:
+            group["params"] = [p for p in group["params"] if id(p) not in excluded_ids]
+        for p in [p for p in optimizer.state if id(p) in excluded_ids]:
+            del optimizer.state[p]
+    elif callable(optimizer):
+        core_ids = {id(p) for p in cores.values()}
+        others = [p for p in model.parameters()
+                  if p.requires_grad and id(p) not in excluded_ids and id(p) not in core_ids]
+        optimizer = optimizer(list(cores.values()) + others)
+    else:
+        raise ValueError("optimizer must be a torch.optim.Optimizer or a factory params -> Optimizer")
+    held = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    for name, core in cores.items():
+        if id(core) not in held:
+            raise ValueError(f"the optimizer does not hold the core of {name!r}; pass a factory or "
+                             "build it over the model's parameters")
+    return optimizer
+
+
+def zero_grads(model: nn.Module, set_to_none: bool = True) -> None:
+    """Clear the gradients of every parameter of ``model`` (factors and probes included)."""
+    for p in model.parameters():
+        if set_to_none:
+            p.grad = None
+        elif p.grad is not None:
+            p.grad.zero_()
+
+
 def _is_quadratic(key: str) -> bool:
     return "sq" in key or "square" in key or key == "sum"
 
@@ -224,32 +262,15 @@ class DLRT:
         if not self.layers:
             raise ValueError("model has no low-rank layers; convert it first with "
                              "neuralhss.lowrank.compress(model, tau=...) or build it from LowRank* layers")
-        factor_ids = {id(p) for layer in self.layers.values() for p in layer.lowrank_factors()}
-        if isinstance(optimizer, torch.optim.Optimizer):
-            for group in optimizer.param_groups:
-                group["params"] = [p for p in group["params"] if id(p) not in factor_ids]
-            for p in [p for p in optimizer.state if id(p) in factor_ids]:
-                del optimizer.state[p]
-        elif callable(optimizer):
-            optimizer = optimizer([p for p in model.parameters() if id(p) not in factor_ids])
-        else:
-            raise ValueError("optimizer must be a torch.optim.Optimizer or a factory params -> Optimizer")
-        held = {id(p) for g in optimizer.param_groups for p in g["params"]}
-        for name, layer in self.layers.items():
-            if id(layer.lowrank_core()) not in held:
-                raise ValueError(f"the optimizer does not hold the core of layer {name!r}; build it over "
-                                 "model.parameters() or pass a factory")
-        self.optimizer = optimizer
+        self.optimizer = wrap_optimizer(
+            optimizer, model, (p for layer in self.layers.values() for p in layer.lowrank_factors()),
+            {name: layer.lowrank_core() for name, layer in self.layers.items()})
 
     # ------------------------------------------------------------------ public API
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear the gradients of every model parameter (factors included)."""
-        for p in self.model.parameters():
-            if set_to_none:
-                p.grad = None
-            elif p.grad is not None:
-                p.grad.zero_()
+        zero_grads(self.model, set_to_none)
 
     def ranks(self) -> dict[str, int | tuple[int, ...]]:
         """Current rank per layer (an int for matrix layers, a tuple per factor for Tucker)."""
