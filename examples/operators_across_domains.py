@@ -93,14 +93,17 @@ def plot_prediction(test: PDEDataset, models: dict, png: Path) -> None:
 
 def table(results: list[dict]) -> str:
     ns = sorted({r["n_train"] for r in results})
-    lines = ["| problem | method | parameters | " + " | ".join(f"n={n}" for n in ns)
+    lines = ["| problem | method | parameters | " + " | ".join(f"n={n} (mean ± std (seeds))" for n in ns)
              + " | train s (largest n) |",
              "|---" * (4 + len(ns)) + "|"]
     for prob in SETTINGS:
         for method in sorted({r["method"] for r in results if r["problem"] == prob}):
             rows = [r for r in results if r["problem"] == prob and r["method"] == method]
-            cells = [f"{np.mean(e):.3f}" if (e := [r["test_rel_l2"] for r in rows if r["n_train"] == n])
-                     else "" for n in ns]
+            cells = []
+            for n in ns:
+                e = [r["test_rel_l2"] for r in rows if r["n_train"] == n]
+                cells.append("" if not e else f"{np.mean(e):.3f}" if len(e) == 1
+                             else f"{np.mean(e):.3f} ± {np.std(e):.3f} ({len(e)})")
             big = max(rows, key=lambda r: r["n_train"])
             params = "dense" if method == "least_squares" else f"{big['n_params']:,}"
             lines.append(f"| {prob} | {method} | {params} | " + " | ".join(cells)
