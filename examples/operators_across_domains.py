@@ -9,8 +9,9 @@ training-set sizes?
 Every problem is generated on a 32² grid (so that all runs train in minutes on a CPU) with
 ``--n-test`` test samples; models are those of :mod:`neuralhss.train.methods` (``fno``:
 neuraloperator's FNO, 16 modes, width 32, 4 layers; ``neural_hss``: nonlinear Neural-HSS,
-width 8, 2 blocks, rank 4; ``least_squares``: the dense linear map, a floor for what is
-linear in the data), all gradient models with the same AdamW budget (``--steps``, batch 8,
+width 8, 2 blocks, rank 4; ``least_squares``: the dense linear map, and
+``affine_least_squares``: the dense affine map, floors for what is (affinely) linear in the
+data), all gradient models with the same AdamW budget (``--steps``, batch 8,
 cosine schedule). Inputs and outputs are normalised per channel by their training mean/std;
 errors are relative L2 in data units on the test set.
 
@@ -35,7 +36,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from neuralhss.datasets import PDEDataset, generate  # noqa: E402
-from neuralhss.train.methods import METHODS, fit_method  # noqa: E402
+from neuralhss.train.methods import CLOSED_FORM, METHODS, fit_method  # noqa: E402
 
 # Per problem: generation parameters (32² versions of the standard recipes) and the
 # snapshot of trajectory outputs that is learned.
@@ -105,7 +106,7 @@ def table(results: list[dict]) -> str:
                 cells.append("" if not e else f"{np.mean(e):.3f}" if len(e) == 1
                              else f"{np.mean(e):.3f} ± {np.std(e):.3f} ({len(e)})")
             big = max(rows, key=lambda r: r["n_train"])
-            params = "dense" if method == "least_squares" else f"{big['n_params']:,}"
+            params = "dense" if method.endswith("least_squares") else f"{big['n_params']:,}"
             lines.append(f"| {prob} | {method} | {params} | " + " | ".join(cells)
                          + f" | {big['train_seconds']:.0f} |")
     return "\n".join(lines)
@@ -114,7 +115,8 @@ def table(results: list[dict]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--problems", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
-    ap.add_argument("--models", nargs="+", choices=METHODS, default=["least_squares", "neural_hss", "fno"])
+    ap.add_argument("--models", nargs="+", choices=METHODS,
+                    default=["least_squares", "affine_least_squares", "neural_hss", "fno"])
     ap.add_argument("--n-train", type=int, nargs="+", default=[16, 64, 256])
     ap.add_argument("--n-test", type=int, default=100)
     ap.add_argument("--n-pool", type=int, default=256,
@@ -146,7 +148,7 @@ def main() -> None:
                               time_index=setting["time_index"])
             for seed in args.seeds:
                 for method in args.models:
-                    repeat = method == "least_squares" and seed != args.seeds[0]  # deterministic
+                    repeat = method in CLOSED_FORM and seed != args.seeds[0]  # deterministic
                     if (prob, method, n, seed) in done or repeat:
                         continue
                     model, m = fit_method(method, train, test, steps=args.steps, seed=seed)
@@ -157,7 +159,7 @@ def main() -> None:
                     print(f"{prob:14s} {method:14s} n={n:4d} seed={seed} test {m['test_rel_l2']:.4f} "
                           f"params {m['n_params']:,} {m['train_seconds']:.1f} s", flush=True)
         if last:
-            plot_prediction(test, {k: v for k, v in last.items() if k != "least_squares"},
+            plot_prediction(test, {k: v for k, v in last.items() if k not in CLOSED_FORM},
                             out / f"{prob}_prediction.png")
     plot_errors(results, out / "test_error_vs_n.png")
     (out / "table.md").write_text(table(results) + "\n")

@@ -96,3 +96,9 @@ def test_least_squares_recovers_a_linear_operator_from_enough_samples():
     torch.testing.assert_close(few(x[:3]), y[:3])
     with pytest.raises(ValueError, match="does not match"):
         model(torch.randn(1, 1, 8, 8, dtype=torch.float64))
+    # An affine operator (a forced flow's mean pattern) needs center=True; the linear fit misses b.
+    b = torch.randn(16, generator=g, dtype=torch.float64)
+    ya = (x.reshape(20, 16) @ A.T + b).reshape(20, 1, 4, 4)
+    want = (xt.reshape(5, 16) @ A.T + b).reshape(5, 1, 4, 4)
+    torch.testing.assert_close(fit_least_squares(x, ya, center=True)(xt), want)
+    assert (fit_least_squares(x, ya)(xt) - want).abs().max() > 1e-3

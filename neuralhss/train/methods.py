@@ -4,6 +4,8 @@
 *grid)``) and its metrics. Names:
 
 - ``least_squares``: minimum-norm dense least squares, closed form (the linear baseline);
+- ``affine_least_squares``: the same around the sample means (an affine map: the baseline for
+  problems whose outputs share a non-zero mean pattern, e.g. forced flows);
 - ``hss_poly``: linear Neural-HSS with fixed polynomial far-field bases, leaf blocks and
   couplings fitted by convex least squares (:func:`neuralhss.hss.polynomial.fit_polynomial_hss`);
 - ``neural_hss_linear``: linear Neural-HSS (width 1, rank 16, top 5 levels untied) by Adam;
@@ -51,7 +53,7 @@ LOWRANK_METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "neural_hss_dlrt": ("neural_hss", {"tau": 0.05, "max_rank": 2, "compress": {"rank": 2}}),
 }
 GRADIENT_METHODS.update({name: GRADIENT_METHODS[base] for name, (base, _) in LOWRANK_METHODS.items()})
-CLOSED_FORM = ("least_squares", "hss_poly")
+CLOSED_FORM = ("least_squares", "affine_least_squares", "hss_poly")
 METHODS = CLOSED_FORM + tuple(GRADIENT_METHODS)
 
 
@@ -82,8 +84,8 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
     grid = tuple(train.grid_shape)
     t0 = time.perf_counter()
     extra: dict[str, Any] = {}
-    if name == "least_squares":
-        model: nn.Module = fit_least_squares(mem.x, mem.y)
+    if name in ("least_squares", "affine_least_squares"):
+        model: nn.Module = fit_least_squares(mem.x, mem.y, center=name == "affine_least_squares")
         n_params = int(mem.x[0].numel() * mem.y[0].numel())  # the dense matrix it represents
     elif name == "hss_poly":
         from ..hss.polynomial import fit_polynomial_hss
