@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 
 from neuralhss.datasets import PDEDataset, convert  # noqa: E402
 from neuralhss.train.loop import evaluate, to_memory  # noqa: E402
-from neuralhss.train.methods import METHODS, fit_method  # noqa: E402
+from neuralhss.train.methods import CLOSED_FORM, METHODS, fit_method  # noqa: E402
 
 RESOLUTION_FREE = ("fno", "tfno")
 
@@ -56,7 +56,7 @@ def table(results: list[dict]) -> str:
             e = [r["test_rel_l2"] for r in rows if r["n_train"] == n]
             cells.append(f"{np.mean(e):.4f}" + (f" ± {np.std(e):.4f}" if len(e) > 1 else "") if e else "")
         e32 = [r["test32_rel_l2"] for r in rows if r["n_train"] == ns[-1] and "test32_rel_l2" in r]
-        params = "dense 256×256" if method == "least_squares" else f"{rows[0]['n_params']:,}"
+        params = "dense 256×256" if method.endswith("least_squares") else f"{rows[0]['n_params']:,}"
         lines.append(f"| {method} | {params} | " + " | ".join(cells) + " | "
                      + (f"{np.mean(e32):.4f} ± {np.std(e32):.4f}" if e32 else "—") + " |")
     return "\n".join(lines)
@@ -109,7 +109,7 @@ def main() -> None:
         test32 = PDEDataset(d32, "test", normalize=train.normalizer)
         for seed in args.seeds:
             for method in args.models:
-                if (method, n, seed) in done or (method == "least_squares" and seed != args.seeds[0]):
+                if (method, n, seed) in done or (method in CLOSED_FORM and seed != args.seeds[0]):
                     continue
                 model, m = fit_method(method, train, test, steps=args.steps, seed=seed)
                 if method in RESOLUTION_FREE:
