@@ -70,8 +70,8 @@ def table(results: list[dict]) -> str:
             e = [r["test_rel_l2"] for r in rows if r["n_train"] == n]
             cells.append(f"{np.mean(e):.3f}" + (f" ± {np.std(e):.3f}" if len(e) > 1 else "")
                          if e else "")
-        params = sorted({r["n_params"] for r in rows if r["method"] != "least_squares"})
-        ptxt = "dense N×N (rank ≤ n)" if method == "least_squares" else \
+        params = sorted({r["n_params"] for r in rows if not r["method"].endswith("least_squares")})
+        ptxt = "dense N×N (rank ≤ n)" if method.endswith("least_squares") else \
             (f"{params[0]:,}" if len(params) == 1 else f"{params[0]:,}–{params[-1]:,}")
         lines.append(f"| {ds} | {method} | {ptxt} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
