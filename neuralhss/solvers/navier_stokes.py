@@ -239,6 +239,14 @@ def _check_zero_mean(a: np.ndarray, name: str, eps: float, fix: str) -> None:
 # public diagnostics
 
 
+def _vorticity_input(w: Any, lengths: Any):
+    """Validated float64 vorticity, its converter back, and (hy, hx, (Ly, Lx)) of its grid."""
+    arr, back = st.to_numpy(w, "w")
+    shape = _check_field(arr, "w")
+    st.check_finite(arr, "w")
+    return arr, back, _spacings(shape, lengths)
+
+
 def jacobian(psi: Any, w: Any, lengths: float | Sequence[float] = 1.0) -> Any:
     """Arakawa's energy- and enstrophy-conserving discretisation of J(ψ, w) = u·∇w.
 
@@ -288,11 +296,8 @@ def streamfunction(w: Any, lengths: float | Sequence[float] = 1.0, *,
     psi : same kind as w, shape (..., ny, nx)
         Units of w·length².
     """
-    arr, back = st.to_numpy(w, "w")
-    shape = _check_field(arr, "w")
-    st.check_finite(arr, "w")
-    _, _, lens = _spacings(shape, lengths)
-    psi = _psi(arr, lens, st.fft_workers(math.prod(shape), workers))
+    arr, back, (_, _, lens) = _vorticity_input(w, lengths)
+    psi = _psi(arr, lens, st.fft_workers(math.prod(arr.shape[-2:]), workers))
     return back(psi) if back else psi
 
 
@@ -313,11 +318,8 @@ def velocity(w: Any, lengths: float | Sequence[float] = 1.0) -> tuple[Any, Any]:
         x- and y-components, units of w·length. Second-order accurate; these are the
         velocities the adaptive time step's Courant number is measured with.
     """
-    arr, back = st.to_numpy(w, "w")
-    shape = _check_field(arr, "w")
-    st.check_finite(arr, "w")
-    hy, hx, lens = _spacings(shape, lengths)
-    P = _pad(_psi(arr, lens, st.fft_workers(math.prod(shape), None)))
+    arr, back, (hy, hx, lens) = _vorticity_input(w, lengths)
+    P = _pad(_psi(arr, lens, st.fft_workers(math.prod(arr.shape[-2:]), None)))
     u = (P[..., 2:, 1:-1] - P[..., :-2, 1:-1]) / (2.0 * hy)
     v = (P[..., 1:-1, :-2] - P[..., 1:-1, 2:]) / (2.0 * hx)
     return (back(u), back(v)) if back else (u, v)
@@ -341,11 +343,8 @@ def energy(w: Any, lengths: float | Sequence[float] = 1.0) -> float | np.ndarray
     float or ndarray, shape (...)
         Units of w²·length⁴.
     """
-    arr, _ = st.to_numpy(w, "w")
-    shape = _check_field(arr, "w")
-    st.check_finite(arr, "w")
-    hy, hx, lens = _spacings(shape, lengths)
-    psi = _psi(arr, lens, st.fft_workers(math.prod(shape), None))
+    arr, _, (hy, hx, lens) = _vorticity_input(w, lengths)
+    psi = _psi(arr, lens, st.fft_workers(math.prod(arr.shape[-2:]), None))
     e = 0.5 * hx * hy * np.einsum("...ij,...ij->...", psi, arr)
     return float(e) if e.ndim == 0 else e
 
@@ -365,10 +364,7 @@ def enstrophy(w: Any, lengths: float | Sequence[float] = 1.0) -> float | np.ndar
     float or ndarray, shape (...)
         Units of w²·length².
     """
-    arr, _ = st.to_numpy(w, "w")
-    shape = _check_field(arr, "w")
-    st.check_finite(arr, "w")
-    hy, hx, _ = _spacings(shape, lengths)
+    arr, _, (hy, hx, _) = _vorticity_input(w, lengths)
     z = 0.5 * hx * hy * np.einsum("...ij,...ij->...", arr, arr)
     return float(z) if z.ndim == 0 else z
 
