@@ -11,8 +11,10 @@ Methods (``--models``) are those of :mod:`neuralhss.train.methods`: ``least_squa
 100-sample test set, in the data's own units. Inputs and outputs are scaled by their training
 RMS (no shift, so that a linear operator stays linear).
 
-Results are appended to ``OUT/results.json`` as they finish (re-running skips finished runs),
-and ``OUT/test_error_vs_n.png`` and ``OUT/table.md`` are redrawn at the end.
+Results are appended to ``OUT/results.json`` as they finish (re-running skips finished runs;
+several sweeps may append to the same file at once), and ``OUT/test_error_vs_n.png`` and
+``OUT/table.md`` are redrawn at the end. A gradient-trained method run with a ``--steps`` other
+than 1000 is reported as ``method@steps``.
 
 Run (CPU default, a few minutes per gradient-trained model and n):
 ``python examples/low_data_poisson.py --n-train 4 16 64 --seeds 0``
@@ -22,6 +24,7 @@ Full sweep: ``--n-train 1 2 4 8 16 32 64 128 --seeds 0 1 2`` (hours on 2 cores).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 from pathlib import Path
 
@@ -35,12 +38,29 @@ from neuralhss.datasets import PDEDataset, generate, load_recipe  # noqa: E402
 from neuralhss.train.methods import CLOSED_FORM, METHODS, fit_method  # noqa: E402
 
 
+def _label(r: dict) -> str:
+    steps = r.get("steps")
+    return r["method"] if steps in (None, 1000) else f"{r['method']}@{steps}"
+
+
+def append_result(path: Path, row: dict) -> list[dict]:
+    """Append ``row`` to the JSON list at ``path`` under an exclusive lock; return the list."""
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = json.loads(path.read_text()) if path.exists() else []
+        results.append(row)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(results, indent=1) + "\n")
+        tmp.replace(path)
+    return results
+
+
 def plot(results: list[dict], out: Path) -> None:
     datasets = sorted({r["dataset"] for r in results})
     fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4.5), squeeze=False)
     for ax, ds in zip(axes[0], datasets, strict=True):
-        for method in sorted({r["method"] for r in results if r["dataset"] == ds}):
-            rows = [r for r in results if r["dataset"] == ds and r["method"] == method]
+        for method in sorted({_label(r) for r in results if r["dataset"] == ds}):
+            rows = [r for r in results if r["dataset"] == ds and _label(r) == method]
             ns = sorted({r["n_train"] for r in rows})
             errs = [[r["test_rel_l2"] for r in rows if r["n_train"] == n] for n in ns]
             mean = [np.mean(e) for e in errs]
@@ -62,9 +82,9 @@ def table(results: list[dict]) -> str:
         f"n={n}" for n in sorted({r['n_train'] for r in results})) + " |"]
     ns = sorted({r["n_train"] for r in results})
     lines.append("|---" * (3 + len(ns)) + "|")
-    keys = sorted({(r["dataset"], r["method"]) for r in results})
+    keys = sorted({(r["dataset"], _label(r)) for r in results})
     for ds, method in keys:
-        rows = [r for r in results if r["dataset"] == ds and r["method"] == method]
+        rows = [r for r in results if r["dataset"] == ds and _label(r) == method]
         cells = []
         for n in ns:
             e = [r["test_rel_l2"] for r in rows if r["n_train"] == n]
@@ -97,7 +117,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     res_path = out / "results.json"
     results = json.loads(res_path.read_text()) if res_path.exists() else []
-    done = {(r["dataset"], r["method"], r["n_train"], r["seed"]) for r in results}
+    done = {(r["dataset"], _label(r), r["n_train"], r["seed"]) for r in results}
     for recipe_path in args.recipes:
         recipe = load_recipe(recipe_path)
         data = Path(args.data_dir) / (Path(recipe_path).stem + ".h5")
@@ -111,7 +131,8 @@ def main() -> None:
                     deterministic = method in CLOSED_FORM
                     label = f"{method}_d{args.degree}u{args.untie_top}" if method == "hss_poly" \
                         else method
-                    if (ds_name, label, n, seed) in done or (deterministic and seed != args.seeds[0]):
+                    key = label if deterministic else _label({"method": label, "steps": args.steps})
+                    if (ds_name, key, n, seed) in done or (deterministic and seed != args.seeds[0]):
                         continue
                     train = PDEDataset(data, "train", n=n, n_test=args.n_test, normalize="scale")
                     test = PDEDataset(data, "test", n_test=args.n_test, normalize=train.normalizer)
@@ -119,11 +140,11 @@ def main() -> None:
                                       degree=args.degree, untie_top=args.untie_top,
                                       lbfgs_iter=args.lbfgs_iter)
                     row = {"dataset": ds_name, "method": label, "n_train": n, "seed": seed, **m}
-                    results.append(row)
-                    res_path.write_text(json.dumps(results, indent=1) + "\n")
+                    results = append_result(res_path, row)
                     print(f"{ds_name} {label:18s} n={n:4d} seed={seed} "
                           f"test {m['test_rel_l2']:.4f}  params {m['n_params']:,}  "
                           f"{m['train_seconds']:.1f} s", flush=True)
+    results = json.loads(res_path.read_text()) if res_path.exists() else results
     plot(results, out)
     (out / "table.md").write_text(table(results) + "\n")
     print(table(results))

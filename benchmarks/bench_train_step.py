@@ -1,0 +1,131 @@
+"""One training step of Neural-HSS vs FNO at 128^3 (2,097,152 points), batch 1, on CPU.
+
+A training step is what ``neuralhss.train.fit`` does per batch: zero the gradients, forward,
+neuraloperator's relative ``LpLoss`` against a target, backward, one AdamW step. Models are the
+low-data sweep's (``neuralhss.train.methods``) built for the 3-D grid:
+
+- ``fno`` (baseline): neuraloperator FNO, 8 modes per axis, width 16, 4 layers (the 3-D size
+  the sweeps train on CPU);
+- ``fno_w32m16`` (only with ``--candidates``): FNO with the 2-D sweep's size, 16 modes per
+  axis, width 32, 4 layers; at 32^3 it takes 5x the time and memory of ``fno``, so at 128^3
+  it would need about 33 GiB;
+- ``neural_hss_linear``: width 1, one HSS layer (leaf 4x4x4, rank 16, top 5 levels untied);
+- ``neural_hss``: nonlinear, width 8, 2 blocks, rank 4, top 3 levels untied.
+
+Time: candidates interleaved round by round after a warm-up step, medians, in one process.
+Peak memory: each candidate alone in a fresh subprocess (VmHWM), in total and as the increase
+over the process after set-up (input, target, model and optimizer state allocated). Ratios are
+to ``fno`` in the same run.
+
+    .venv/bin/python benchmarks/bench_train_step.py            # 128^3, 1 thread, 3 rounds
+    .venv/bin/python benchmarks/bench_train_step.py --n 32     # quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from _common import interleaved, write_result
+from bench_hss_vs_fno import rss_now_mib, vm_hwm_mib
+from neuralop.losses import LpLoss
+
+from neuralhss.models import build
+from neuralhss.models.registry import count_parameters
+from neuralhss.train.methods import GRADIENT_METHODS
+
+CANDIDATES = ("fno", "fno_w32m16", "neural_hss_linear", "neural_hss")
+DEFAULT = ("fno", "neural_hss_linear", "neural_hss")
+
+
+def make_model(name: str, n: int) -> torch.nn.Module:
+    grid = (n, n, n)
+    if name == "fno_w32m16":
+        model_name, cfg = "fno", {"n_modes": [min(16, n // 2)] * 3, "hidden_channels": 32,
+                                  "n_layers": 4}
+    else:
+        model_name, cfg = GRADIENT_METHODS[name](grid)
+    return build(model_name, in_channels=1, out_channels=1, **cfg)
+
+
+def train_step(model: torch.nn.Module, n: int) -> Callable[[], float]:
+    """A closure doing one AdamW training step on a fixed random (input, target) pair."""
+    x = torch.randn(1, 1, n, n, n)
+    y = torch.randn(1, 1, n, n, n)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    loss_fn = LpLoss(d=3, p=2, reduction="mean")
+
+    def run() -> float:
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    return run
+
+
+def memory_child(name: str, n: int) -> None:
+    """Run in a subprocess: one candidate alone; prints JSON with its peak memory."""
+    torch.manual_seed(0)
+    model = make_model(name, n)
+    run = train_step(model, n)
+    base = rss_now_mib()
+    for _ in range(2):
+        run()
+    peak = vm_hwm_mib()
+    print(json.dumps({"peak_rss_mib": peak, "after_setup_mib": base, "working_mib": peak - base}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=128, help="grid points per axis")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--candidates", nargs="+", choices=CANDIDATES, default=list(DEFAULT),
+                    help="models to compare with fno (the baseline of the ratios)")
+    ap.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.memory_child:
+        memory_child(args.memory_child, args.n)
+        return
+    n = args.n
+    torch.manual_seed(0)
+    cands = list(dict.fromkeys(["fno", *args.candidates]))
+    models = {k: make_model(k, n) for k in cands}
+    params = {k: count_parameters(m) for k, m in models.items()}
+    timing: dict[str, Any] = interleaved({k: train_step(m, n) for k, m in models.items()},
+                                         args.rounds)
+    base = timing["fno"]["median_s"]
+    for t in timing.values():
+        t["ratio_to_fno"] = t["median_s"] / base
+    print(", ".join(f"{k} {v['median_s']:.2f} s ({v['ratio_to_fno']:.2f}x)"
+                    for k, v in timing.items()), flush=True)
+    del models
+    memory = {}
+    for k in cands:
+        out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--n", str(n),
+                              "--threads", str(args.threads), "--memory-child", k],
+                             capture_output=True, text=True, check=True)
+        memory[k] = json.loads(out.stdout.strip().splitlines()[-1])
+        memory[k]["ratio_to_fno"] = memory[k]["working_mib"] / memory["fno"]["working_mib"]
+    res = {"grid": [n] * 3, "batch": 1, "dtype": "float32", "threads": args.threads,
+           "step": "zero_grad + forward + LpLoss + backward + AdamW.step",
+           "params": params, "timing_train_step": timing, "memory": memory}
+    write_result(
+        f"train_step_{n}", res,
+        f"{n}^3 batch-1 training step, {args.threads} thread(s): " + ", ".join(
+            f"{k} {timing[k]['median_s']:.2f} s ({timing[k]['ratio_to_fno']:.2f}x), "
+            f"{memory[k]['working_mib']:.0f} MiB" for k in cands)
+        + " (ratios to fno)")
+
+
+if __name__ == "__main__":
+    main()
