@@ -106,7 +106,7 @@ def main() -> None:
     base = timing["fno"]["median_s"]
     for t in timing.values():
         t["ratio_to_fno"] = t["median_s"] / base
-    print(", ".join(f"{k} {v['median_s']:.2f} s ({v['ratio_to_fno']:.2f}x)"
+    print(", ".join(f"{k} {v['median_s']:.2f} s ({v['ratio_to_fno']:.3g}x)"
                     for k, v in timing.items()), flush=True)
     del models
     memory = {}
@@ -122,7 +122,7 @@ def main() -> None:
     write_result(
         f"train_step_{n}", res,
         f"{n}^3 batch-1 training step, {args.threads} thread(s): " + ", ".join(
-            f"{k} {timing[k]['median_s']:.2f} s ({timing[k]['ratio_to_fno']:.2f}x), "
+            f"{k} {timing[k]['median_s']:.2f} s ({timing[k]['ratio_to_fno']:.3g}x), "
             f"{memory[k]['working_mib']:.0f} MiB" for k in cands)
         + " (ratios to fno)")
 
