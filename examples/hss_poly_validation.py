@@ -35,6 +35,8 @@ def main() -> None:
     ap.add_argument("--n-train", type=int, nargs="+", default=[4, 16, 32])
     ap.add_argument("--degrees", type=int, nargs="+", default=[2, 3, 4])
     ap.add_argument("--untie", type=int, nargs="+", default=[4, 5, 6])
+    ap.add_argument("--leaf-sizes", type=int, nargs="+", default=[0],
+                    help="points per HSS leaf (0: the default, 16 in 2-D and 64 in 3-D)")
     ap.add_argument("--n-test", type=int, default=100)
     ap.add_argument("--n-val", type=int, default=100)
     ap.add_argument("--lbfgs-iter", type=int, default=300)
@@ -49,7 +51,8 @@ def main() -> None:
     ds_name = Path(args.recipe).stem
     res_path = out / "results.json"
     results = json.loads(res_path.read_text()) if res_path.exists() else []
-    done = {(r["dataset"], r["n_train"], r["degree"], r["untie_top"]) for r in results}
+    done = {(r["dataset"], r["n_train"], r.get("leaf_size", 0), r["degree"], r["untie_top"])
+            for r in results}
     for n in args.n_train:
         train = PDEDataset(data, "train", n=n, n_test=args.n_test, normalize="scale")
         pool = PDEDataset(data, "train", n_test=args.n_test, normalize=train.normalizer)
@@ -58,31 +61,40 @@ def main() -> None:
                              f"{len(pool)} training samples)")
         val = pool.subset(slice(-args.n_val, None))
         test = PDEDataset(data, "test", n_test=args.n_test, normalize=train.normalizer)
-        for degree, untie in itertools.product(args.degrees, args.untie):
-            if (ds_name, n, degree, untie) in done:
+        for leaf, degree, untie in itertools.product(args.leaf_sizes, args.degrees, args.untie):
+            if (ds_name, n, leaf, degree, untie) in done:
                 continue
-            model, m = fit_method("hss_poly", train, test, degree=degree, untie_top=untie,
-                                  lbfgs_iter=args.lbfgs_iter)
+            try:
+                model, m = fit_method("hss_poly", train, test, degree=degree, untie_top=untie,
+                                      lbfgs_iter=args.lbfgs_iter, leaf_size=leaf or None)
+            except ValueError as err:  # degree too high for the leaf, or too many levels
+                print(f"skipped leaf {leaf} degree {degree} untie {untie}: {err}")
+                continue
             v = evaluate(model, to_memory(val), train.normalizer)
-            row = {"dataset": ds_name, "n_train": n, "degree": degree, "untie_top": untie,
+            row = {"dataset": ds_name, "n_train": n, "leaf_size": leaf, "degree": degree,
+                   "untie_top": untie,
                    "val_rel_l2": v["test_rel_l2"], **m}
             results.append(row)
             res_path.write_text(json.dumps(results, indent=1) + "\n")
-            print(f"{ds_name} n={n:3d} degree {degree} untie {untie}: val {row['val_rel_l2']:.4f} "
-                  f"test {m['test_rel_l2']:.4f} params {m['n_params']:,} "
+            print(f"{ds_name} n={n:3d} leaf {leaf} degree {degree} untie {untie}: "
+                  f"val {row['val_rel_l2']:.4f} test {m['test_rel_l2']:.4f} params {m['n_params']:,} "
                   f"{m['train_seconds']:.1f} s", flush=True)
+    def setting(r: dict) -> str:
+        leaf = r.get("leaf_size", 0)
+        return f"d{r['degree']} u{r['untie_top']}" + (f" leaf {leaf}" if leaf else "")
+
     lines = ["| dataset | n | chosen on validation (degree, untie) | its test error | params | "
              "best test error over the grid (setting) |", "|---|---|---|---|---|---|"]
     for ds, n in sorted({(r["dataset"], r["n_train"]) for r in results}):
         rows = [r for r in results if r["dataset"] == ds and r["n_train"] == n
-                and r["degree"] in args.degrees and r["untie_top"] in args.untie]
+                and r.get("leaf_size", 0) in args.leaf_sizes and r["degree"] in args.degrees
+                and r["untie_top"] in args.untie]
         if not rows:
             continue
         pick = min(rows, key=lambda r: r["val_rel_l2"])
         best = min(rows, key=lambda r: r["test_rel_l2"])
-        lines.append(f"| {ds} | {n} | d{pick['degree']} u{pick['untie_top']} | {pick['test_rel_l2']:.3f} | "
-                     f"{pick['n_params']:,} | {best['test_rel_l2']:.3f} (d{best['degree']} "
-                     f"u{best['untie_top']}) |")
+        lines.append(f"| {ds} | {n} | {setting(pick)} | {pick['test_rel_l2']:.3f} | "
+                     f"{pick['n_params']:,} | {best['test_rel_l2']:.3f} ({setting(best)}) |")
     (out / "table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"results: {res_path}, {out / 'table.md'}")

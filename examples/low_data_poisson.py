@@ -56,16 +56,28 @@ def append_result(path: Path, row: dict) -> list[dict]:
 
 
 def plot(results: list[dict], out: Path) -> None:
-    datasets = sorted({r["dataset"] for r in results})
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4.5), squeeze=False)
-    for ax, ds in zip(axes[0], datasets, strict=True):
+    # Poisson panels first; one colour per method in every panel, reduced budgets dashed.
+    def order(d: str) -> tuple:
+        stem, _, res = d.rpartition("_")
+        return (not d.startswith("poisson"), stem, int(res) if res.isdigit() else 0)
+
+    datasets = sorted({r["dataset"] for r in results}, key=order)
+    base = sorted({_label(r).split("@")[0] for r in results})
+    colour = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(base)}
+    ncols = min(3, len(datasets))
+    nrows = -(-len(datasets) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6 * ncols, 4.5 * nrows), squeeze=False)
+    for ax in axes.flat[len(datasets):]:
+        ax.set_visible(False)
+    for ax, ds in zip(axes.flat, datasets, strict=False):
         for method in sorted({_label(r) for r in results if r["dataset"] == ds}):
             rows = [r for r in results if r["dataset"] == ds and _label(r) == method]
             ns = sorted({r["n_train"] for r in rows})
             errs = [[r["test_rel_l2"] for r in rows if r["n_train"] == n] for n in ns]
             mean = [np.mean(e) for e in errs]
-            ax.plot(ns, mean, "o-", label=method)
-            ax.fill_between(ns, [min(e) for e in errs], [max(e) for e in errs], alpha=0.2)
+            c = colour[method.split("@")[0]]
+            ax.plot(ns, mean, "o--" if "@" in method else "o-", color=c, label=method)
+            ax.fill_between(ns, [min(e) for e in errs], [max(e) for e in errs], color=c, alpha=0.2)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("training samples n")
@@ -78,23 +90,26 @@ def plot(results: list[dict], out: Path) -> None:
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| dataset | method | parameters | " + " | ".join(
-        f"n={n}" for n in sorted({r['n_train'] for r in results})) + " |"]
-    ns = sorted({r["n_train"] for r in results})
-    lines.append("|---" * (3 + len(ns)) + "|")
-    keys = sorted({(r["dataset"], _label(r)) for r in results})
-    for ds, method in keys:
-        rows = [r for r in results if r["dataset"] == ds and _label(r) == method]
-        cells = []
-        for n in ns:
-            e = [r["test_rel_l2"] for r in rows if r["n_train"] == n]
-            cells.append(f"{np.mean(e):.3f}" + (f" ± {np.std(e):.3f}" if len(e) > 1 else "")
-                         if e else "")
-        params = sorted({r["n_params"] for r in rows if not r["method"].endswith("least_squares")})
-        ptxt = "dense N×N (rank ≤ n)" if method.endswith("least_squares") else \
-            (f"{params[0]:,}" if len(params) == 1 else f"{params[0]:,}–{params[-1]:,}")
-        lines.append(f"| {ds} | {method} | {ptxt} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    """One Markdown table per dataset: mean ± std over seeds of the test error per n."""
+    out = []
+    for ds in sorted({r["dataset"] for r in results}):
+        rows_ds = [r for r in results if r["dataset"] == ds]
+        ns = sorted({r["n_train"] for r in rows_ds})
+        lines = [f"| {ds} | parameters | " + " | ".join(f"n={n}" for n in ns) + " |",
+                 "|---" * (2 + len(ns)) + "|"]
+        for method in sorted({_label(r) for r in rows_ds}):
+            rows = [r for r in rows_ds if _label(r) == method]
+            cells = []
+            for n in ns:
+                e = [r["test_rel_l2"] for r in rows if r["n_train"] == n]
+                cells.append(f"{np.mean(e):.3f}" + (f" ± {np.std(e):.3f}" if len(e) > 1 else "")
+                             if e else "")
+            params = sorted({r["n_params"] for r in rows})
+            ptxt = "dense N×N (rank ≤ n)" if method.endswith("least_squares") else \
+                (f"{params[0]:,}" if len(params) == 1 else f"{params[0]:,}–{params[-1]:,}")
+            lines.append(f"| {method} | {ptxt} | " + " | ".join(cells) + " |")
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
 
 
 def main() -> None:
