@@ -95,8 +95,8 @@ def table(results: list[dict]) -> str:
     for ds in sorted({r["dataset"] for r in results}):
         rows_ds = [r for r in results if r["dataset"] == ds]
         ns = sorted({r["n_train"] for r in rows_ds})
-        lines = [f"| {ds} | parameters | " + " | ".join(f"n={n}" for n in ns) + " |",
-                 "|---" * (2 + len(ns)) + "|"]
+        lines = [f"| {ds} | parameters | fit time (s, median) | "
+                 + " | ".join(f"n={n}" for n in ns) + " |", "|---" * (3 + len(ns)) + "|"]
         for method in sorted({_label(r) for r in rows_ds}):
             rows = [r for r in rows_ds if _label(r) == method]
             cells = []
@@ -107,7 +107,8 @@ def table(results: list[dict]) -> str:
             params = sorted({r["n_params"] for r in rows})
             ptxt = "dense N×N (rank ≤ n)" if method.endswith("least_squares") else \
                 (f"{params[0]:,}" if len(params) == 1 else f"{params[0]:,}–{params[-1]:,}")
-            lines.append(f"| {method} | {ptxt} | " + " | ".join(cells) + " |")
+            secs = float(np.median([r["train_seconds"] for r in rows]))
+            lines.append(f"| {method} | {ptxt} | {secs:.3g} | " + " | ".join(cells) + " |")
         out.append("\n".join(lines))
     return "\n\n".join(out)
 

@@ -24,3 +24,16 @@ def test_every_method_fits_and_reports(poisson):
     assert errors["hss_poly"] < 0.5 and errors["least_squares"] < 0.8
     with pytest.raises(ValueError, match="unknown method"):
         fit_method("unet", train, test)
+
+
+def test_hss_poly_leaf_size_sets_the_tree(poisson):
+    train, test = poisson
+    # 16x16 grid: leaves of 16 (4x4) give 4 levels, leaves of 64 (8x8) give 2; one untied level
+    # each, so the bigger leaves hold more (untied) leaf-block parameters.
+    small, m_small = fit_method("hss_poly", train, test, degree=2, untie_top=1, lbfgs_iter=30)
+    big, m_big = fit_method("hss_poly", train, test, degree=2, untie_top=1, lbfgs_iter=30,
+                            leaf_size=64)
+    assert small.op.tree.leaf_size == 16 and big.op.tree.leaf_size == 64
+    assert m_big["n_params"] != m_small["n_params"]
+    with pytest.raises(ValueError, match="leaf"):
+        fit_method("hss_poly", train, test, degree=5, leaf_size=16)  # rank 21 > 16 points
