@@ -7,8 +7,8 @@ low-data sweep's (``neuralhss.train.methods``) built for the 3-D grid:
 - ``fno`` (baseline): neuraloperator FNO, 8 modes per axis, width 16, 4 layers (the 3-D size
   the sweeps train on CPU);
 - ``fno_w32m16`` (only with ``--candidates``): FNO with the 2-D sweep's size, 16 modes per
-  axis, width 32, 4 layers; at 32^3 it takes 5x the time and memory of ``fno``, so at 128^3
-  it would need about 33 GiB;
+  axis, width 32, 4 layers; at 32^3 it takes 4.2x the time and 4.0x the memory of ``fno``
+  (``results/train_step_32.json``), about 16 GiB at 128^3;
 - ``neural_hss_linear``: width 1, one HSS layer (leaf 4x4x4, rank 16, top 5 levels untied);
 - ``neural_hss``: nonlinear, width 8, 2 blocks, rank 4, top 3 levels untied.
 

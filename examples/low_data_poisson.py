@@ -108,7 +108,8 @@ def table(results: list[dict]) -> str:
             ptxt = "dense N×N (rank ≤ n)" if method.endswith("least_squares") else \
                 (f"{params[0]:,}" if len(params) == 1 else f"{params[0]:,}–{params[-1]:,}")
             secs = float(np.median([r["train_seconds"] for r in rows]))
-            lines.append(f"| {method} | {ptxt} | {secs:.3g} | " + " | ".join(cells) + " |")
+            stime = f"{secs:.3g}" if secs < 100 else f"{secs:.0f}"
+            lines.append(f"| {method} | {ptxt} | {stime} | " + " | ".join(cells) + " |")
         out.append("\n".join(lines))
     return "\n\n".join(out)
 

@@ -11,8 +11,9 @@
 - ``neural_hss_linear``: linear Neural-HSS (width 1, rank 16, top 5 levels untied) by Adam;
 - ``neural_hss``: nonlinear Neural-HSS (width 8, 2 blocks, rank 4) by Adam;
 - ``fno``, ``tfno``: neuraloperator's FNO and TFNO, 4 layers; in 2-D 16 modes per axis and
-  width 32, in 3-D 8 modes per axis and width 16 (the 2-D size in 3-D has 18.9 M parameters
-  and takes ~7 s per batch-8 step on one CPU core at 32³; this one 0.66 M and ~1.5 s);
+  width 32, in 3-D 8 modes per axis and width 16 (0.66 M parameters; the 2-D size in 3-D has
+  18.9 M and takes 4.2× the time and 4.0× the memory per step at 32³,
+  ``benchmarks/bench_train_step.py --n 32 --candidates fno fno_w32m16``);
 - ``fno_dlrt``, ``neural_hss_dlrt``: the ``fno`` / ``neural_hss`` models with their convertible
   layers compressed to rank 8 / 2 at initialisation (:func:`neuralhss.lowrank.compress`) and
   trained by rank-adaptive DLRT (``τ = 0.05``, ranks capped at the initial ones;
