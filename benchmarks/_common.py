@@ -91,3 +91,29 @@ def write_result(name: str, payload: dict[str, Any], summary: str) -> Path:
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"{name}: {summary}  [{path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}]")
     return path
+
+
+def rss_now_mib() -> float:
+    """Resident set size of this process now, in MiB."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def vm_hwm_mib() -> float:
+    """Peak RSS of this process image. Unlike ru_maxrss, which a child inherits from the
+    parent at fork and keeps across exec, VmHWM starts afresh in the new process."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return peak_rss_mib()
+
+
+def step_memory(step: Callable[[], Any], repeats: int) -> dict[str, float]:
+    """Peak memory of ``repeats`` calls of ``step`` in this (fresh, single-candidate) process:
+    total, after set-up (now), and the increase ``working_mib`` that the calls cause."""
+    base = rss_now_mib()
+    for _ in range(repeats):
+        step()
+    peak = vm_hwm_mib()
+    return {"peak_rss_mib": peak, "after_setup_mib": base, "working_mib": peak - base}

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _common import interleaved, write_result
+from _common import interleaved, step_memory, write_result
 from neuralop.layers.spectral_convolution import SpectralConv
 
 from neuralhss.hss import HSSOperator
@@ -58,35 +57,13 @@ def fwd_bwd(mod: torch.nn.Module, x: torch.Tensor, g: torch.Tensor) -> Callable[
     return run
 
 
-def rss_now_mib() -> float:
-    with open("/proc/self/statm") as f:
-        pages = int(f.read().split()[1])
-    return pages * resource.getpagesize() / 2**20
-
-
-def vm_hwm_mib() -> float:
-    """Peak RSS of this process image. Unlike ru_maxrss, which a child inherits from the
-    parent at fork and keeps across exec, VmHWM starts afresh in the new process."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 def memory_child(name: str, n: int) -> None:
     """Run in a subprocess: one candidate alone; prints JSON with its peak memory."""
     torch.manual_seed(0)
     x = torch.randn(1, 1, n, n, n, requires_grad=True)
     g = torch.randn(1, 1, n, n, n)
     mod = build(name, n)
-    base = rss_now_mib()
-    run = fwd_bwd(mod, x, g)
-    for _ in range(3):
-        run()
-    peak = vm_hwm_mib()
-    print(json.dumps({"peak_rss_mib": peak, "after_setup_mib": base,
-                      "working_mib": peak - base}))
+    print(json.dumps(step_memory(fwd_bwd(mod, x, g), repeats=3)))
 
 
 

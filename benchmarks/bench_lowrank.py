@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 from collections.abc import Callable
@@ -38,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _common import interleaved, write_result
+from _common import interleaved, step_memory, write_result
 
 from neuralhss.lowrank import DLRT, LowRankLinear, compress
 from neuralhss.models import build, count_parameters
@@ -115,28 +114,10 @@ def make(name: str) -> tuple[Callable[[], None], torch.nn.Module, dict[str, Any]
     return step, model, notes
 
 
-def rss_now_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
-
-
-def vm_hwm_mib() -> float:
-    """Peak RSS of this process image (VmHWM restarts in a new process, unlike ru_maxrss)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 def memory_child(name: str, threads: int) -> None:
     torch.set_num_threads(threads)
     step, _, _ = make(name)
-    base = rss_now_mib()
-    for _ in range(3):
-        step()
-    peak = vm_hwm_mib()
-    print(json.dumps({"peak_rss_mib": peak, "after_setup_mib": base, "working_mib": peak - base}))
+    print(json.dumps(step_memory(step, repeats=3)))
 
 
 def main() -> None:

@@ -32,8 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _common import interleaved, write_result
-from bench_hss_vs_fno import rss_now_mib, vm_hwm_mib
+from _common import interleaved, step_memory, write_result
 from neuralop.losses import LpLoss
 
 from neuralhss.models import build
@@ -75,12 +74,7 @@ def memory_child(name: str, n: int) -> None:
     """Run in a subprocess: one candidate alone; prints JSON with its peak memory."""
     torch.manual_seed(0)
     model = make_model(name, n)
-    run = train_step(model, n)
-    base = rss_now_mib()
-    for _ in range(2):
-        run()
-    peak = vm_hwm_mib()
-    print(json.dumps({"peak_rss_mib": peak, "after_setup_mib": base, "working_mib": peak - base}))
+    print(json.dumps(step_memory(train_step(model, n), repeats=2)))
 
 
 def main() -> None:
