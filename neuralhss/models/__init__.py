@@ -4,7 +4,7 @@ FNO and TFNO come from the neuraloperator package; Neural-HSS is built on
 :class:`neuralhss.hss.HSSOperator`.
 """
 
-from . import fno, neural_hss  # noqa: F401  (register "fno", "tfno", "neural_hss")
+from . import fno, neural_h2, neural_hss  # noqa: F401  (register "fno", "tfno", "neural_hss", "neural_h2")
 from .registry import (
                        build,
                        count_parameters,

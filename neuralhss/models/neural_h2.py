@@ -1,0 +1,164 @@
+"""Neural-HSS v2: nonlinear blocks on strong-admissibility (H²) layers, with a linear path.
+
+``y = A x + project(blocks(lift(x)))`` where
+
+* ``A`` is a linear :class:`~neuralhss.hss.h2.H2Operator` from the input channels to the output
+  channels (a pointwise channel map followed by a depthwise H² operator): the linear
+  Green's-function learner. For one input and one output channel it is fitted by convex least
+  squares before gradient training (:func:`neuralhss.train.methods.fit_method`), so the model
+  starts where the best linear answer is;
+* every block is ``v <- sigma(M H(v) + W v + b)`` with ``H`` a depthwise H² operator (near field
+  convolution + polynomial far field through interaction lists), ``M`` and ``W`` pointwise
+  channel mixing;
+* the last layer of ``project`` starts at zero, so at initialisation the model *is* its linear
+  path and training adds the nonlinear correction.
+
+Unlike the HSS blocks of :class:`~neuralhss.models.neural_hss.NeuralHSS`, touching boxes never
+interact through a low-rank coupling, so predictions carry no box edges, and the channel mixing
+is pointwise (parameters grow like ``width**2``, not ``width**2 * rank**2`` per node).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..hss.h2 import BOUNDARIES, H2Operator
+from .neural_hss import ACTIVATIONS, Pointwise
+from .registry import register, register_defaults
+
+
+class NeuralH2(nn.Module):
+    """Neural-HSS v2 operator ``(B, in_channels, *grid_shape) -> (B, out_channels, *grid_shape)``.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Data channels.
+    grid_shape : sequence of int
+        The grid (each side a multiple of ``leaf_side``); the model is tied to it.
+    width : int, default 16
+        Hidden channels.
+    n_layers : int, default 4
+        Nonlinear blocks (0: the model is its linear path alone).
+    leaf_side : int, default 4
+        Side of the finest far-field boxes, in points.
+    degree : int, default 2
+        Legendre degree per axis of the far-field expansions of the hidden blocks.
+    linear_degree : int, default 3
+        The same for the linear path.
+    boundary : {"dirichlet", "neumann", "periodic", "zeros"}, default "dirichlet"
+        Continuation of fields past the boundary in every H² layer (match the data's boundary
+        condition; see :mod:`neuralhss.hss.h2`).
+    activation : {"gelu", "relu", "tanh", "silu", "identity"}, default "gelu"
+    positional : bool, default True
+        Append grid coordinates (in [0, 1] per axis) to the hidden blocks' input.
+    linear_path : bool, default True
+        Add the linear H² path ``A x``.
+    coupling_init : float, default 0.1
+        ``init_scale`` of the hidden blocks' H² layers (small couplings start the blocks near
+        local maps, which generalised better in the low-data runs).
+    projection_channels : int, optional
+        Hidden channels of the two-layer pointwise projection (default ``2 * width``).
+    """
+
+    def __init__(self, in_channels: int = 1, out_channels: int = 1,
+                 grid_shape: Sequence[int] = (64, 64), width: int = 16, n_layers: int = 4,
+                 leaf_side: int = 4, degree: int = 2, linear_degree: int = 3,
+                 boundary: str = "dirichlet", activation: str = "gelu", positional: bool = True,
+                 linear_path: bool = True, coupling_init: float = 0.1,
+                 projection_channels: int | None = None) -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation={activation!r}; use one of {sorted(ACTIVATIONS)}")
+        if boundary not in BOUNDARIES:
+            raise ValueError(f"boundary={boundary!r}; use one of {BOUNDARIES}")
+        for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("width", width)):
+            if int(v) != v or v < 1:
+                raise ValueError(f"{name}={v!r} must be a positive integer")
+        if int(n_layers) != n_layers or n_layers < 0:
+            raise ValueError(f"n_layers={n_layers!r} must be a non-negative integer")
+        if not linear_path and n_layers == 0:
+            raise ValueError("n_layers=0 without linear_path leaves no model; set one of them")
+        self.grid_shape = tuple(int(n) for n in grid_shape)
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        d = len(self.grid_shape)
+        h2 = {"leaf_side": leaf_side, "boundary": boundary}
+        self.linear_in = (Pointwise(in_channels, out_channels, bias=False)
+                          if linear_path and (in_channels, out_channels) != (1, 1) else None)
+        self.linear = (H2Operator(self.grid_shape, out_channels, degree=linear_degree,
+                                  share_levels=False, init_scale=0.0, **h2) if linear_path else None)
+        self.positional = bool(positional)
+        if self.positional:
+            axes = [torch.linspace(0, 1, n) for n in self.grid_shape]
+            self.register_buffer("coords", torch.stack(torch.meshgrid(*axes, indexing="ij")),
+                                 persistent=False)
+        self.blocks = nn.ModuleList()
+        self.project = None
+        if n_layers:
+            self.lift = Pointwise(in_channels + (d if self.positional else 0), width)
+            for _ in range(n_layers):
+                self.blocks.append(nn.ModuleDict({
+                    "h2": H2Operator(self.grid_shape, width, degree=degree, init_scale=coupling_init, **h2),
+                    "mix": Pointwise(width, width, bias=False),
+                    "local": Pointwise(width, width)}))
+            hidden = projection_channels or 2 * width
+            self.project = nn.Sequential(Pointwise(width, hidden), ACTIVATIONS[activation](),
+                                         Pointwise(hidden, out_channels))
+            if linear_path:
+                with torch.no_grad():
+                    self.project[-1].weight.zero_()
+                    self.project[-1].bias.zero_()
+        self.act = ACTIVATIONS[activation]()
+
+    def linear_part(self, x: torch.Tensor) -> torch.Tensor:
+        """The linear path ``A x`` (zeros without one)."""
+        if self.linear is None:
+            return x.new_zeros(x.shape[0], self.out_channels, *self.grid_shape)
+        return self.linear(x if self.linear_in is None else self.linear_in(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != len(self.grid_shape) + 2 or tuple(x.shape[1:]) != (self.in_channels, *self.grid_shape):
+            raise ValueError(f"input shape {tuple(x.shape)} does not match this model's "
+                             f"(batch, {self.in_channels}, *{self.grid_shape}); Neural-HSS is built "
+                             "for one grid (rebuild it with grid_shape= for other data)")
+        y = self.linear_part(x)
+        if not self.blocks:
+            return y
+        if self.positional:
+            x = torch.cat([x, self.coords.to(x.dtype).expand(x.shape[0], *self.coords.shape)], 1)
+        v = self.lift(x)
+        last = len(self.blocks) - 1
+        for k, blk in enumerate(self.blocks):
+            v = blk["mix"](blk["h2"](v)) + blk["local"](v)
+            if k < last:
+                v = self.act(v)
+        return y + self.project(v)
+
+    @torch.no_grad()
+    def fit_linear_path(self, x: torch.Tensor, y: torch.Tensor, max_iter: int = 300) -> float:
+        """Fit the linear path to pairs ``(x, y)`` (``(n, 1, *grid)`` each) by convex least
+        squares (in float64); only for one input and one output channel. Returns the relative
+        squared misfit."""
+        if self.linear is None or self.linear_in is not None:
+            raise ValueError("fit_linear_path needs linear_path=True and one input and output channel")
+        dtype = self.linear.near.dtype
+        self.linear.double()
+        with torch.enable_grad():
+            misfit = self.linear.fit_linear(x.double(), y.double(), max_iter=max_iter)
+        self.linear.to(dtype)
+        return misfit
+
+@register("neural_h2")
+def neural_h2(**config) -> NeuralH2:
+    """Build :class:`NeuralH2` from keyword arguments."""
+    return NeuralH2(**config)
+
+
+@register_defaults("neural_h2")
+def _defaults(in_channels: int, out_channels: int, grid_shape: tuple[int, ...]) -> dict:
+    return {"in_channels": in_channels, "out_channels": out_channels,
+            "grid_shape": list(grid_shape), "width": 16, "n_layers": 4,
+            "leaf_side": 4 if len(grid_shape) < 3 else 2, "degree": 2 if len(grid_shape) < 3 else 1}

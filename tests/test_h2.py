@@ -1,0 +1,143 @@
+"""The strong-admissibility layer, Neural-HSS v2 and the box-edge metric."""
+
+import numpy as np
+import pytest
+import torch
+
+from neuralhss.hss.h2 import H2Operator, legendre_box_basis
+from neuralhss.models import build, count_parameters
+from neuralhss.models.neural_h2 import NeuralH2
+from neuralhss.train.edges import box_edge_ratios
+
+
+def dense(op: H2Operator) -> torch.Tensor:
+    n = int(np.prod(op.grid_shape))
+    eye = torch.eye(n, dtype=op.near.dtype).reshape(n, 1, *op.grid_shape)
+    with torch.no_grad():
+        return op(eye).reshape(n, n).T  # column j = A e_j
+
+
+def test_legendre_basis_orthonormal_and_parity():
+    q = legendre_box_basis(8, 3)
+    assert np.allclose(q.T @ q, np.eye(4), atol=1e-12)
+    for a in range(4):
+        assert np.allclose(q[::-1, a], (-1) ** a * q[:, a], atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(32,), (16, 32), (16, 16, 16)])
+def test_linear_and_shapes(shape):
+    torch.manual_seed(0)
+    op = H2Operator(shape, 3, leaf_side=2, degree=1, boundary="dirichlet", dtype=torch.float64)
+    x, z = torch.randn(2, 3, *shape, dtype=torch.float64), torch.randn(2, 3, *shape, dtype=torch.float64)
+    y = op(x)
+    assert y.shape == x.shape
+    assert torch.allclose(op(2 * x - z), 2 * y - op(z), atol=1e-10)
+    assert op.parameter_count() == sum(p.numel() for p in op.parameters())
+
+
+def test_periodic_operator_commutes_with_box_shifts():
+    torch.manual_seed(1)
+    op = H2Operator((32, 32), 2, leaf_side=4, degree=2, boundary="periodic", share_levels=False,
+                    dtype=torch.float64)
+    coarsest = op.sides[-1]
+    x = torch.randn(1, 2, 32, 32, dtype=torch.float64)
+    shifted = op(torch.roll(x, shifts=(coarsest, -2 * coarsest), dims=(2, 3)))
+    assert torch.allclose(shifted, torch.roll(op(x), shifts=(coarsest, -2 * coarsest), dims=(2, 3)),
+                          atol=1e-10)
+
+
+def test_strong_admissibility_block_ranks():
+    # 1-D, leaves of 4 points: separated leaves interact through the far field only (rank <=
+    # (degree + 1) per contributing level); touching leaves through the dense near field.
+    torch.manual_seed(2)
+    op = H2Operator((64,), 1, leaf_side=4, degree=1, boundary="zeros", share_levels=False,
+                    dtype=torch.float64)
+    A = dense(op).numpy()
+    sv_near = np.linalg.svd(A[16:20, 20:24], compute_uv=False)
+    assert sv_near[-1] > 1e-8 * sv_near[0]  # full rank 4
+    far = A[0:16, 40:64]  # boxes 2..  apart on every level: at most 2 levels x rank 2
+    sv = np.linalg.svd(far, compute_uv=False)
+    assert (sv > 1e-10 * sv[0]).sum() <= 2 * op.n_levels
+
+
+def test_near_field_is_a_convolution():
+    torch.manual_seed(3)
+    op = H2Operator((32,), 1, leaf_side=4, degree=0, boundary="zeros", dtype=torch.float64)
+    with torch.no_grad():
+        op.coupling.zero_()
+    A = dense(op).numpy()
+    k = op.near.detach().numpy().ravel()[::-1]  # convolution, not correlation
+    R = op.near_radius
+    for i in range(R, 32 - R):
+        assert np.allclose(A[i, i - R:i + R + 1], k, atol=1e-12)
+
+
+def test_dirichlet_continuation_is_odd():
+    # With Dirichlet continuation the output at the boundary sees the negated mirror image.
+    torch.manual_seed(4)
+    op = H2Operator((16,), 1, leaf_side=4, degree=0, near_radius=1, boundary="dirichlet",
+                    dtype=torch.float64)
+    with torch.no_grad():
+        op.coupling.zero_()
+        op.near.copy_(torch.tensor([[[0.0, 0.0, 1.0]]]))  # a convolution: y_i = x_{i-1}
+    x = torch.arange(1.0, 17.0, dtype=torch.float64).view(1, 1, 16)
+    y = op(x)[0, 0]
+    assert torch.allclose(y[:2], torch.tensor([-1.0, 1.0], dtype=torch.float64))  # x_{-1} = -x_0
+
+
+def test_fit_linear_recovers_an_operator_of_its_class():
+    torch.manual_seed(5)
+    shape = (32, 32)
+    target = H2Operator(shape, 1, leaf_side=4, degree=1, boundary="dirichlet", share_levels=False,
+                        dtype=torch.float64)
+    x = torch.randn(16, 1, *shape, dtype=torch.float64)  # coarse levels: few boxes per sample
+    with torch.no_grad():
+        y = target(x)
+    fitted = H2Operator(shape, 1, leaf_side=4, degree=1, boundary="dirichlet", share_levels=False,
+                        init_scale=0.0, dtype=torch.float64)
+    misfit = fitted.fit_linear(x, y, max_iter=500)
+    assert misfit < 1e-6
+    xt = torch.randn(2, 1, *shape, dtype=torch.float64)
+    with torch.no_grad():
+        rel = (fitted(xt) - target(xt)).norm() / target(xt).norm()
+    assert rel < 1e-3  # L-BFGS's convergence, not the class, limits this
+
+
+def test_bad_arguments_give_clear_errors():
+    with pytest.raises(ValueError, match="boundary"):
+        H2Operator((16, 16), 1, boundary="robin")
+    with pytest.raises(ValueError, match="leaves of side"):
+        H2Operator((18, 16), 1, leaf_side=4)
+    op = H2Operator((16, 16), 2)
+    with pytest.raises(ValueError, match="expected"):
+        op(torch.randn(1, 1, 16, 16))
+
+
+def test_neural_h2_starts_as_its_linear_path_and_is_small():
+    torch.manual_seed(6)
+    model = build("neural_h2", in_channels=1, out_channels=1, grid_shape=[32, 32])
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model(x), model.linear_part(x))
+    fno = build("fno", in_channels=1, out_channels=1, n_modes=[16, 16], hidden_channels=32, n_layers=4)
+    assert count_parameters(model) < count_parameters(fno)
+    multi = NeuralH2(in_channels=2, out_channels=3, grid_shape=(16, 16), width=4, n_layers=1)
+    assert multi(torch.randn(1, 2, 16, 16)).shape == (1, 3, 16, 16)
+    with pytest.raises(ValueError, match="one input and output channel"):
+        multi.fit_linear_path(torch.randn(1, 2, 16, 16), torch.randn(1, 3, 16, 16))
+
+
+def test_box_edge_ratios_see_steps_and_not_smooth_errors():
+    rng = np.random.default_rng(0)
+    # Smooth error: random Fourier modes.
+    xx, yy = np.meshgrid(np.arange(64) / 64, np.arange(64) / 64, indexing="ij")
+    smooth = np.stack([sum(rng.normal() * np.sin(2 * np.pi * (k * xx + l * yy) + rng.uniform(0, 6))
+                           for k in range(4) for l in range(4)) for _ in range(5)])
+    ratios = box_edge_ratios(smooth, leaf_side=4)
+    assert set(ratios) == {4, 8, 16, 32}
+    assert all(0.7 < r < 1.4 for r in ratios.values())
+    stepped = smooth + 5.0 * (xx >= 0.5)
+    ratios = box_edge_ratios(stepped, leaf_side=4)
+    assert ratios[32] > 5 and ratios[4] < 1.4
+    with pytest.raises(ValueError, match="dividing"):
+        box_edge_ratios(smooth, leaf_side=5)
