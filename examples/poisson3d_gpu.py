@@ -57,6 +57,8 @@ def main() -> None:
     ap.add_argument("--resolution", type=int, default=128)
     ap.add_argument("--n-train", type=int, nargs="+", default=[4, 16, 64])
     ap.add_argument("--n-test", type=int, default=16)
+    ap.add_argument("--n-samples", type=int, default=80,
+                    help="samples in the file (the last --n-test are the test set)")
     ap.add_argument("--methods", nargs="+", default=["least_squares", "neural_h2", "fno"])
     ap.add_argument("--budget", type=float, default=75.0, help="training seconds per gradient run")
     ap.add_argument("--max-steps", type=int, default=2000)
@@ -70,7 +72,7 @@ def main() -> None:
     res = args.resolution
     data = Path(args.data) / f"poisson3d_{res}_gpu.h5"
     t0 = time.perf_counter()
-    generate("poisson", data, n_samples=max(args.n_train) + args.n_test, seed=0,
+    generate("poisson", data, n_samples=max(args.n_samples, max(args.n_train) + args.n_test), seed=0,
              params={"dim": 3, "resolution": res, "length_scale": 1 / 3, "smoothness": 1.0},
              workers=8, progress=False)
     print(f"data {data}: {time.perf_counter() - t0:.1f} s", flush=True)

@@ -22,6 +22,7 @@ def test_every_method_fits_and_reports(poisson):
         errors[name] = m["test_rel_l2"]
     # The closed-form linear fits are far better than 4 Adam steps on a linear problem.
     assert errors["hss_poly"] < 0.5 and errors["least_squares"] < 0.8
+    assert errors["h2_linear"] < 0.5
     with pytest.raises(ValueError, match="unknown method"):
         fit_method("unet", train, test)
 
@@ -37,3 +38,17 @@ def test_hss_poly_leaf_size_sets_the_tree(poisson):
     assert m_big["n_params"] != m_small["n_params"]
     with pytest.raises(ValueError, match="leaf"):
         fit_method("hss_poly", train, test, degree=5, leaf_size=16)  # rank 21 > 16 points
+
+
+def test_neural_h2_starts_from_its_linear_fit_only_where_it_generalises(poisson):
+    train, test = poisson
+    _, m = fit_method("neural_h2", train, test, steps=2, lbfgs_iter=30)
+    assert m["linear_start"]["fitted"] and m["linear_start"]["validation_rel_l2"] < 0.5
+    # the model starts as its linear path: the recorded start is the closed-form fit
+    _, lin = fit_method("h2_linear", train, test, lbfgs_iter=30)
+    assert abs(m["linear_test_rel_l2"] - lin["test_rel_l2"]) < 0.02
+    _, never = fit_method("neural_h2", train, test, steps=2, linear_fit="never")
+    assert never["linear_start"] == {"fitted": False, "validation_rel_l2": None}
+    assert "linear_test_rel_l2" not in never
+    with pytest.raises(ValueError, match="linear_fit"):
+        fit_method("neural_h2", train, test, steps=2, linear_fit="sometimes")

@@ -68,6 +68,23 @@ def legendre_box_basis(side: int, degree: int) -> np.ndarray:
     return q * np.sign(np.diag(r))  # positive leading coefficients: column a ~ P_a
 
 
+def blended_box_basis(side: int, degree: int) -> np.ndarray:
+    """The basis of :func:`legendre_box_basis` continued to a window of ``2 * side`` points
+    centred on the box and multiplied by the hat function of that window, ``(2 * side, degree + 1)``.
+
+    Hats of neighbouring boxes sum to one, so local expansions evaluated this way and added
+    blend continuously from box to box (a partition of unity) instead of jumping at box edges.
+    """
+    t = (2 * np.arange(side) + 1) / side - 1
+    v = np.polynomial.legendre.legvander(t, degree)
+    q, r = np.linalg.qr(v)
+    sign = np.sign(np.diag(r))
+    k = np.arange(2 * side) - side // 2  # window points in box coordinates (box = 0..side-1)
+    ext = np.polynomial.legendre.legvander((2 * k + 1) / side - 1, degree) @ np.linalg.inv(r) * sign
+    hat = 1 - np.abs((k + 0.5 - side / 2) / side)
+    return ext * hat[:, None]
+
+
 def _convolve(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """Valid convolution by FFT, depthwise over ``C`` and mixing ``a -> o`` within each channel.
 
@@ -108,6 +125,11 @@ class H2Operator(nn.Module):
         One coupling kernel for all levels, scaled per level and channel by a learned gain
         (Green's functions of scale-free operators look alike on every level in normalised
         bases); ``False`` gives each level its own kernel.
+    blend : bool, default True
+        Evaluate each box's local expansion on a window of twice the box, weighted by a hat
+        function, so that neighbouring boxes' expansions blend continuously (no jumps at box
+        edges; needs an even ``leaf_side``). ``False``: each expansion on its own box only,
+        the textbook H² evaluation.
     init_scale : float, default 1.0
         Multiplies the random initialisation of the couplings and the near kernel
         (``0`` starts from the zero operator, as a convex fit does).
@@ -126,7 +148,7 @@ class H2Operator(nn.Module):
 
     def __init__(self, grid_shape: Sequence[int], channels: int = 1, leaf_side: int = 4,
                  degree: int = 2, near_radius: int | None = None, boundary: str = "zeros",
-                 share_levels: bool = True, init_scale: float = 1.0,
+                 share_levels: bool = True, init_scale: float = 1.0, blend: bool = True,
                  dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> None:
         super().__init__()
         self.grid_shape = tuple(int(n) for n in grid_shape)
@@ -140,6 +162,10 @@ class H2Operator(nn.Module):
                 raise ValueError(f"{name}={v!r} must be a positive integer")
         if int(degree) != degree or degree < 0:
             raise ValueError(f"degree={degree!r} must be a non-negative integer")
+        self.blend = bool(blend)
+        if self.blend and leaf_side % 2:
+            raise ValueError(f"blend=True needs an even leaf_side (got {leaf_side}): the blending "
+                             "windows overlap by half a box")
         if any(n % leaf_side for n in self.grid_shape):
             raise ValueError(f"grid {self.grid_shape} is not a whole number of leaves of side "
                              f"{leaf_side}; choose leaf_side dividing every side")
@@ -161,6 +187,10 @@ class H2Operator(nn.Module):
             q = torch.as_tensor(legendre_box_basis(side, self.degree),
                                 dtype=dtype or torch.get_default_dtype(), device=device)
             self.register_buffer(f"basis{j}", q, persistent=False)
+            if self.blend:
+                qb = torch.as_tensor(blended_box_basis(side, self.degree),
+                                     dtype=dtype or torch.get_default_dtype(), device=device)
+                self.register_buffer(f"blend{j}", qb, persistent=False)
         # (-1)^a of the moment index along each axis, flattened like the moments (C, a_1..a_d).
         parity = torch.tensor([(-1.0) ** a for a in range(r1)])
         signs = []
@@ -250,13 +280,46 @@ class H2Operator(nn.Module):
 
     def _evaluate(self, c: torch.Tensor, j: int) -> torch.Tensor:
         # (B, C * r, *boxes) -> (B, C, *grid): local expansions evaluated on each box's points
-        d, q = len(self.grid_shape), getattr(self, f"basis{j}")
+        d = len(self.grid_shape)
         nb = list(c.shape[2:])
-        cs = c.reshape(c.shape[0], self.channels, *([self.degree + 1] * d), *nb)
-        sub = "".join(_BOXES[k] + _LETTERS[k] for k in range(d))
-        eq = ("BC" + _MOMENTS[:d] + _BOXES[:d] + "," + ",".join(_LETTERS[k] + _MOMENTS[k] for k in range(d))
-              + "->BC" + sub)
-        return torch.einsum(eq, cs, *([q] * d)).reshape(c.shape[0], self.channels, *self.grid_shape)
+        t = c.reshape(c.shape[0], self.channels, *([self.degree + 1] * d), *nb)
+        if not self.blend:
+            q = getattr(self, f"basis{j}")
+            sub = "".join(_BOXES[k] + _LETTERS[k] for k in range(d))
+            eq = ("BC" + _MOMENTS[:d] + _BOXES[:d] + ","
+                  + ",".join(_LETTERS[k] + _MOMENTS[k] for k in range(d)) + "->BC" + sub)
+            return torch.einsum(eq, t, *([q] * d)).reshape(c.shape[0], self.channels, *self.grid_shape)
+        # Separable: per axis, moment index -> points of the box's window, then overlap-add.
+        # Layout while axis k is done: (B, C, done axes as points..., moments of axes >= k, boxes >= k)
+        qb, s = getattr(self, f"blend{j}"), self.sides[j]
+        h = s // 2
+        for k in range(d):
+            # axes: B, C, k finished point axes, moments a_k.., boxes nb_k..
+            a_ax, b_ax = 2 + k, 2 + d
+            v = torch.tensordot(t, qb, dims=([a_ax], [1]))  # a_k -> last axis of 2s window points
+            # boxes axis of k is now at b_ax - 1 (a_k removed); bring it before the window axis
+            v = v.movedim(b_ax - 1, -2)  # (..., nb_k, 2s)
+            left, mid, right = v[..., :h], v[..., h:h + s], v[..., h + s:]
+            out = mid.clone()
+            if self.boundary == "periodic":
+                out[..., :h] += right.roll(1, dims=-2)
+                out[..., h:] += left.roll(-1, dims=-2)
+            else:
+                out[..., 1:, :h] += right[..., :-1, :]
+                out[..., :-1, h:] += left[..., 1:, :]
+                # the windows of the first and last box are not completed by a neighbour
+                w = self._window_sum(s, out.dtype, out.device)
+                out = torch.cat([out[..., :1, :] / w, out[..., 1:-1, :], out[..., -1:, :] / w.flip(0)], -2)
+            t = out.flatten(-2).movedim(-1, 2 + k)  # points of axis k in place of its moment axis
+        return t.reshape(c.shape[0], self.channels, *self.grid_shape)
+
+    @staticmethod
+    def _window_sum(s: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        # sum of the hats over the first box of an axis: its own hat, plus its right
+        # neighbour's on the second half; the left half has no left neighbour.
+        k = torch.arange(s, dtype=dtype, device=device)
+        own = 1 - ((k + 0.5 - s / 2) / s).abs()
+        return torch.where(k < s // 2, own, torch.ones_like(own))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the operator to ``x`` of shape ``(B, C, *grid_shape)``."""

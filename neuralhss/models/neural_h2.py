@@ -50,8 +50,14 @@ class NeuralH2(nn.Module):
     linear_degree : int, default 3
         The same for the linear path.
     boundary : {"dirichlet", "neumann", "periodic", "zeros"}, default "dirichlet"
-        Continuation of fields past the boundary in every H² layer (match the data's boundary
-        condition; see :mod:`neuralhss.hss.h2`).
+        Continuation of the input past the boundary in the linear path (match the data's
+        boundary condition; see :mod:`neuralhss.hss.h2`).
+    hidden_boundary : {"dirichlet", "neumann", "periodic", "zeros"}, default "neumann"
+        The same for the hidden blocks, whose features (e.g. a positive coefficient) need not
+        vanish on the boundary; ``"periodic"`` for periodic data.
+    hidden_near_radius : int, optional
+        Near-field radius of the hidden blocks (default ``2 * leaf_side - 1``, the exact H²
+        near field; smaller radii make the blocks more local and cheaper).
     activation : {"gelu", "relu", "tanh", "silu", "identity"}, default "gelu"
     positional : bool, default True
         Append grid coordinates (in [0, 1] per axis) to the hidden blocks' input.
@@ -69,12 +75,14 @@ class NeuralH2(nn.Module):
                  leaf_side: int = 4, degree: int = 2, linear_degree: int = 3,
                  boundary: str = "dirichlet", activation: str = "gelu", positional: bool = True,
                  linear_path: bool = True, coupling_init: float = 0.1,
+                 hidden_boundary: str = "neumann", hidden_near_radius: int | None = None,
                  projection_channels: int | None = None) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation={activation!r}; use one of {sorted(ACTIVATIONS)}")
-        if boundary not in BOUNDARIES:
-            raise ValueError(f"boundary={boundary!r}; use one of {BOUNDARIES}")
+        for name, b in (("boundary", boundary), ("hidden_boundary", hidden_boundary)):
+            if b not in BOUNDARIES:
+                raise ValueError(f"{name}={b!r}; use one of {BOUNDARIES}")
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("width", width)):
             if int(v) != v or v < 1:
                 raise ValueError(f"{name}={v!r} must be a positive integer")
@@ -85,11 +93,11 @@ class NeuralH2(nn.Module):
         self.grid_shape = tuple(int(n) for n in grid_shape)
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         d = len(self.grid_shape)
-        h2 = {"leaf_side": leaf_side, "boundary": boundary}
         self.linear_in = (Pointwise(in_channels, out_channels, bias=False)
                           if linear_path and (in_channels, out_channels) != (1, 1) else None)
-        self.linear = (H2Operator(self.grid_shape, out_channels, degree=linear_degree,
-                                  share_levels=False, init_scale=0.0, **h2) if linear_path else None)
+        self.linear = (H2Operator(self.grid_shape, out_channels, leaf_side, degree=linear_degree,
+                                  boundary=boundary, share_levels=False, init_scale=0.0)
+                       if linear_path else None)
         self.positional = bool(positional)
         if self.positional:
             axes = [torch.linspace(0, 1, n) for n in self.grid_shape]
@@ -101,7 +109,9 @@ class NeuralH2(nn.Module):
             self.lift = Pointwise(in_channels + (d if self.positional else 0), width)
             for _ in range(n_layers):
                 self.blocks.append(nn.ModuleDict({
-                    "h2": H2Operator(self.grid_shape, width, degree=degree, init_scale=coupling_init, **h2),
+                    "h2": H2Operator(self.grid_shape, width, leaf_side, degree=degree,
+                                     boundary=hidden_boundary, init_scale=coupling_init,
+                                     near_radius=hidden_near_radius),
                     "mix": Pointwise(width, width, bias=False),
                     "local": Pointwise(width, width)}))
             hidden = projection_channels or 2 * width
@@ -157,8 +167,19 @@ def neural_h2(**config) -> NeuralH2:
     return NeuralH2(**config)
 
 
+def default_size(ndim: int) -> dict:
+    """Default width, depth, boxes and degrees on a ``ndim``-D grid.
+
+    In 3-D the hidden blocks keep only box averages in their far field (degree 0) and the leaves
+    are 2 points wide: a degree-1 far field per hidden channel would hold more parameters than
+    the whole FNO it is compared with, and the linear path keeps degree 1.
+    """
+    if ndim < 3:
+        return {"width": 16, "n_layers": 4, "leaf_side": 4, "degree": 2, "linear_degree": 3}
+    return {"width": 16, "n_layers": 4, "leaf_side": 2, "degree": 0, "linear_degree": 1}
+
+
 @register_defaults("neural_h2")
 def _defaults(in_channels: int, out_channels: int, grid_shape: tuple[int, ...]) -> dict:
     return {"in_channels": in_channels, "out_channels": out_channels,
-            "grid_shape": list(grid_shape), "width": 16, "n_layers": 4,
-            "leaf_side": 4 if len(grid_shape) < 3 else 2, "degree": 2 if len(grid_shape) < 3 else 1}
+            "grid_shape": list(grid_shape), **default_size(len(grid_shape))}

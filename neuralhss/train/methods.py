@@ -8,6 +8,9 @@
   problems whose outputs share a non-zero mean pattern, e.g. forced flows);
 - ``hss_poly``: linear Neural-HSS with fixed polynomial far-field bases, leaf blocks and
   couplings fitted by convex least squares (:func:`neuralhss.hss.polynomial.fit_polynomial_hss`);
+- ``h2_linear``: the linear strong-admissibility operator alone
+  (:class:`neuralhss.hss.h2.H2Operator`, the linear path of ``neural_h2``), fitted by convex
+  least squares (L-BFGS, ``lbfgs_iter`` iterations);
 - ``neural_hss_linear``: linear Neural-HSS (width 1, rank 16, top 5 levels untied) by Adam;
 - ``neural_hss``: nonlinear Neural-HSS (width 8, 2 blocks, rank 4) by Adam;
 - ``neural_h2``: Neural-HSS v2 (:class:`neuralhss.models.neural_h2.NeuralH2`: strong
@@ -26,6 +29,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,11 +39,17 @@ from torch import nn
 
 from ..models import build
 from ..models.linear import fit_least_squares
-from .loop import TrainConfig, evaluate, fit, to_memory
+from .loop import TrainConfig, evaluate, fit, relative_l2, to_memory
 
 
 def _leaf(grid: tuple[int, ...]) -> int:
     return 64 if len(grid) == 3 else 16
+
+
+def _h2_size(grid: tuple[int, ...]) -> dict[str, Any]:
+    from ..models.neural_h2 import default_size
+
+    return default_size(len(grid))
 
 
 def _fno_size(grid: tuple[int, ...]) -> dict[str, Any]:
@@ -55,8 +65,7 @@ GRADIENT_METHODS: dict[str, Callable[[tuple[int, ...]], tuple[str, dict[str, Any
         grid_shape=list(grid), width=8, n_layers=2, rank=4, share="level", untie_top=3,
         leaf_size=_leaf(grid))),
     "neural_h2": lambda grid: ("neural_h2", dict(
-        grid_shape=list(grid), width=16, n_layers=4, leaf_side=4 if len(grid) < 3 else 2,
-        degree=2 if len(grid) < 3 else 1, linear_degree=3 if len(grid) < 3 else 1)),
+        grid_shape=list(grid), **_h2_size(grid))),
     "fno": lambda grid: ("fno", dict(_fno_size(grid), n_layers=4)),
     "tfno": lambda grid: ("tfno", dict(_fno_size(grid), n_layers=4, rank=0.05)),
 }
@@ -66,8 +75,27 @@ LOWRANK_METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "neural_hss_dlrt": ("neural_hss", {"tau": 0.05, "max_rank": 2, "compress": {"rank": 2}}),
 }
 GRADIENT_METHODS.update({name: GRADIENT_METHODS[base] for name, (base, _) in LOWRANK_METHODS.items()})
-CLOSED_FORM = ("least_squares", "affine_least_squares", "hss_poly")
+CLOSED_FORM = ("least_squares", "affine_least_squares", "hss_poly", "h2_linear")
 METHODS = CLOSED_FORM + tuple(GRADIENT_METHODS)
+
+
+LINEAR_START_MAX_ERROR = 0.5
+
+
+def _linear_start_generalises(model: nn.Module, mem, dev: torch.device, lbfgs_iter: int,
+                              rule: str) -> tuple[bool, float | None]:
+    if rule not in ("auto", "always", "never"):
+        raise ValueError(f"linear_fit={rule!r}; use 'auto', 'always' or 'never'")
+    if rule != "auto" or len(mem) < 2:
+        return rule != "never", None
+    half = len(mem) // 2
+    probe = copy.deepcopy(model.linear)
+    x, y = mem.x.to(dev), mem.y.to(dev)
+    probe.double().fit_linear(x[:half].double(), y[:half].double(), max_iter=lbfgs_iter)
+    with torch.no_grad():
+        pred = probe(x[half:].double())
+    val = float(relative_l2(pred, y[half:].double(), y.ndim - 2).mean())
+    return val < LINEAR_START_MAX_ERROR, val
 
 
 def _boundary_of(dataset) -> str:
@@ -93,6 +121,7 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
                degree: int = 3, untie_top: int = 5, lbfgs_iter: int = 300,
                leaf_size: int | None = None, progress: bool = False,
                model_args: dict[str, Any] | None = None, device: str = "auto",
+               linear_fit: str = "auto",
                ) -> tuple[nn.Module, dict[str, Any]]:
     """Fit method ``name`` on ``train`` and evaluate it on ``test`` (both ``PDEDataset``).
 
@@ -100,7 +129,13 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
     no weight decay); closed-form ones ignore ``steps``. ``leaf_size`` (points per leaf) sets
     the HSS leaf of ``hss_poly`` (default 16 in 2-D, 64 in 3-D). ``model_args`` override the
     gradient-trained model's configuration (e.g. ``{"width": 8}``); ``device`` is where they
-    train (``TrainConfig.device``; closed-form fits run on the CPU). Returns ``(model, metrics)`` with
+    train (``TrainConfig.device``; closed-form fits run on the CPU). ``linear_fit`` decides
+    whether ``neural_h2`` starts from the convex fit of its linear path: ``"always"``,
+    ``"never"`` (start from zero), or ``"auto"``: fit it on the first half of the training
+    samples, and keep the convex start only if its relative error on the other half is below
+    ``LINEAR_START_MAX_ERROR`` (a linear map that does not generalise, e.g. coefficient ->
+    solution for Darcy, would interpolate the training set and leave the nonlinear blocks
+    nothing to learn from). Returns ``(model, metrics)`` with
     ``test_rel_l2`` (data units), ``n_params`` (real scalars that were fitted) and
     ``train_seconds``.
     """
@@ -113,6 +148,18 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
     if name in ("least_squares", "affine_least_squares"):
         model: nn.Module = fit_least_squares(mem.x, mem.y, center=name == "affine_least_squares")
         n_params = int(mem.x[0].numel() * mem.y[0].numel())  # the dense matrix it represents
+    elif name == "h2_linear":
+        from ..hss.h2 import H2Operator
+
+        if train.in_channels != 1 or train.out_channels != 1:
+            raise ValueError("h2_linear fits one input and one output channel")
+        size = _h2_size(grid)
+        op = H2Operator(grid, 1, size["leaf_side"], degree=size["linear_degree"],
+                        boundary=_boundary_of(train), share_levels=False, init_scale=0.0,
+                        dtype=torch.float64)
+        op.fit_linear(mem.x.double(), mem.y.double(), max_iter=lbfgs_iter)
+        model = Float64Channel(op)
+        n_params = op.parameter_count()
     elif name == "hss_poly":
         from ..hss.polynomial import fit_polynomial_hss
 
@@ -127,16 +174,21 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
         cfg.update(in_channels=train.in_channels, out_channels=train.out_channels)
         if model_name == "neural_h2":
             cfg["boundary"] = _boundary_of(train)
+            if cfg["boundary"] == "periodic":
+                cfg["hidden_boundary"] = "periodic"
         cfg.update(model_args or {})
         torch.manual_seed(seed)
         dev = TrainConfig(device=device).resolved_device()
         model = build(model_name, **cfg).to(dev)
         if model_name == "neural_h2" and getattr(model, "linear_in", 1) is None \
                 and model.linear is not None:
-            model.fit_linear_path(mem.x.to(dev), mem.y.to(dev), max_iter=lbfgs_iter)
-            # the convex start alone, for the record (the model is its linear path until trained)
-            extra["linear_test_rel_l2"] = evaluate(model, tmem, train.normalizer,
-                                                   device=dev)["test_rel_l2"]
+            keep, val = _linear_start_generalises(model, mem, dev, lbfgs_iter, linear_fit)
+            extra["linear_start"] = {"fitted": keep, "validation_rel_l2": val}
+            if keep:
+                model.fit_linear_path(mem.x.to(dev), mem.y.to(dev), max_iter=lbfgs_iter)
+                # the convex start alone, for the record (the model is its linear path until trained)
+                extra["linear_test_rel_l2"] = evaluate(model, tmem, train.normalizer,
+                                                       device=dev)["test_rel_l2"]
         bs = min(len(mem), 8)
         epochs = max(1, steps // -(-len(mem) // bs))
         lowrank = LOWRANK_METHODS[name][1] if name in LOWRANK_METHODS else None
