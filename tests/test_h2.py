@@ -72,17 +72,17 @@ def test_near_field_is_a_convolution():
         assert np.allclose(A[i, i - R:i + R + 1], k, atol=1e-12)
 
 
-def test_dirichlet_continuation_is_odd():
-    # With Dirichlet continuation the output at the boundary sees the negated mirror image.
-    torch.manual_seed(4)
-    op = H2Operator((16,), 1, leaf_side=4, degree=0, near_radius=1, boundary="dirichlet",
+def test_dirichlet_continuation_is_odd_about_the_boundary_node():
+    # Interior nodes 0..15; the boundary node (value 0) is at -1 and the odd image about it
+    # puts -x_0 at -2.
+    op = H2Operator((16,), 1, leaf_side=4, degree=0, near_radius=2, boundary="dirichlet",
                     dtype=torch.float64)
     with torch.no_grad():
         op.coupling.zero_()
-        op.near.copy_(torch.tensor([[[0.0, 0.0, 1.0]]]))  # a convolution: y_i = x_{i-1}
+        op.near.copy_(torch.tensor([[[0.0, 0.0, 0.0, 0.0, 1.0]]]))  # a convolution: y_i = x_{i-2}
     x = torch.arange(1.0, 17.0, dtype=torch.float64).view(1, 1, 16)
     y = op(x)[0, 0]
-    assert torch.allclose(y[:2], torch.tensor([-1.0, 1.0], dtype=torch.float64))  # x_{-1} = -x_0
+    assert torch.allclose(y[:3], torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64), atol=1e-12)
 
 
 def test_fit_linear_recovers_an_operator_of_its_class():

@@ -30,9 +30,12 @@ layer held most of its parameters).
 
 Boundaries. The couplings are translation-invariant; what the domain boundary does is set by how
 the field is continued past it before the convolutions: ``"dirichlet"`` (odd mirror: the
-method of images for a zero boundary value), ``"neumann"`` (even mirror), ``"periodic"`` or
-``"zeros"``. Mirroring a box reverses its local coordinate, which multiplies a Legendre moment of
-degree ``a`` along that axis by ``(-1)**a``; box moments are continued exactly that way.
+method of images for a zero boundary value; the grid points are taken as interior nodes, the
+boundary node with value 0 one spacing outside), ``"neumann"`` (even mirror about the edge),
+``"periodic"`` or ``"zeros"``. Mirroring a box reverses its local coordinate, which multiplies a
+Legendre moment of degree ``a`` along that axis by ``(-1)**a``; box moments are continued that way
+(for Dirichlet this mirrors about the edge of the last box, half a spacing from the boundary
+node, an approximation the couplings of the coarse levels absorb).
 
 Grid convention: arrays ``(B, C, n_1, ..., n_d)``, axis ``k`` of the array is axis ``k`` of the
 grid, points equally spaced; the operator is defined in grid units (no spacing enters).
@@ -259,6 +262,12 @@ class H2Operator(nn.Module):
             ax, n = 2 + k, t.shape[2 + k]
             if self.boundary == "periodic":
                 left, right = t.narrow(ax, n - pad, pad), t.narrow(ax, 0, pad)
+            elif self.boundary == "dirichlet" and not signed:
+                # grid points are interior nodes; the boundary node (value 0) lies one spacing
+                # outside, and the odd image is taken about it
+                zero = torch.zeros_like(t.narrow(ax, 0, 1))
+                left = torch.cat([-t.narrow(ax, 0, pad - 1).flip(ax), zero], ax)
+                right = torch.cat([zero, -t.narrow(ax, n - pad + 1, pad - 1).flip(ax)], ax)
             else:
                 sign = lam * (self._signs[k].view(1, -1, *([1] * d)) if signed else 1.0)
                 left = t.narrow(ax, 0, pad).flip(ax) * sign

@@ -55,6 +55,9 @@ class NeuralH2(nn.Module):
     hidden_boundary : {"dirichlet", "neumann", "periodic", "zeros"}, default "neumann"
         The same for the hidden blocks, whose features (e.g. a positive coefficient) need not
         vanish on the boundary; ``"periodic"`` for periodic data.
+    blend, hidden_blend : bool, default True
+        Blended (continuous) evaluation of the far field in the linear path and in the hidden
+        blocks (:class:`~neuralhss.hss.h2.H2Operator`'s ``blend``).
     hidden_near_radius : int, optional
         Near-field radius of the hidden blocks (default ``2 * leaf_side - 1``, the exact H²
         near field; smaller radii make the blocks more local and cheaper).
@@ -76,6 +79,7 @@ class NeuralH2(nn.Module):
                  boundary: str = "dirichlet", activation: str = "gelu", positional: bool = True,
                  linear_path: bool = True, coupling_init: float = 0.1,
                  hidden_boundary: str = "neumann", hidden_near_radius: int | None = None,
+                 blend: bool = True, hidden_blend: bool = True,
                  projection_channels: int | None = None) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -96,7 +100,8 @@ class NeuralH2(nn.Module):
         self.linear_in = (Pointwise(in_channels, out_channels, bias=False)
                           if linear_path and (in_channels, out_channels) != (1, 1) else None)
         self.linear = (H2Operator(self.grid_shape, out_channels, leaf_side, degree=linear_degree,
-                                  boundary=boundary, share_levels=False, init_scale=0.0)
+                                  boundary=boundary, share_levels=False, init_scale=0.0,
+                                  blend=blend)
                        if linear_path else None)
         self.positional = bool(positional)
         if self.positional:
@@ -111,7 +116,7 @@ class NeuralH2(nn.Module):
                 self.blocks.append(nn.ModuleDict({
                     "h2": H2Operator(self.grid_shape, width, leaf_side, degree=degree,
                                      boundary=hidden_boundary, init_scale=coupling_init,
-                                     near_radius=hidden_near_radius),
+                                     near_radius=hidden_near_radius, blend=hidden_blend),
                     "mix": Pointwise(width, width, bias=False),
                     "local": Pointwise(width, width)}))
             hidden = projection_channels or 2 * width

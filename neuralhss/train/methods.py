@@ -131,11 +131,12 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
     gradient-trained model's configuration (e.g. ``{"width": 8}``); ``device`` is where they
     train (``TrainConfig.device``; closed-form fits run on the CPU). ``linear_fit`` decides
     whether ``neural_h2`` starts from the convex fit of its linear path: ``"always"``,
-    ``"never"`` (start from zero), or ``"auto"``: fit it on the first half of the training
-    samples, and keep the convex start only if its relative error on the other half is below
-    ``LINEAR_START_MAX_ERROR`` (a linear map that does not generalise, e.g. coefficient ->
-    solution for Darcy, would interpolate the training set and leave the nonlinear blocks
-    nothing to learn from). Returns ``(model, metrics)`` with
+    ``"never"`` (the linear path starts from zero), or ``"auto"``: fit it on the first half of
+    the training samples, and keep the convex start only if its relative error on the other
+    half is below ``LINEAR_START_MAX_ERROR``; otherwise the model is built without a linear path
+    (a linear map that does not generalise, e.g. coefficient -> solution for Darcy, would
+    interpolate the training set and leave the nonlinear blocks nothing to learn from; trained
+    from zero beside them it made the Darcy runs worse). Returns ``(model, metrics)`` with
     ``test_rel_l2`` (data units), ``n_params`` (real scalars that were fitted) and
     ``train_seconds``.
     """
@@ -184,7 +185,12 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
                 and model.linear is not None:
             keep, val = _linear_start_generalises(model, mem, dev, lbfgs_iter, linear_fit)
             extra["linear_start"] = {"fitted": keep, "validation_rel_l2": val}
-            if keep:
+            if not keep and val is not None:
+                # The linear map does not generalise (e.g. coefficient -> solution): no linear path.
+                cfg["linear_path"] = False
+                torch.manual_seed(seed)
+                model = build(model_name, **cfg).to(dev)
+            elif keep:
                 model.fit_linear_path(mem.x.to(dev), mem.y.to(dev), max_iter=lbfgs_iter)
                 # the convex start alone, for the record (the model is its linear path until trained)
                 extra["linear_test_rel_l2"] = evaluate(model, tmem, train.normalizer,
