@@ -52,6 +52,8 @@ import torch.nn.functional as F
 from scipy.fft import next_fast_len
 from torch import nn
 
+from ._lstsq import lbfgs_least_squares
+
 __all__ = ["H2Operator", "BOUNDARIES", "legendre_box_basis"]
 
 BOUNDARIES = ("dirichlet", "neumann", "periodic", "zeros")
@@ -354,20 +356,5 @@ class H2Operator(nn.Module):
         the fitted parameters ``θ``. ``x, y``: ``(n, C, *grid_shape)``. Starts from the current
         parameters. Returns the final relative squared misfit.
         """
-        params = [self.near, self.coupling]
-        scale = y.square().sum()
-        opt = torch.optim.LBFGS(params, lr=1, max_iter=max_iter, history_size=50,
-                                tolerance_grad=1e-12, tolerance_change=1e-14,
-                                line_search_fn="strong_wolfe")
-
-        def closure() -> torch.Tensor:
-            opt.zero_grad()
-            loss = (self(x) - y).square().sum() / scale
-            if ridge > 0:
-                loss = loss + ridge * sum(p.square().sum() for p in params)
-            loss.backward()
-            return loss
-
-        opt.step(closure)
-        with torch.no_grad():
-            return float((self(x) - y).square().sum() / scale)
+        return lbfgs_least_squares(self, [self.near, self.coupling], x, y, ridge=ridge,
+                                   max_iter=max_iter)

@@ -22,6 +22,7 @@ from itertools import product
 import numpy as np
 import torch
 
+from ._lstsq import lbfgs_least_squares
 from .operator import HSSOperator
 from .tree import ClusterTree
 
@@ -130,19 +131,6 @@ def fit_polynomial_hss(x: torch.Tensor, y: torch.Tensor, leaf_size: int | tuple[
     with_polynomial_bases(op, degree)
     X = x.to(torch.float64)[:, None]
     Y = y.to(torch.float64)[:, None]
-    scale = Y.square().sum()
-    params = [op.D, *op.B]
-    opt = torch.optim.LBFGS(params, lr=1, max_iter=max_iter, history_size=50,
-                            tolerance_grad=1e-14, tolerance_change=1e-16,
-                            line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = (op(X) - Y).square().sum() / scale
-        if ridge > 0:
-            loss = loss + ridge * sum(p.square().sum() for p in params)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
+    lbfgs_least_squares(op, [op.D, *op.B], X, Y, ridge=ridge, max_iter=max_iter,
+                        tolerance_grad=1e-14, tolerance_change=1e-16)
     return op
