@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..models import build
+from ..models import build, count_parameters
 from ..models.linear import fit_least_squares
 from .loop import TrainConfig, evaluate, fit, relative_l2, to_memory
 
@@ -121,7 +121,7 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
                degree: int = 3, untie_top: int = 5, lbfgs_iter: int = 300,
                leaf_size: int | None = None, progress: bool = False,
                model_args: dict[str, Any] | None = None, device: str = "auto",
-               linear_fit: str = "auto",
+               linear_fit: str = "auto", freeze_linear: bool = True,
                ) -> tuple[nn.Module, dict[str, Any]]:
     """Fit method ``name`` on ``train`` and evaluate it on ``test`` (both ``PDEDataset``).
 
@@ -136,7 +136,9 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
     half is below ``LINEAR_START_MAX_ERROR``; otherwise the model is built without a linear path
     (a linear map that does not generalise, e.g. coefficient -> solution for Darcy, would
     interpolate the training set and leave the nonlinear blocks nothing to learn from; trained
-    from zero beside them it made the Darcy runs worse). Returns ``(model, metrics)`` with
+    from zero beside them it made the Darcy runs worse). ``freeze_linear`` (default) keeps a
+    fitted linear path fixed during the gradient steps, so that they only add the nonlinear
+    correction. Returns ``(model, metrics)`` with
     ``test_rel_l2`` (data units), ``n_params`` (real scalars that were fitted) and
     ``train_seconds``.
     """
@@ -192,6 +194,10 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
                 model = build(model_name, **cfg).to(dev)
             elif keep:
                 model.fit_linear_path(mem.x.to(dev), mem.y.to(dev), max_iter=lbfgs_iter)
+                if freeze_linear:
+                    # Adam's steps have the size of the learning rate however small the
+                    # gradient, so they would walk the path away from its least-squares optimum.
+                    model.linear.requires_grad_(False)
                 # the convex start alone, for the record (the model is its linear path until trained)
                 extra["linear_test_rel_l2"] = evaluate(model, tmem, train.normalizer,
                                                        device=dev)["test_rel_l2"]
@@ -201,7 +207,9 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
         res = fit(model, mem, TrainConfig(epochs=epochs, batch_size=bs, lr=lr, weight_decay=0.0,
                                           seed=seed, progress=progress, lowrank=lowrank,
                                           device=str(dev)))
-        n_params = res["n_params"]
+        # a frozen linear path still counts
+        n_params = count_parameters(model, trainable_only=False) if model_name == "neural_h2" \
+            else res["n_params"]
         extra.update({"train_rel_l2": res["train_rel_l2"], "steps": steps})
         if "lowrank" in res:
             extra["ranks"] = res["lowrank"]["ranks"]
