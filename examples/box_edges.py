@@ -5,7 +5,7 @@ Trains each method on ``--n-train`` samples, predicts the fixed test set, and re
 of 4×4-point leaf boxes (median jump across the level's box edges over the median jump between
 neighbours inside a leaf; 1 means no artefact). Also draws one test sample's error per method.
 
-Run (2-D Poisson 64², n = 16; about 10 minutes on one CPU core)::
+Run (2-D Poisson 64², n = 16, and Darcy 32²)::
 
     python examples/box_edges.py
     python examples/box_edges.py --recipe datasets/darcy2d_32.yaml

@@ -9,9 +9,11 @@ A GPU is lent for minutes, so every gradient-trained run gets the same wall-cloc
 steps set to fill the budget (at most ``--max-steps``); the steps taken are recorded. Both
 models get the same budget; neither is guaranteed converged, which the results state.
 
-Run (one H200: about 8 minutes with the defaults)::
+Run (on a GPU; the README's 128³ rows used these defaults)::
 
     python examples/poisson3d_gpu.py --out examples/results/poisson3d_128
+    # FNO with a longer budget at n = 16 (results/poisson3d_128/fno_long_budget.json)
+    python examples/poisson3d_gpu.py --methods fno --n-train 16 --budget 240 --max-steps 3000 --out OUT
 
 CPU smoke test of the same script: ``--resolution 32 --n-train 4 --budget 20 --n-test 8``.
 """
@@ -60,9 +62,9 @@ def main() -> None:
     ap.add_argument("--n-samples", type=int, default=80,
                     help="samples in the file (the last --n-test are the test set)")
     ap.add_argument("--methods", nargs="+", default=["least_squares", "neural_h2", "fno"])
-    ap.add_argument("--budget", type=float, default=75.0, help="training seconds per gradient run")
+    ap.add_argument("--budget", type=float, default=35.0, help="training seconds per gradient run")
     ap.add_argument("--max-steps", type=int, default=2000)
-    ap.add_argument("--lbfgs-iter", type=int, default=100)
+    ap.add_argument("--lbfgs-iter", type=int, default=50)
     ap.add_argument("--data", default="data")
     ap.add_argument("--out", default="examples/results/poisson3d_128")
     args = ap.parse_args()
