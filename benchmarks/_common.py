@@ -1,4 +1,4 @@
-"""Shared timing and reporting for the benchmarks (DESIGN.md, "Performance method").
+"""Shared timing and reporting for the benchmarks (timings as ratios against a baseline run alongside).
 
 Every benchmark compares against a named baseline measured in the same run, reports medians
 over repeats after a warm-up, the machine, and peak memory, and writes one JSON file to

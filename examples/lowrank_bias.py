@@ -1,8 +1,8 @@
 """Low-rank bias of weight decay: a small MLP classifier on scikit-learn's digits.
 
 Question: do the hidden weight matrices of a classifier trained with weight decay ``λ`` become
-low rank as ``λ`` grows, as the neural-collapse / low-rank-bias theory predicts (REFERENCE.md
-section 7: at a critical point of ``L + (λ/2)‖θ‖²`` the distance of a layer's weight to rank
+low rank as ``λ`` grows, as the neural-collapse / low-rank-bias theory predicts (Zangrando et
+al. 2024: at a critical point of ``L + (λ/2)‖θ‖²`` the distance of a layer's weight to rank
 ``K`` = number of classes is bounded by the within-class variation of its input features over
 ``λ``)?
 

@@ -1,6 +1,6 @@
 """Cartesian grids shared by the fields, the solvers and the datasets.
 
-Convention (DESIGN.md): a Dirichlet axis of length ``L`` with ``n`` unknowns stores the interior
+Convention: a Dirichlet axis of length ``L`` with ``n`` unknowns stores the interior
 nodes ``x_i = i*L/(n+1)``, ``i = 1..n`` (boundary values are zero and not stored); a periodic
 axis stores ``x_i = i*L/n``, ``i = 0..n-1``. Arrays are ``(..., n_1, ..., n_d)``: leading batch
 axes, spatial axes last, row-major. Lengths are in the user's length unit (dimensionless by

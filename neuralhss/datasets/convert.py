@@ -12,7 +12,7 @@ found):
     therefore carry its channel axis. Fields are named ``input``/``output`` (``input_0``, ...
     for several channels) unless ``inputs``/``outputs`` name them (one name per channel, or one
     name that gets ``_0``, ``_1``... appended). Boolean masks become 0.0/1.0. The files store no
-    coordinates: the grid is the unit box with our node convention (DESIGN.md), Dirichlet
+    coordinates: the grid is the unit box with our node convention (neuralhss.grid), Dirichlet
     unless ``bc`` says otherwise.
 
 **PDEBench** (``fmt="pdebench"``), HDF5:

@@ -1,4 +1,4 @@
-"""The HDF5 dataset schema (version 1, DESIGN.md) and its validation.
+"""The HDF5 dataset schema (version 1; README, "HDF5 schema") and its validation.
 
 ::
 
@@ -24,7 +24,7 @@ as before:
   source (e.g. ``"pdebench"``: cell centres) and are *not* the grid's own node coordinates
   (``Grid.coords``); the grid then only carries the shape, the boundary conditions and lengths
   with the source's node spacing. Each such coordinate dataset has ``convention=<source>``.
-  Absent: ``/coords`` equal ``Grid.coords`` (DESIGN.md convention).
+  Absent: ``/coords`` equal ``Grid.coords`` (the neuralhss.grid convention).
 - ``converted_from`` (root attribute, JSON): where imported data came from (format, file names
   and their sha256, the conversion options). Any other extra root attribute is kept as a
   string in :attr:`Meta.attrs` and written back by :func:`create_layout` (``merge`` keeps it).

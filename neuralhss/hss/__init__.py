@@ -3,7 +3,7 @@
 >>> from neuralhss.hss import HSSOperator
 >>> op = HSSOperator((64, 64), leaf_size=16, rank=8, share="level", untie_top=3)
 
-See ``DESIGN.md`` ("The HSS operator") for the mathematics.
+See :class:`HSSOperator` for the mathematics.
 """
 
 from .compress import from_dense, from_samples

@@ -1,6 +1,6 @@
 """The HSS operator as a PyTorch module.
 
-See ``DESIGN.md`` ("The HSS operator") for the mathematics; this module fixes the storage
+The class docstring states the mathematics; this module fixes the storage
 layout and the batched apply.
 """
 
@@ -96,7 +96,7 @@ def _contiguous_grad(t: torch.Tensor) -> torch.Tensor:
 class HSSOperator(nn.Module):
     r"""Linear HSS layer ``(B, C_in, *grid_shape) -> (B, C_out, *grid_shape)``.
 
-    A hierarchically semi-separable matrix (``DESIGN.md``, "The HSS operator") acting on
+    A hierarchically semi-separable matrix acting on
     fields over a 1-D, 2-D or 3-D grid, applied in ``O(N (m + r))`` work per channel with one
     batched tensor contraction per tree level (never a per-node Python loop and never a
     dense ``N x N`` matrix).
@@ -129,7 +129,7 @@ class HSSOperator(nn.Module):
 
     Notes
     -----
-    **Generators** (``DESIGN.md`` notation, ``alpha, beta`` siblings, ``p`` their parent).
+    **Generators** (``alpha, beta`` siblings, ``p`` their parent).
     Channels enter as in an FNO layer: the row bases ``U, R`` carry the output channel and
     the column bases ``V, W`` the input channel (one nested basis per channel), while the
     couplings ``B`` and the leaf blocks ``D`` mix channels:
@@ -162,7 +162,7 @@ class HSSOperator(nn.Module):
     ``N (C_o C_i m + (C_o + C_i) r) + 2 N r^2 (C_o C_i + C_o + C_i) / m = O(N (m + r))``;
     for ``share="level"`` it does not depend on ``N``. :func:`parameter_count` evaluates it.
 
-    **Apply** (``DESIGN.md``): up-sweep ``xh_tau = V^T x_tau``, ``xh_p = sum W^T xh_child``;
+    **Apply**: up-sweep ``xh_tau = V^T x_tau``, ``xh_p = sum W^T xh_child``;
     coupling ``yh_alpha = B_{alpha beta} xh_beta``; down-sweep ``yh_child += R yh_p``; leaves
     ``y_tau = D x_tau + U yh_tau``. Each step is one ``einsum`` over all nodes of a level.
 

@@ -1,6 +1,6 @@
 """GeoLoRA: rank-adaptive low-rank adapters trained by a one-backward parallel BUG step.
 
-Fine-tuning a pretrained model (REFERENCE.md §5): every targeted layer keeps its weight ``W``
+Fine-tuning a pretrained model (GeoLoRA, Schotthöfer et al. 2025): every targeted layer keeps its weight ``W``
 frozen and learns an update ``ΔW = U S Vᴴ`` on its matricised weight ``W (n, m)``, with ``U (n, r)``
 and ``V (m, r)`` orthonormal and a full core ``S (r, r)``; the rank ``r`` of each adapter adapts
 during training::

@@ -12,7 +12,8 @@ parameter and for the cores::
         loss.backward()
         integ.step()
 
-The scheme (REFERENCE.md §2–§4), for a layer with core ``C`` and factors ``U_i`` (matrix:
+The scheme (Schotthöfer et al. 2022; Zangrando et al. 2023), for a layer with core ``C`` and
+factors ``U_i`` (matrix:
 ``C = S``, ``U_0 = U``, ``U_1 = V``), one step:
 
 1. **Gradients.** ``mode="augmented"``/``"fixed"``: the user's single backward gives ``G_C``

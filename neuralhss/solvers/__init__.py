@@ -1,6 +1,6 @@
 """Finite-difference PDE solvers, importable in simulation code.
 
-Every solver follows the package grid convention (DESIGN.md): a homogeneous-Dirichlet axis
+Every solver follows the package grid convention (neuralhss.grid): a homogeneous-Dirichlet axis
 of length L with n unknowns uses the interior nodes x_i = i·L/(n+1), a periodic axis the
 nodes x_i = i·L/n; arrays are ``(..., n_1, ..., n_d)`` with leading batch axes, ``dim=``
 counts the trailing spatial axes, and the result has the kind of the input (NumPy float64,

@@ -2,7 +2,7 @@
 
 Everything here is an implementation detail of :mod:`neuralhss.solvers`: argument
 validation with one-line ``ValueError`` messages, the grid spacing of the package's grid
-convention (DESIGN.md), Kronecker-sum assembly of the (2d+1)-point negative Laplacian, and
+convention (neuralhss.grid), Kronecker-sum assembly of the (2d+1)-point negative Laplacian, and
 the NumPy/torch round trip that lets every solver return the kind of array it was given.
 """
 

@@ -2,7 +2,7 @@
 
 Discretisation
 --------------
-a, f and u live on the interior nodes of the package grid (DESIGN.md), the same grid as
+a, f and u live on the interior nodes of the package grid (neuralhss.grid), the same grid as
 :mod:`neuralhss.solvers.poisson` with Dirichlet axes: x_i = i·L/(n+1), i = 1..n, spacing
 h = L/(n+1) per axis; u = 0 on the boundary (not stored). The flux form::
 

@@ -12,7 +12,7 @@ Pearson's (1993) units: Du = 2e-5, Dv = 1e-5 on a square of side L = 2.5 (:data:
 
 Grid
 ----
-Fully periodic rectangle [0, Ly) × [0, Lx) on the package grid (DESIGN.md): nodes
+Fully periodic rectangle [0, Ly) × [0, Lx) on the package grid (neuralhss.grid): nodes
 x_i = i·Lx/nx, y_j = j·Ly/ny, spacings hx = Lx/nx, hy = Ly/ny. Arrays are ``(..., ny, nx)``
 (last axis x), leading axes a batch of independent samples; ``lengths`` is ``L`` or
 ``(Ly, Lx)`` in axis order.

@@ -6,7 +6,7 @@ stretched-coordinate PML.
 
 Grid
 ----
-u, ε_r and f live on the interior nodes of the package grid (DESIGN.md): axis k of length
+u, ε_r and f live on the interior nodes of the package grid (neuralhss.grid): axis k of length
 L_k with n_k unknowns uses x_i = i·h_k, i = 1..n_k, h_k = L_k/(n_k+1), with u = 0 on the box
 boundary (not stored). Arrays are ``(..., n_0, n_1)``; ``lengths`` follows the axis order.
 

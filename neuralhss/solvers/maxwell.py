@@ -12,7 +12,7 @@ with the current J_z(x, t) = source(x)·g(t). Time is in units of length/c0; wav
 Grid
 ----
 Arrays are ``(..., n_y, n_x)``: axis −2 is y, axis −1 is x, and ``lengths = (L_y, L_x)``
-follows the axis order. E_z lives on the interior nodes of the package grid (DESIGN.md),
+follows the axis order. E_z lives on the interior nodes of the package grid (neuralhss.grid),
 x_j = j·h_x, j = 1..n_x, h_x = L_x/(n_x+1) (same in y), and E_z = 0 on the box boundary
 (perfect electric conductor, PEC; not stored). H_x sits at (y_{i+½}, x_j), shape
 (n_y+1, n_x); H_y at (y_i, x_{j+½}), shape (n_y, n_x+1) — half a cell from E_z in space and

@@ -15,7 +15,7 @@ array-axis order y, x; it is minus the Jacobian ∂(ψ, w)/∂(x, y) of Arakawa'
 
 Grid
 ----
-Fully periodic rectangle [0, Ly) × [0, Lx) on the package grid (DESIGN.md): nodes
+Fully periodic rectangle [0, Ly) × [0, Lx) on the package grid (neuralhss.grid): nodes
 x_i = i·Lx/nx, i = 0..nx−1 and y_j = j·Ly/ny, j = 0..ny−1, spacings hx = Lx/nx, hy = Ly/ny.
 Arrays are ``(..., ny, nx)``: the **last axis is x**, the second to last is y (``w[..., j, i]``
 is the value at (x_i, y_j)), leading axes are a batch. ``lengths`` is ``L`` (both axes) or

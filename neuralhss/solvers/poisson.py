@@ -6,7 +6,7 @@ The standard (2d+1)-point stencil in d = 1, 2, 3 dimensions::
 
     (−Δ_h u)_i = Σ_k (2 u_i − u_{i−e_k} − u_{i+e_k}) / h_k²
 
-on the package grid (DESIGN.md): a homogeneous-Dirichlet axis of length L with n unknowns
+on the package grid (neuralhss.grid): a homogeneous-Dirichlet axis of length L with n unknowns
 uses the interior nodes x_i = i·L/(n+1), i = 1..n, spacing h = L/(n+1) (the boundary values
 u = 0 are not stored); a periodic axis uses x_i = i·L/n, i = 0..n−1, spacing h = L/n.
 Boundary conditions may differ per axis.
