@@ -111,6 +111,13 @@ def test_bad_arguments_give_clear_errors():
     op = H2Operator((16, 16), 2)
     with pytest.raises(ValueError, match="expected"):
         op(torch.randn(1, 1, 16, 16))
+    x = torch.randn(2, 2, 16, 16)
+    with pytest.raises(ValueError, match="must both be"):
+        op.fit_linear(x, x[:, :1])
+    with pytest.raises(ValueError, match="NaN"):
+        op.fit_linear(x, x.clone().fill_(float("nan")))
+    with pytest.raises(ValueError, match="NaN"):
+        box_edge_ratios(np.full((2, 16, 16), np.nan), leaf_side=4)
 
 
 def test_neural_h2_starts_as_its_linear_path_and_is_small():

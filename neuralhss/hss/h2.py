@@ -357,5 +357,10 @@ class H2Operator(nn.Module):
         the fitted parameters ``θ``. ``x, y``: ``(n, C, *grid_shape)``. Starts from the current
         parameters. Returns the final relative squared misfit.
         """
+        if x.shape[1:] != (self.channels, *self.grid_shape) or y.shape != x.shape:
+            raise ValueError(f"x {tuple(x.shape)} and y {tuple(y.shape)} must both be "
+                             f"(n, {self.channels}, *{self.grid_shape})")
+        if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
+            raise ValueError("x or y holds NaN or inf; clean the data before fitting")
         return lbfgs_least_squares(self, [self.near, self.coupling], x, y, ridge=ridge,
                                    max_iter=max_iter)

@@ -13,8 +13,7 @@ parameter and for the cores::
         integ.step()
 
 The scheme (Schotthöfer et al. 2022; Zangrando et al. 2023), for a layer with core ``C`` and
-factors ``U_i`` (matrix:
-``C = S``, ``U_0 = U``, ``U_1 = V``), one step:
+factors ``U_i`` (matrix: ``C = S``, ``U_0 = U``, ``U_1 = V``), one step:
 
 1. **Gradients.** ``mode="augmented"``/``"fixed"``: the user's single backward gives ``G_C``
    and ``G_{U_i} = M_i C_(i)ᴴ`` with ``M_i = (G_W ×_{j≠i} U_jᴴ)_(i)`` (matrix:

@@ -42,6 +42,8 @@ def box_edge_ratios(error: torch.Tensor | np.ndarray, leaf_side: int, ndim: int 
     d = e.ndim - 1 if ndim is None else int(ndim)
     if d < 1 or e.ndim < d:
         raise ValueError(f"error of shape {e.shape} has fewer than ndim={d} axes")
+    if not np.isfinite(e).all():
+        raise ValueError("the error holds NaN or inf; evaluate the model on finite data first")
     grid = e.shape[-d:]
     if int(leaf_side) != leaf_side or leaf_side < 1 or any(n % leaf_side for n in grid):
         raise ValueError(f"leaf_side={leaf_side!r} must be a positive integer dividing every side of {grid}")

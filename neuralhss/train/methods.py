@@ -39,6 +39,7 @@ from torch import nn
 
 from ..models import build, count_parameters
 from ..models.linear import fit_least_squares
+from ..models.neural_h2 import default_size
 from .loop import TrainConfig, evaluate, fit, relative_l2, to_memory
 
 
@@ -47,8 +48,6 @@ def _leaf(grid: tuple[int, ...]) -> int:
 
 
 def _h2_size(grid: tuple[int, ...]) -> dict[str, Any]:
-    from ..models.neural_h2 import default_size
-
     return default_size(len(grid))
 
 
