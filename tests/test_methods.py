@@ -1,6 +1,8 @@
 import pytest
+import torch
 
 from neuralhss.datasets import PDEDataset, generate
+from neuralhss.train.loop import to_memory
 from neuralhss.train.methods import METHODS, fit_method
 
 
@@ -44,11 +46,31 @@ def test_neural_h2_starts_from_its_linear_fit_only_where_it_generalises(poisson)
     train, test = poisson
     _, m = fit_method("neural_h2", train, test, steps=2, lbfgs_iter=30)
     assert m["linear_start"]["fitted"] and m["linear_start"]["validation_rel_l2"] < 0.5
+    assert not m["linear_start"]["centered"]
     # the model starts as its linear path: the recorded start is the closed-form fit
-    _, lin = fit_method("h2_linear", train, test, lbfgs_iter=30)
-    assert abs(m["linear_test_rel_l2"] - lin["test_rel_l2"]) < 0.02
+    lin_model, lin = fit_method("h2_linear", train, test, lbfgs_iter=30)
+    if not lin["linear_start"]["centered"]:
+        assert abs(m["linear_test_rel_l2"] - lin["test_rel_l2"]) < 0.02
+    # h2_linear keeps whichever of linear and affine validated better
+    v = lin["linear_start"]
+    assert v["validation_rel_l2"] == min(v["validation_rel_l2_linear"], v["validation_rel_l2_affine"])
     _, never = fit_method("neural_h2", train, test, steps=2, linear_fit="never")
-    assert never["linear_start"] == {"fitted": False, "validation_rel_l2": None}
+    assert not never["linear_start"]["fitted"] and never["linear_start"]["validation_rel_l2"] is None
     assert "linear_test_rel_l2" not in never
     with pytest.raises(ValueError, match="linear_fit"):
         fit_method("neural_h2", train, test, steps=2, linear_fit="sometimes")
+
+
+def test_affine_start_is_centred_on_the_training_means(poisson):
+    train, test = poisson
+    model, m = fit_method("neural_h2", train, test, steps=1, lbfgs_iter=20, linear_fit="always")
+    start = m["linear_start"]
+    assert start["validation_rel_l2_affine"] is not None
+    model, m = fit_method("neural_h2", train, test, steps=1, lbfgs_iter=20, linear_fit="affine")
+    mem = to_memory(train)
+    if m["linear_start"]["fitted"]:
+        assert m["linear_start"]["centered"]
+        torch.testing.assert_close(model.x_center, mem.x.mean(0))
+        torch.testing.assert_close(model.y_center, mem.y.mean(0))
+    else:  # the affine path failed validation: no linear path at all
+        assert model.linear is None

@@ -7,8 +7,8 @@ from neuralhss.models.neural_hss import NeuralHSS
 
 
 def test_registry_names_and_defaults():
-    assert {"fno", "tfno", "neural_hss"} <= set(model_names())
-    for name in ("fno", "tfno", "neural_hss"):
+    assert {"fno", "tfno", "uno", "neural_hss", "neural_h2"} <= set(model_names())
+    for name in ("fno", "tfno", "uno", "neural_hss", "neural_h2"):
         cfg = default_config(name, 1, 1, (32, 32))
         model = build(name, **cfg)
         assert model.spec == {"name": name, "config": cfg}
@@ -19,6 +19,17 @@ def test_registry_names_and_defaults():
         build("unet")
     with pytest.raises(ValueError, match="JSON"):
         build("fno", n_modes=(object(),))
+
+
+def test_uno_is_a_u_of_fourier_blocks():
+    # full grid -> half grid (twice the width) -> full grid, on any grid dimension
+    m = build("uno", in_channels=2, out_channels=3, n_modes=[4, 4], hidden_channels=4)
+    assert [b.convs[0].n_modes[0] for b in m.fno_blocks] == [4, 2, 2, 2, 4]
+    assert m(torch.randn(2, 2, 16, 16)).shape == (2, 3, 16, 16)
+    m3 = build("uno", n_modes=[2, 2, 2], hidden_channels=2)
+    assert m3(torch.randn(1, 1, 8, 8, 8)).shape == (1, 1, 8, 8, 8)
+    with pytest.raises(ValueError, match="n_modes"):
+        build("uno", n_modes=[1, 1])
 
 
 def test_count_parameters_counts_complex_twice():

@@ -1,12 +1,15 @@
 """Neural-HSS v2: nonlinear blocks on strong-admissibility (H²) layers, with a linear path.
 
-``y = A x + project(blocks(lift(x)))`` where
+``y = y0 + A (x - x0) + project(blocks(lift(x)))`` where
 
 * ``A`` is a linear :class:`~neuralhss.hss.h2.H2Operator` from the input channels to the output
   channels (a pointwise channel map followed by a depthwise H² operator): the linear
   Green's-function learner. For one input and one output channel it is fitted by convex least
   squares before gradient training (:func:`neuralhss.train.methods.fit_method`), so the model
-  starts where the best linear answer is;
+  starts where the best linear answer is. ``x0`` and ``y0`` are zero (a linear path) unless the
+  fit is centred on the training means (an affine path: the answer for maps such as Darcy's
+  coefficient -> solution, whose outputs share a large mean pattern that no linear map of the
+  input carries);
 * every block is ``v <- sigma(M H(v) + W v + b)`` with ``H`` a depthwise H² operator (near field
   convolution + polynomial far field through interaction lists), ``M`` and ``W`` pointwise
   channel mixing;
@@ -103,6 +106,9 @@ class NeuralH2(nn.Module):
                                   boundary=boundary, share_levels=False, init_scale=0.0,
                                   blend=blend)
                        if linear_path else None)
+        # Centres of the affine path, (channels, *grid); zero for a linear path.
+        self.register_buffer("x_center", torch.zeros(self.in_channels, *self.grid_shape))
+        self.register_buffer("y_center", torch.zeros(self.out_channels, *self.grid_shape))
         self.positional = bool(positional)
         if self.positional:
             axes = [torch.linspace(0, 1, n) for n in self.grid_shape]
@@ -129,10 +135,11 @@ class NeuralH2(nn.Module):
         self.act = ACTIVATIONS[activation]()
 
     def linear_part(self, x: torch.Tensor) -> torch.Tensor:
-        """The linear path ``A x`` (zeros without one)."""
+        """The linear (or affine) path ``y0 + A (x - x0)`` (zeros without one)."""
         if self.linear is None:
             return x.new_zeros(x.shape[0], self.out_channels, *self.grid_shape)
-        return self.linear(x if self.linear_in is None else self.linear_in(x))
+        x = x - self.x_center
+        return self.y_center + self.linear(x if self.linear_in is None else self.linear_in(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != len(self.grid_shape) + 2 or tuple(x.shape[1:]) != (self.in_channels, *self.grid_shape):
@@ -153,12 +160,19 @@ class NeuralH2(nn.Module):
         return y + self.project(v)
 
     @torch.no_grad()
-    def fit_linear_path(self, x: torch.Tensor, y: torch.Tensor, max_iter: int = 300) -> float:
+    def fit_linear_path(self, x: torch.Tensor, y: torch.Tensor, max_iter: int = 300,
+                        center: bool = False) -> float:
         """Fit the linear path to pairs ``(x, y)`` (``(n, 1, *grid)`` each) by convex least
-        squares (in float64); only for one input and one output channel. Returns the relative
-        squared misfit."""
+        squares (in float64); only for one input and one output channel. ``center=True`` fits
+        the affine path ``y0 + A (x - x0)`` with ``x0``, ``y0`` the pointwise means of ``x`` and
+        ``y`` (needs at least two samples). Returns the relative squared misfit."""
         if self.linear is None or self.linear_in is not None:
             raise ValueError("fit_linear_path needs linear_path=True and one input and output channel")
+        if center and len(x) < 2:
+            raise ValueError("an affine (centred) fit needs at least two samples; use center=False")
+        self.x_center.copy_(x.mean(0) if center else torch.zeros_like(self.x_center))
+        self.y_center.copy_(y.mean(0) if center else torch.zeros_like(self.y_center))
+        x, y = x - self.x_center, y - self.y_center
         dtype = self.linear.near.dtype
         self.linear.double()
         with torch.enable_grad():
