@@ -1,4 +1,5 @@
-"""One training step of Neural-HSS vs FNO at 128^3 (2,097,152 points), batch 1, on CPU.
+"""One training step of Neural-HSS vs FNO on CPU: 128^3 (2,097,152 points), batch 1, by default;
+2-D grids with ``--dim 2`` (e.g. 64^2 and 128^2, batch 8: the low-data sweeps' step).
 
 A training step is what ``neuralhss.train.fit`` does per batch: zero the gradients, forward,
 neuraloperator's relative ``LpLoss`` against a target, backward, one AdamW step. Models are the
@@ -10,7 +11,9 @@ low-data sweep's (``neuralhss.train.methods``) built for the 3-D grid:
   axis, width 32, 4 layers; at 32^3 it takes 4.2x the time and 4.0x the memory of ``fno``
   (``results/train_step_32.json``), about 16 GiB at 128^3;
 - ``neural_hss_linear``: width 1, one HSS layer (leaf 4x4x4, rank 16, top 5 levels untied);
-- ``neural_hss``: nonlinear, width 8, 2 blocks, rank 4, top 3 levels untied.
+- ``neural_hss``: nonlinear, width 8, 2 blocks, rank 4, top 3 levels untied;
+- ``neural_h2``: Neural-HSS v2, the nonlinear default (strong admissibility, linear H² path);
+- ``tfno``, ``uno``: neuraloperator's TFNO and UNO at the ``fno`` size.
 
 Time: candidates interleaved round by round after a warm-up step, medians, in one process.
 Peak memory: each candidate alone in a fresh subprocess (VmHWM), in total and as the increase
@@ -19,6 +22,8 @@ to ``fno`` in the same run.
 
     .venv/bin/python benchmarks/bench_train_step.py            # 128^3, 1 thread, 3 rounds
     .venv/bin/python benchmarks/bench_train_step.py --n 32     # quick check
+    .venv/bin/python benchmarks/bench_train_step.py --dim 2 --n 64 --batch 8 \
+        --candidates neural_h2 tfno uno                         # 2-D, the sweeps' batch
 """
 
 from __future__ import annotations
@@ -39,26 +44,25 @@ from neuralhss.models import build
 from neuralhss.models.registry import count_parameters
 from neuralhss.train.methods import GRADIENT_METHODS
 
-CANDIDATES = ("fno", "fno_w32m16", "neural_hss_linear", "neural_hss")
+CANDIDATES = ("fno", "fno_w32m16", "neural_hss_linear", "neural_hss", "neural_h2", "tfno", "uno")
 DEFAULT = ("fno", "neural_hss_linear", "neural_hss")
 
 
-def make_model(name: str, n: int) -> torch.nn.Module:
-    grid = (n, n, n)
+def make_model(name: str, grid: tuple[int, ...]) -> torch.nn.Module:
     if name == "fno_w32m16":
-        model_name, cfg = "fno", {"n_modes": [min(16, n // 2)] * 3, "hidden_channels": 32,
-                                  "n_layers": 4}
+        model_name, cfg = "fno", {"n_modes": [min(16, n // 2) for n in grid],
+                                  "hidden_channels": 32, "n_layers": 4}
     else:
         model_name, cfg = GRADIENT_METHODS[name](grid)
     return build(model_name, in_channels=1, out_channels=1, **cfg)
 
 
-def train_step(model: torch.nn.Module, n: int) -> Callable[[], float]:
-    """A closure doing one AdamW training step on a fixed random (input, target) pair."""
-    x = torch.randn(1, 1, n, n, n)
-    y = torch.randn(1, 1, n, n, n)
+def train_step(model: torch.nn.Module, grid: tuple[int, ...], batch: int = 1) -> Callable[[], float]:
+    """A closure doing one AdamW training step on a fixed random (input, target) batch."""
+    x = torch.randn(batch, 1, *grid)
+    y = torch.randn(batch, 1, *grid)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    loss_fn = LpLoss(d=3, p=2, reduction="mean")
+    loss_fn = LpLoss(d=len(grid), p=2, reduction="mean")
 
     def run() -> float:
         opt.zero_grad(set_to_none=True)
@@ -70,16 +74,18 @@ def train_step(model: torch.nn.Module, n: int) -> Callable[[], float]:
     return run
 
 
-def memory_child(name: str, n: int) -> None:
+def memory_child(name: str, grid: tuple[int, ...], batch: int) -> None:
     """Run in a subprocess: one candidate alone; prints JSON with its peak memory."""
     torch.manual_seed(0)
-    model = make_model(name, n)
-    print(json.dumps(step_memory(train_step(model, n), repeats=2)))
+    model = make_model(name, grid)
+    print(json.dumps(step_memory(train_step(model, grid, batch), repeats=2)))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=128, help="grid points per axis")
+    ap.add_argument("--dim", type=int, choices=(2, 3), default=3)
+    ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--candidates", nargs="+", choices=CANDIDATES, default=list(DEFAULT),
@@ -87,15 +93,15 @@ def main() -> None:
     ap.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    n, grid, batch = args.n, (args.n,) * args.dim, args.batch
     if args.memory_child:
-        memory_child(args.memory_child, args.n)
+        memory_child(args.memory_child, grid, batch)
         return
-    n = args.n
     torch.manual_seed(0)
     cands = list(dict.fromkeys(["fno", *args.candidates]))
-    models = {k: make_model(k, n) for k in cands}
+    models = {k: make_model(k, grid) for k in cands}
     params = {k: count_parameters(m) for k, m in models.items()}
-    timing: dict[str, Any] = interleaved({k: train_step(m, n) for k, m in models.items()},
+    timing: dict[str, Any] = interleaved({k: train_step(m, grid, batch) for k, m in models.items()},
                                          args.rounds)
     base = timing["fno"]["median_s"]
     for t in timing.values():
@@ -106,16 +112,18 @@ def main() -> None:
     memory = {}
     for k in cands:
         out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--n", str(n),
+                              "--dim", str(args.dim), "--batch", str(batch),
                               "--threads", str(args.threads), "--memory-child", k],
                              capture_output=True, text=True, check=True)
         memory[k] = json.loads(out.stdout.strip().splitlines()[-1])
         memory[k]["ratio_to_fno"] = memory[k]["working_mib"] / memory["fno"]["working_mib"]
-    res = {"grid": [n] * 3, "batch": 1, "dtype": "float32", "threads": args.threads,
+    res = {"grid": list(grid), "batch": batch, "dtype": "float32", "threads": args.threads,
            "step": "zero_grad + forward + LpLoss + backward + AdamW.step",
            "params": params, "timing_train_step": timing, "memory": memory}
+    name = f"train_step_{n}" if args.dim == 3 and batch == 1 else f"train_step_{args.dim}d_{n}_b{batch}"
     write_result(
-        f"train_step_{n}", res,
-        f"{n}^3 batch-1 training step, {args.threads} thread(s): " + ", ".join(
+        name, res,
+        f"{n}^{args.dim} batch-{batch} training step, {args.threads} thread(s): " + ", ".join(
             f"{k} {timing[k]['median_s']:.2f} s ({timing[k]['ratio_to_fno']:.3g}x), "
             f"{memory[k]['working_mib']:.0f} MiB" for k in cands)
         + " (ratios to fno)")
