@@ -158,7 +158,8 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
     ``steps``. ``leaf_size`` (points per leaf) sets the HSS leaf of ``hss_poly`` (default 16 in
     2-D, 64 in 3-D). ``model_args`` override the gradient-trained model's configuration (e.g.
     ``{"width": 8}``); ``device`` is where they
-    train (``TrainConfig.device``; closed-form fits run on the CPU). ``linear_fit`` decides
+    train (``TrainConfig.device``; ``h2_linear`` is fitted there too, the other closed-form fits
+    on the CPU). ``linear_fit`` decides
     whether ``neural_h2`` starts from the convex fit of its linear path: ``"always"``,
     ``"never"`` (the linear path starts from zero), ``"auto"``: fit it on the first half of
     the training samples, and keep the convex start only if its relative error on the other
@@ -188,10 +189,12 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
         if train.in_channels != 1 or train.out_channels != 1:
             raise ValueError("h2_linear fits one input and one output channel")
         size = _h2_size(grid)
+        dev = TrainConfig(device=device).resolved_device()
         model = build("neural_h2", grid_shape=list(grid), n_layers=0, leaf_side=size["leaf_side"],
-                      linear_degree=size["linear_degree"], boundary=_boundary_of(train)).double()
-        start = _choose_linear_start(model, mem, torch.device("cpu"), lbfgs_iter, "always")
-        model.fit_linear_path(mem.x.double(), mem.y.double(), max_iter=lbfgs_iter,
+                      linear_degree=size["linear_degree"], boundary=_boundary_of(train))
+        model = model.double().to(dev)
+        start = _choose_linear_start(model, mem, dev, lbfgs_iter, "always")
+        model.fit_linear_path(mem.x.double().to(dev), mem.y.double().to(dev), max_iter=lbfgs_iter,
                               center=start["centered"])
         extra["linear_start"] = start
         model = Float64Channel(model)

@@ -1,0 +1,356 @@
+"""Low-data comparison under a fair protocol: every model tuned on a validation split, several seeds.
+
+Question: at n = 4, 16 and 64 training pairs, which operator learner is best on each problem
+family when every model gets the same data, the same budget and hyperparameters chosen for it
+on held-out validation samples (never on the test set)?
+
+Protocol, per problem and training-set size n:
+
+* data: one HDF5 file per problem; the test set is its last ``--n-test`` samples, training
+  samples are the first n, validation samples are the ``--n-val`` that follow the largest
+  training set (so they never overlap training or test samples, for any n);
+* every gradient-trained model (``neural_h2``, ``fno``, ``tfno``, ``uno`` of
+  :mod:`neuralhss.train.methods`) is trained with each configuration of its grid (the grids
+  hold the same number of configurations for every model, :func:`grid_of`) with seed 0, for
+  ``--steps`` AdamW steps (batch <= 8, cosine schedule); the configuration with the lowest
+  validation error is kept, and re-run with further seeds (``--seeds-at``);
+* the closed-form fits (``h2_linear``, ``affine_least_squares``) have nothing to tune;
+* reported: test error (relative L2 in data units, mean ± std over seeds) of the chosen
+  configuration, its training error in the same units, its validation error, parameter count
+  and seconds per step.
+
+Inputs and outputs are scaled by their training RMS per channel (no shift, so that linear
+operators stay linear; the affine fits centre the data themselves).
+
+Runs are spread over ``--jobs`` worker processes (one thread each; on a GPU they share it).
+Every finished run is appended to ``OUT/results.jsonl`` at once (re-running skips finished
+runs), and ``OUT/table.md`` and ``OUT/test_error_vs_n.png`` are redrawn at the end (or with
+``--report`` alone).
+
+Run: ``python examples/fair_low_data.py --problems darcy_32 --jobs 2`` (about an hour on 2
+cores); the whole sweep (``--problems all``) is a GPU job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+
+import numpy as np
+
+# problem key -> (registered problem, generation parameters, samples, time index of the output,
+# one input and one output channel: whether neural_h2 can start from a convex linear fit)
+SMOOTH = {"length_scale": 1 / 3, "smoothness": 1.0}
+DARCY = {**SMOOTH, "coefficient": "threshold", "a_low": 3.0, "a_high": 12.0}
+PROBLEMS: dict[str, tuple[str, dict, int, int | None, bool]] = {
+    "poisson_32": ("poisson", {"dim": 2, "resolution": 32, **SMOOTH}, 300, None, True),
+    "darcy_32": ("darcy", {"dim": 2, "resolution": 32, **DARCY}, 400, None, True),
+    "helmholtz_32": ("helmholtz", {"resolution": 32, "k0": 2 * math.pi, "pml": 6}, 300, None, False),
+    "maxwell_32": ("maxwell", {"resolution": 32}, 300, -1, False),
+    "navier_stokes_32": ("navier_stokes", {"resolution": 32}, 300, -1, True),
+    "gray_scott_32": ("gray_scott", {"resolution": 32, "lengths": 0.625, "patch_size": 0.1,
+                                     "t_final": 1000.0, "n_snapshots": 5}, 300, -1, False),
+    "poisson_64": ("poisson", {"dim": 2, "resolution": 64, **SMOOTH}, 300, None, True),
+    "darcy_64": ("darcy", {"dim": 2, "resolution": 64, **DARCY}, 300, None, True),
+    "poisson3d_32": ("poisson", {"dim": 3, "resolution": 32, **SMOOTH}, 300, None, True),
+}
+
+# Hyperparameter grids: two configurations per model. The FNO family: the learning rate (with
+# neuraloperator's usual AdamW weight decay 1e-4). neural_h2 (no weight decay): where the data
+# has one input and one output channel, how its linear path starts (the validated linear fit,
+# "auto", or the affine one), else the learning rate.
+FNO_GRID = [{"lr": lr, "weight_decay": 1e-4} for lr in (1e-3, 3e-3)]
+H2_GRIDS = {True: [{"lr": 1e-3, "linear_fit": s} for s in ("auto", "affine")],
+            False: [{"lr": lr} for lr in (1e-3, 3e-3)]}
+GRADIENT = ("neural_h2", "fno", "tfno", "uno")
+
+
+def grid_of(method: str, problem: str) -> list[dict]:
+    if method == "neural_h2":
+        return H2_GRIDS[PROBLEMS[problem][4]]
+    return FNO_GRID if method in GRADIENT else [{}]
+
+
+CLOSED = ("h2_linear", "affine_least_squares")
+
+
+def data_path(data_dir: Path, problem: str) -> Path:
+    return data_dir / f"fair_{problem}.h5"
+
+
+def make_data(data_dir: Path, problems: list[str], workers: int) -> None:
+    from neuralhss.datasets import generate
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for key in problems:
+        name, params, samples = PROBLEMS[key][:3]
+        t0 = time.perf_counter()
+        generate(name, data_path(data_dir, key), n_samples=samples, seed=0, params=params,
+                 workers=workers, progress=False)
+        print(f"data {key}: {samples} samples, {time.perf_counter() - t0:.1f} s", flush=True)
+
+
+def _datasets(data: Path, problem: str, n: int, n_val: int, n_test: int, n_max: int):
+    from torch.utils.data import Subset
+
+    from neuralhss.datasets import PDEDataset
+
+    t_idx = PROBLEMS[problem][3]
+    train = PDEDataset(data, "train", n=n, n_test=n_test, normalize="scale", time_index=t_idx)
+    pool = PDEDataset(data, "train", n=n_max + n_val, n_test=n_test, normalize=train.normalizer,
+                      time_index=t_idx)
+    test = PDEDataset(data, "test", n_test=n_test, normalize=train.normalizer, time_index=t_idx)
+    return train, Subset(pool, range(n_max, n_max + n_val)), test
+
+
+def run_one(job: dict) -> dict:
+    """Train one (problem, model, n, configuration, seed) and evaluate it; runs in a worker."""
+    import torch
+
+    torch.set_num_threads(1)
+    from neuralhss.train.loop import evaluate, to_memory
+    from neuralhss.train.methods import fit_method
+
+    train, val, test = _datasets(Path(job["data"]), job["problem"], job["n_train"], job["n_val"],
+                                 job["n_test"], job["n_max"])
+    cfg = dict(job["config"])
+    model, m = fit_method(job["method"], train, test, steps=job["steps"], seed=job["seed"],
+                          device=job["device"], **cfg)
+    where = next(iter(model.state_dict().values())).device
+    m["val_rel_l2"] = evaluate(model, to_memory(val), train.normalizer, device=where)["test_rel_l2"]
+    if job["method"] not in CLOSED:
+        m["seconds_per_step"] = m["train_seconds"] / job["steps"]
+    keep = ("problem", "method", "n_train", "seed", "config", "steps")
+    return {**{k: job[k] for k in keep}, **m}
+
+
+def _key(r: dict) -> tuple:
+    return (r["problem"], r["method"], r["n_train"], r["seed"], json.dumps(r["config"], sort_keys=True))
+
+
+def load(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut short by an interrupted run
+            continue
+    return rows
+
+
+def chosen(rows: list[dict], problem: str, method: str, n: int) -> dict | None:
+    """The configuration with the lowest validation error among the seed-0 runs of its grid,
+    once the whole grid has run (None before)."""
+    grid = grid_of(method, problem)
+    runs = [r for r in rows if (r["problem"], r["method"], r["n_train"], r["seed"]) ==
+            (problem, method, n, 0)]
+    if len({json.dumps(r["config"], sort_keys=True) for r in runs}) < len(grid):
+        return None
+    return min(runs, key=lambda r: r["val_rel_l2"])["config"]
+
+
+def plan(rows: list[dict], args) -> list[dict]:
+    """Jobs that can run now, most wanted first: for n = 16, then the other sizes, the grid runs
+    of every problem and model and then the extra seeds of the chosen configurations."""
+    done = {_key(r) for r in rows}
+    jobs = []
+    base = {"steps": args.steps, "n_val": args.n_val, "n_test": args.n_test,
+            "n_max": max(args.n_train), "device": args.device}
+    for n in sorted(args.n_train, key=lambda n: (n != 16, n)):
+        for problem in args.problems:
+            for method in args.models:
+                for config in grid_of(method, problem):
+                    jobs.append({**base, "problem": problem, "method": method, "n_train": n,
+                                 "seed": 0, "config": config})
+        for problem in args.problems:
+            for method in (m for m in args.models if m in GRADIENT and n in args.seeds_at):
+                config = chosen(rows, problem, method, n)
+                for seed in range(1, args.n_seeds if config is not None else 0):
+                    jobs.append({**base, "problem": problem, "method": method, "n_train": n,
+                                 "seed": seed, "config": config})
+    for job in jobs:
+        job["data"] = str(data_path(Path(args.data_dir), job["problem"]))
+    return [j for j in jobs if _key(j) not in done]
+
+
+def summary(rows: list[dict]) -> list[dict]:
+    """One line per (problem, method, n): the chosen configuration's runs over seeds."""
+    out = []
+    rows = [r for r in rows if "error" not in r]
+    for problem in PROBLEMS:
+        for method in sorted({r["method"] for r in rows if r["problem"] == problem}):
+            for n in sorted({r["n_train"] for r in rows if r["problem"] == problem}):
+                config = chosen(rows, problem, method, n)
+                if config is None:
+                    continue
+                runs = [r for r in rows if (r["problem"], r["method"], r["n_train"]) ==
+                        (problem, method, n) and r["config"] == config]
+                test = [r["test_rel_l2"] for r in runs]
+                out.append({"problem": problem, "method": method, "n_train": n, "config": config,
+                            "seeds": len(runs), "test_mean": float(np.mean(test)),
+                            "test_std": float(np.std(test)),
+                            "train_mean": float(np.mean([r["train_rel_l2"] for r in runs])),
+                            "val": runs[0]["val_rel_l2"], "n_params": runs[0]["n_params"],
+                            "seconds_per_step": runs[0].get("seconds_per_step")})
+    return out
+
+
+def table(rows: list[dict]) -> str:
+    s = summary(rows)
+    lines = []
+    for problem in PROBLEMS:
+        sp = [r for r in s if r["problem"] == problem]
+        if not sp:
+            continue
+        ns = sorted({r["n_train"] for r in sp})
+        lines += [f"\n**{problem}** (test error, mean ± std over seeds; train error in the same "
+                  "units; best per column in bold)\n",
+                  "| method | parameters | chosen config (n=16) | " +
+                  " | ".join(f"n={n} test | n={n} train" for n in ns) + " |",
+                  "|---" * (3 + 2 * len(ns)) + "|"]
+        best = {n: min(r["test_mean"] for r in sp if r["n_train"] == n) for n in ns}
+        for method in sorted({r["method"] for r in sp}):
+            cells = []
+            for n in ns:
+                r = next((r for r in sp if r["method"] == method and r["n_train"] == n), None)
+                if r is None:
+                    cells += ["", ""]
+                    continue
+                t = f"{r['test_mean']:.3f}" + (f" ± {r['test_std']:.3f}" if r["seeds"] > 1 else "")
+                cells += [f"**{t}**" if r["test_mean"] == best[n] else t, f"{r['train_mean']:.3f}"]
+            any_r = next(r for r in sp if r["method"] == method)
+            c16 = next((r["config"] for r in sp if r["method"] == method and r["n_train"] == 16), {})
+            params = "dense" if method.endswith("least_squares") else f"{any_r['n_params']:,}"
+            cfg = ", ".join(f"{k}={v}" for k, v in c16.items()) or "-"
+            lines.append(f"| {method} | {params} | {cfg} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = summary(rows)
+    problems = [p for p in PROBLEMS if any(r["problem"] == p for r in s)]
+    if not problems:
+        return
+    ncols = min(4, len(problems))
+    nrows = -(-len(problems) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.5 * ncols, 3.8 * nrows), squeeze=False)
+    for ax in axes.flat[len(problems):]:
+        ax.set_visible(False)
+    for ax, problem in zip(axes.flat, problems, strict=False):
+        for method in sorted({r["method"] for r in s if r["problem"] == problem}):
+            rs = sorted((r for r in s if r["problem"] == problem and r["method"] == method),
+                        key=lambda r: r["n_train"])
+            ax.errorbar([r["n_train"] for r in rs], [r["test_mean"] for r in rs],
+                        yerr=[r["test_std"] for r in rs], marker="o", capsize=3, label=method)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("training samples n")
+        ax.set_ylabel("relative L2 test error")
+        ax.set_title(problem)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+
+
+def report(rows: list[dict], out: Path) -> None:
+    (out / "table.md").write_text(table(rows))
+    (out / "summary.json").write_text(json.dumps(summary(rows), indent=1) + "\n")
+    plot(rows, out / "test_error_vs_n.png")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--problems", nargs="+", default=["darcy_32"],
+                    help=f"'all' or some of {list(PROBLEMS)}")
+    ap.add_argument("--models", nargs="+", default=[*GRADIENT, *CLOSED])
+    ap.add_argument("--n-train", type=int, nargs="+", default=[4, 16, 64])
+    ap.add_argument("--n-val", type=int, default=32)
+    ap.add_argument("--n-test", type=int, default=100)
+    ap.add_argument("--seeds-at", type=int, nargs="*", default=[16],
+                    help="training-set sizes whose chosen configuration runs --n-seeds seeds")
+    ap.add_argument("--n-seeds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--data-dir", default="data")
+    ap.add_argument("--workers", type=int, default=2, help="processes generating the data")
+    ap.add_argument("--out", default="examples/results/fair_low_data")
+    ap.add_argument("--report", action="store_true", help="only redraw the table and plot")
+    args = ap.parse_args()
+    if args.problems == ["all"]:
+        args.problems = list(PROBLEMS)
+    unknown = set(args.problems) - set(PROBLEMS) | set(args.models) - set(GRADIENT) - set(CLOSED)
+    if unknown:
+        raise SystemExit(f"unknown problems or models {sorted(unknown)}; problems: "
+                         f"{list(PROBLEMS)}, models: {[*GRADIENT, *CLOSED]}")
+    for key in args.problems:
+        need = max(args.n_train) + args.n_val + args.n_test
+        if PROBLEMS[key][2] < need:
+            raise SystemExit(f"{key} holds {PROBLEMS[key][2]} samples, fewer than the {need} "
+                             "that --n-train, --n-val and --n-test need")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    res = out / "results.jsonl"
+    rows = load(res)
+    if args.report:
+        report(rows, out)
+        print(table(rows))
+        return
+    make_data(Path(args.data_dir), args.problems, args.workers)
+    t0 = time.perf_counter()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # spawn: workers must not inherit a half-initialised CUDA or OpenMP state
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool, open(res, "a") as log:
+        running: dict = {}
+        while True:
+            queued = {_key(j) for j in running.values()}
+            for job in plan(rows, args):
+                if len(running) >= 2 * args.jobs:
+                    break
+                if _key(job) not in queued:
+                    running[pool.submit(run_one, job)] = job
+                    queued.add(_key(job))
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                job = running.pop(fut)
+                try:
+                    row = fut.result()
+                except Exception as exc:  # one failed run must not lose the others
+                    print(f"FAILED {job['problem']} {job['method']} n={job['n_train']} "
+                          f"{job['config']}: {exc!r}", flush=True)
+                    row = {k: job[k] for k in ("problem", "method", "n_train", "seed", "config",
+                                               "steps")} | {"error": repr(exc),
+                                                            "val_rel_l2": math.inf,
+                                                            "test_rel_l2": math.nan,
+                                                            "train_rel_l2": math.nan,
+                                                            "n_params": 0}
+                rows.append(row)
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                print(f"{time.perf_counter() - t0:7.0f} s {row['problem']:16s} {row['method']:20s} "
+                      f"n={row['n_train']:3d} seed={row['seed']} {row['config']} "
+                      f"val {row['val_rel_l2']:.4f} test {row['test_rel_l2']:.4f}", flush=True)
+    report(rows, out)
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
