@@ -90,6 +90,48 @@ def blended_box_basis(side: int, degree: int) -> np.ndarray:
     return ext * hat[:, None]
 
 
+def _window_sum(side: int) -> np.ndarray:
+    """Sum of the blending hats over the first box of an axis, ``(side,)``: its own hat plus its
+    right neighbour's on the right half; the left half has no left neighbour."""
+    k = np.arange(side)
+    own = 1 - np.abs((k + 0.5 - side / 2) / side)
+    return np.where(k < side // 2, own, 1.0)
+
+
+def evaluation_matrix(n: int, side: int, degree: int, blend: bool, periodic: bool) -> np.ndarray:
+    """The map from the local-expansion coefficients of the boxes of one axis to its points,
+    ``(n, degree + 1, n // side)``: entry ``[p, a, b]`` is the value at point ``p`` of basis
+    function ``a`` of box ``b``.
+
+    Without ``blend`` box ``b`` covers its own ``side`` points (:func:`legendre_box_basis`).
+    With ``blend`` it covers a window of ``2 * side`` points centred on it
+    (:func:`blended_box_basis`), whose hats sum to one wherever two windows overlap; windows
+    wrap around a ``periodic`` axis, and on other axes the half windows at both ends, which no
+    neighbour completes, are divided by their hat so that the weights still sum to one.
+    """
+    nb = n // side
+    e = np.zeros((n, degree + 1, nb))
+    if not blend:
+        q = legendre_box_basis(side, degree)
+        for b in range(nb):
+            e[b * side:(b + 1) * side, :, b] = q
+        return e
+    qb = blended_box_basis(side, degree)
+    pts = np.arange(2 * side) - side // 2
+    for b in range(nb):
+        o = b * side + pts
+        if periodic:
+            np.add.at(e, (o % n, slice(None), b), qb)
+        else:
+            keep = (o >= 0) & (o < n)
+            e[o[keep], :, b] += qb[keep]
+    if not periodic:
+        w = _window_sum(side)
+        e[:side] /= w[:, None, None]
+        e[n - side:] /= w[::-1, None, None]
+    return e
+
+
 def _convolve(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """Valid convolution by FFT, depthwise over ``C`` and mixing ``a -> o`` within each channel.
 
@@ -193,10 +235,11 @@ class H2Operator(nn.Module):
             q = torch.as_tensor(legendre_box_basis(side, self.degree),
                                 dtype=dtype or torch.get_default_dtype(), device=device)
             self.register_buffer(f"basis{j}", q, persistent=False)
-            if self.blend:
-                qb = torch.as_tensor(blended_box_basis(side, self.degree),
-                                     dtype=dtype or torch.get_default_dtype(), device=device)
-                self.register_buffer(f"blend{j}", qb, persistent=False)
+            for k, n in enumerate(self.grid_shape):
+                e = torch.as_tensor(evaluation_matrix(n, side, self.degree, self.blend,
+                                                      boundary == "periodic"),
+                                    dtype=dtype or torch.get_default_dtype(), device=device)
+                self.register_buffer(f"eval{j}_{k}", e, persistent=False)
         # (-1)^a of the moment index along each axis, flattened like the moments (C, a_1..a_d).
         parity = torch.tensor([(-1.0) ** a for a in range(r1)])
         signs = []
@@ -291,47 +334,14 @@ class H2Operator(nn.Module):
         return m.reshape(x.shape[0], self.channels * self.rank, *nb)
 
     def _evaluate(self, c: torch.Tensor, j: int) -> torch.Tensor:
-        # (B, C * r, *boxes) -> (B, C, *grid): local expansions evaluated on each box's points
+        # (B, C * r, *boxes) -> (B, C, *grid): local expansions evaluated on the grid, one axis
+        # at a time through the level's evaluation matrices (points, moment, box)
         d = len(self.grid_shape)
-        nb = list(c.shape[2:])
-        t = c.reshape(c.shape[0], self.channels, *([self.degree + 1] * d), *nb)
-        if not self.blend:
-            q = getattr(self, f"basis{j}")
-            sub = "".join(_BOXES[k] + _LETTERS[k] for k in range(d))
-            eq = ("BC" + _MOMENTS[:d] + _BOXES[:d] + ","
-                  + ",".join(_LETTERS[k] + _MOMENTS[k] for k in range(d)) + "->BC" + sub)
-            return torch.einsum(eq, t, *([q] * d)).reshape(c.shape[0], self.channels, *self.grid_shape)
-        # Separable: per axis, moment index -> points of the box's window, then overlap-add.
-        # Layout while axis k is done: (B, C, done axes as points..., moments of axes >= k, boxes >= k)
-        qb, s = getattr(self, f"blend{j}"), self.sides[j]
-        h = s // 2
+        t = c.reshape(c.shape[0], self.channels, *([self.degree + 1] * d), *c.shape[2:])
         for k in range(d):
-            # axes: B, C, k finished point axes, moments a_k.., boxes nb_k..
-            a_ax, b_ax = 2 + k, 2 + d
-            v = torch.tensordot(t, qb, dims=([a_ax], [1]))  # a_k -> last axis of 2s window points
-            # boxes axis of k is now at b_ax - 1 (a_k removed); bring it before the window axis
-            v = v.movedim(b_ax - 1, -2)  # (..., nb_k, 2s)
-            left, mid, right = v[..., :h], v[..., h:h + s], v[..., h + s:]
-            out = mid.clone()
-            if self.boundary == "periodic":
-                out[..., :h] += right.roll(1, dims=-2)
-                out[..., h:] += left.roll(-1, dims=-2)
-            else:
-                out[..., 1:, :h] += right[..., :-1, :]
-                out[..., :-1, h:] += left[..., 1:, :]
-                # the windows of the first and last box are not completed by a neighbour
-                w = self._window_sum(s, out.dtype, out.device)
-                out = torch.cat([out[..., :1, :] / w, out[..., 1:-1, :], out[..., -1:, :] / w.flip(0)], -2)
-            t = out.flatten(-2).movedim(-1, 2 + k)  # points of axis k in place of its moment axis
-        return t.reshape(c.shape[0], self.channels, *self.grid_shape)
-
-    @staticmethod
-    def _window_sum(s: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        # sum of the hats over the first box of an axis: its own hat, plus its right
-        # neighbour's on the second half; the left half has no left neighbour.
-        k = torch.arange(s, dtype=dtype, device=device)
-        own = 1 - ((k + 0.5 - s / 2) / s).abs()
-        return torch.where(k < s // 2, own, torch.ones_like(own))
+            # the next moment axis is at 2, its box axis at 2 + d - k; points go last
+            t = torch.tensordot(t, getattr(self, f"eval{j}_{k}"), dims=([2, 2 + d - k], [1, 2]))
+        return t
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the operator to ``x`` of shape ``(B, C, *grid_shape)``."""
