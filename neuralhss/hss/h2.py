@@ -43,6 +43,7 @@ grid, points equally spaced; the operator is defined in grid units (no spacing e
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -132,6 +133,30 @@ def evaluation_matrix(n: int, side: int, degree: int, blend: bool, periodic: boo
     return e
 
 
+@functools.lru_cache(maxsize=64)
+def _dft_matrices(kernel: tuple[int, ...], size: tuple[int, ...], dtype: torch.dtype,
+                  device: torch.device) -> tuple[torch.Tensor, ...]:
+    # per axis exp(-2 pi i p f / S) for kernel positions p and the frequencies rfftn keeps
+    mats = []
+    for k, (kn, n) in enumerate(zip(kernel, size, strict=True)):
+        nf = n // 2 + 1 if k == len(size) - 1 else n
+        phase = np.outer(np.arange(kn), np.arange(nf)) * (-2 * np.pi / n)
+        mats.append(torch.as_tensor(np.exp(1j * phase), dtype=dtype, device=device))
+    return tuple(mats)
+
+
+def _kernel_rfftn(w: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """``torch.fft.rfftn(w, s=size)`` over the last ``len(size)`` axes of a small kernel, by
+    one matrix product per axis (cheaper than FFTs of the zero-padded kernel when the kernel is
+    much smaller than ``size``)."""
+    d = len(size)
+    cdtype = torch.complex128 if w.dtype == torch.float64 else torch.complex64
+    t = w.to(cdtype)
+    for m in _dft_matrices(tuple(w.shape[-d:]), tuple(size), cdtype, w.device):
+        t = torch.tensordot(t, m, dims=([w.ndim - d], [0]))  # next kernel axis -> frequencies
+    return t
+
+
 def _convolve(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """Valid convolution by FFT, depthwise over ``C`` and mixing ``a -> o`` within each channel.
 
@@ -144,8 +169,12 @@ def _convolve(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     dims = tuple(range(-d, 0))
     size = [next_fast_len(n, real=True) for n in x.shape[-d:]]
     X = torch.fft.rfftn(x, s=size, dim=dims)
-    W = torch.fft.rfftn(w, s=size, dim=dims)
-    y = torch.fft.irfftn(torch.einsum("bca...,coa...->bco...", X, W), s=size, dim=dims)
+    W = _kernel_rfftn(w, size)
+    if w.shape[1] == w.shape[2] == 1:  # one map per channel: a product, no mixing
+        Y = X * W[:, :, 0][None]
+    else:
+        Y = torch.einsum("bca...,coa...->bco...", X, W)
+    y = torch.fft.irfftn(Y, s=size, dim=dims)
     for k, (n, k_n) in enumerate(zip(x.shape[-d:], w.shape[-d:], strict=True)):
         y = y.narrow(3 + k, k_n - 1, n - k_n + 1)
     return y
