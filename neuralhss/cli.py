@@ -51,9 +51,26 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
+def _at_least(option: str, value: int | Sequence[int] | None, low: int,
+              high: int | None = None) -> None:
+    """Refuse an integer option (or any of its values) outside ``[low, high]``, naming it."""
+    for v in [value] if isinstance(value, int) else value or []:
+        if v < low or (high is not None and v > high):
+            bound = f"between {low} and {high}" if high is not None else f">= {low}"
+            raise ValueError(f"{option} {v} is out of range; give an integer {bound}")
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from .datasets import generate, load_recipe
+    from .datasets.generation import INT64_MAX
 
+    # Checked before anything is read or created, with the option's own name in the message.
+    _at_least("--samples", args.samples, 1, INT64_MAX)
+    _at_least("--seed", args.seed, 0, INT64_MAX)
+    _at_least("--workers", args.workers, 1)
+    _at_least("--block-size", args.block_size, 1)
+    _at_least("--dim", args.dim, 1, 3)
+    _at_least("--resolution", args.resolution, 1)
     params: dict[str, Any] = {}
     samples, seed = None, 0
     if args.target.endswith((".yaml", ".yml")):

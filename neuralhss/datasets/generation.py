@@ -61,6 +61,22 @@ def parse_shard(shard: str | Sequence[int] | None) -> tuple[int, int] | None:
     return i, n
 
 
+#: Largest value an HDF5 int64 attribute (seed, n_samples) can hold.
+INT64_MAX = 2**63 - 1
+
+
+def _check_int(name: str, value: Any, low: int, high: int | None, what: str) -> int:
+    """``value`` as an int in ``[low, high]``, or a ValueError naming ``name`` and the rule."""
+    try:
+        ok = not isinstance(value, bool) and int(value) == value
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok or value < low or (high is not None and value > high):
+        limit = f" at most {high}" if high is not None and ok and value > high else ""
+        raise ValueError(f"{name}={value!r} must be {what}{limit}")
+    return int(value)
+
+
 def default_block_size(n_points: int, n_samples: int) -> int:
     """Samples per block: at most 2**18 grid points (1 MiB of float32 per field), at most 256,
     and small enough to give about 64 blocks, so that workers stay balanced. It does not depend
@@ -290,13 +306,14 @@ def generate(
     """
     prob = get_problem(problem)
     params = prob.resolve(params)
-    if int(n_samples) != n_samples or n_samples < 1:
-        raise ValueError(f"n_samples={n_samples!r} must be a positive integer")
-    if int(seed) != seed or seed < 0:
-        raise ValueError(f"seed={seed!r} must be a non-negative integer")
-    if int(workers) != workers or workers < 1:
-        raise ValueError(f"workers={workers!r} must be a positive integer")
-    n_samples, seed, workers = int(n_samples), int(seed), int(workers)
+    # Every number is checked before anything is created: a bad value must not leave a
+    # .parts folder whose manifest then demands the same bad value to resume.
+    n_samples = _check_int("n_samples", n_samples, 1, INT64_MAX, "a positive integer")
+    seed = _check_int("seed", seed, 0, INT64_MAX, "a non-negative integer")  # an int64 attribute
+    workers = _check_int("workers", workers, 1, None, "a positive integer")
+    if block_size is not None:
+        block_size = _check_int("block_size", block_size, 1, None, "a positive integer "
+                                "(omit it for the default)")
     shard_t = parse_shard(shard)
     if shard_t is not None and shard_t[1] > n_samples:
         raise ValueError(f"{shard_t[1]} shards for {n_samples} samples leaves shards empty; "
@@ -316,7 +333,7 @@ def generate(
         return GenerateResult(path, 0, len(owned), len(owned), 0.0, already_complete=True)
 
     points = max(math.prod(meta.field_shape(n)) for n in meta.input_fields + meta.output_fields)
-    bsize = int(block_size or default_block_size(points, n_samples))
+    bsize = block_size if block_size is not None else default_block_size(points, n_samples)
     manifest = {**meta.identity(), "shard": list(shard_t) if shard_t else None,
                 "block_size": bsize}
     with _exclusive(parts / ".lock"):
