@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from neuralhss.hss.h2 import H2Operator, legendre_box_basis
+from neuralhss.hss.h2 import H2Operator, evaluation_matrix, legendre_box_basis, moment_matrix
 from neuralhss.models import build, count_parameters
 from neuralhss.models.neural_h2 import NeuralH2
 from neuralhss.train.edges import box_edge_ratios
@@ -167,3 +167,30 @@ def test_blended_far_field_has_no_box_edges():
     assert max(ratios[True].values()) < 1.5
     with pytest.raises(ValueError, match="even leaf_side"):
         H2Operator((30, 30), 1, leaf_side=3)
+
+
+@pytest.mark.parametrize("periodic", [False, True])
+def test_blended_evaluation_is_a_partition_of_unity(periodic):
+    # degree 0: every box's expansion is the constant 1/sqrt(side); blended windows sum to one
+    side, n = 4, 32
+    e = evaluation_matrix(n, side, 0, blend=True, periodic=periodic)
+    np.testing.assert_allclose(e[:, 0, :].sum(1), np.full(n, 1 / np.sqrt(side)), atol=1e-12)
+    plain = evaluation_matrix(n, side, 2, blend=False, periodic=periodic)
+    assert (np.count_nonzero(plain[:, 0, :], axis=1) == 1).all()  # one box per point
+
+
+def test_moment_matrix_continues_boxes_by_their_images():
+    side, n, deg = 4, 16, 2
+    inner = moment_matrix(n, side, deg, "zeros")
+    x = np.random.default_rng(0).standard_normal(n)
+    m_in = inner @ x  # (deg + 1, nb + 6); padding boxes are zero
+    assert np.all(m_in[:, :3] == 0) and np.all(m_in[:, -3:] == 0)
+    parity = (-1.0) ** np.arange(deg + 1)
+    for bc, lam in (("neumann", 1.0), ("dirichlet", -1.0)):
+        m = moment_matrix(n, side, deg, bc) @ x
+        np.testing.assert_allclose(m[:, 3:-3], m_in[:, 3:-3])
+        # the box just left of the domain is the image of the first box
+        np.testing.assert_allclose(m[:, 2], lam * parity * m[:, 3], atol=1e-12)
+        np.testing.assert_allclose(m[:, -3], lam * parity * m[:, -4], atol=1e-12)
+    m = moment_matrix(n, side, deg, "periodic") @ x
+    np.testing.assert_allclose(m[:, :3], m[:, -6:-3], atol=1e-12)

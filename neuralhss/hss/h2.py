@@ -55,12 +55,9 @@ from torch import nn
 
 from ._lstsq import lbfgs_least_squares
 
-__all__ = ["H2Operator", "BOUNDARIES", "legendre_box_basis"]
+__all__ = ["H2Operator", "BOUNDARIES", "evaluation_matrix", "legendre_box_basis", "moment_matrix"]
 
 BOUNDARIES = ("dirichlet", "neumann", "periodic", "zeros")
-_LETTERS = "ijklmn"
-_MOMENTS = "pqrstu"
-_BOXES = "xyzwvo"
 
 
 def legendre_box_basis(side: int, degree: int) -> np.ndarray:
@@ -131,6 +128,34 @@ def evaluation_matrix(n: int, side: int, degree: int, blend: bool, periodic: boo
         e[:side] /= w[:, None, None]
         e[n - side:] /= w[::-1, None, None]
     return e
+
+
+def moment_matrix(n: int, side: int, degree: int, boundary: str, pad: int = 3) -> np.ndarray:
+    """The map from the points of one axis to the Legendre moments of its boxes, continued by
+    ``pad`` boxes past each end, ``(degree + 1, n // side + 2 * pad, n)``.
+
+    Entry ``[a, u, p]``: weight of point ``p`` in moment ``a`` of padded box ``u`` (box
+    ``u - pad``). Boxes past the ends are the mirror images of the boxes inside (moment ``a``
+    times ``(-1)**a``, and times -1 for ``"dirichlet"``: odd images), the boxes at the other end
+    (``"periodic"``) or zero (``"zeros"``).
+    """
+    nb = n // side
+    q = legendre_box_basis(side, degree)  # (side, degree + 1)
+    m = np.zeros((degree + 1, nb + 2 * pad, n))
+    parity = (-1.0) ** np.arange(degree + 1)
+    for u in range(nb + 2 * pad):
+        b = u - pad
+        factor = np.ones(degree + 1)
+        if not 0 <= b < nb:
+            if boundary == "zeros":
+                continue
+            if boundary == "periodic":
+                b %= nb
+            else:
+                b = -b - 1 if b < 0 else 2 * nb - 1 - b
+                factor = parity * (-1.0 if boundary == "dirichlet" else 1.0)
+        m[:, u, b * side:(b + 1) * side] = (q * factor).T
+    return m
 
 
 @functools.lru_cache(maxsize=64)
@@ -261,23 +286,14 @@ class H2Operator(nn.Module):
         r1 = self.degree + 1
         self.rank = r1**d
         for j, side in enumerate(self.sides):
-            q = torch.as_tensor(legendre_box_basis(side, self.degree),
-                                dtype=dtype or torch.get_default_dtype(), device=device)
-            self.register_buffer(f"basis{j}", q, persistent=False)
             for k, n in enumerate(self.grid_shape):
                 e = torch.as_tensor(evaluation_matrix(n, side, self.degree, self.blend,
                                                       boundary == "periodic"),
                                     dtype=dtype or torch.get_default_dtype(), device=device)
                 self.register_buffer(f"eval{j}_{k}", e, persistent=False)
-        # (-1)^a of the moment index along each axis, flattened like the moments (C, a_1..a_d).
-        parity = torch.tensor([(-1.0) ** a for a in range(r1)])
-        signs = []
-        for k in range(d):
-            shape = [1] * d
-            shape[k] = r1
-            signs.append(parity.view(shape).expand([r1] * d).reshape(-1).repeat(self.channels))
-        self.register_buffer("_signs", torch.stack(signs).to(dtype or torch.get_default_dtype()),
-                             persistent=False)
+                mm = torch.as_tensor(moment_matrix(n, side, self.degree, boundary),
+                                     dtype=dtype or torch.get_default_dtype(), device=device)
+                self.register_buffer(f"mom{j}_{k}", mm, persistent=False)
         C, r, k = self.channels, self.rank, 2 * self.near_radius + 1
         self.near = nn.Parameter(torch.empty(C, 1, *([k] * d), **fk))
         n_kernels = 1 if self.share_levels else max(1, len(self.sides))
@@ -325,42 +341,39 @@ class H2Operator(nn.Module):
                 f"boundary={self.boundary!r}, share_levels={self.share_levels}")
 
     # ------------------------------------------------------------------ apply
-    def _continue(self, t: torch.Tensor, pad: int, signed: bool) -> torch.Tensor:
-        """Pad the spatial axes of ``(B, Ch, *sp)`` by ``pad`` following the boundary mode."""
+    def _continue(self, t: torch.Tensor, pad: int) -> torch.Tensor:
+        """Pad the spatial axes of ``(B, Ch, *sp)`` by ``pad`` points following the boundary
+        mode (the far field continues box moments instead, :func:`moment_matrix`)."""
         if pad == 0:
             return t
         d = t.ndim - 2
         if self.boundary == "zeros":
             return F.pad(t, [pad] * (2 * d))
-        lam = {"dirichlet": -1.0, "neumann": 1.0, "periodic": 1.0}[self.boundary]
         for k in range(d):
             ax, n = 2 + k, t.shape[2 + k]
             if self.boundary == "periodic":
                 left, right = t.narrow(ax, n - pad, pad), t.narrow(ax, 0, pad)
-            elif self.boundary == "dirichlet" and not signed:
+            elif self.boundary == "dirichlet":
                 # grid points are interior nodes; the boundary node (value 0) lies one spacing
                 # outside, and the odd image is taken about it
                 zero = torch.zeros_like(t.narrow(ax, 0, 1))
                 left = torch.cat([-t.narrow(ax, 0, pad - 1).flip(ax), zero], ax)
                 right = torch.cat([zero, -t.narrow(ax, n - pad + 1, pad - 1).flip(ax)], ax)
             else:
-                sign = lam * (self._signs[k].view(1, -1, *([1] * d)) if signed else 1.0)
-                left = t.narrow(ax, 0, pad).flip(ax) * sign
-                right = t.narrow(ax, n - pad, pad).flip(ax) * sign
+                left, right = t.narrow(ax, 0, pad).flip(ax), t.narrow(ax, n - pad, pad).flip(ax)
             t = torch.cat([left, t, right], ax)
         return t
 
-    def _moments(self, x: torch.Tensor, j: int) -> torch.Tensor:
-        # (B, C, *grid) -> (B, C * r, *boxes)
-        d, s, q = len(self.grid_shape), self.sides[j], getattr(self, f"basis{j}")
-        nb = [n // s for n in self.grid_shape]
-        split = [v for pair in zip(nb, [s] * d, strict=True) for v in pair]
-        xs = x.reshape(*x.shape[:2], *split)
-        sub = "".join(_BOXES[k] + _LETTERS[k] for k in range(d))
-        eq = ("BC" + sub + "," + ",".join(_LETTERS[k] + _MOMENTS[k] for k in range(d))
-              + "->BC" + _MOMENTS[:d] + _BOXES[:d])
-        m = torch.einsum(eq, xs, *([q] * d))
-        return m.reshape(x.shape[0], self.channels * self.rank, *nb)
+    def _padded_moments(self, x: torch.Tensor, j: int) -> torch.Tensor:
+        # (B, C, *grid) -> (B, C, r, *(boxes + 6)): moments of the boxes and of their images
+        # three boxes past each end, one tensordot per axis (moment_matrix)
+        d = len(self.grid_shape)
+        t = x
+        for k in range(d):
+            t = torch.tensordot(t, getattr(self, f"mom{j}_{k}"), dims=([2], [2]))  # -> (.., a_k, u_k)
+        # (B, C, a_1, u_1, ..., a_d, u_d) -> (B, C, a_1..a_d, u_1..u_d)
+        t = t.permute(0, 1, *range(2, 2 + 2 * d, 2), *range(3, 3 + 2 * d, 2))
+        return t.reshape(x.shape[0], self.channels, self.rank, *t.shape[2 + d:])
 
     def _evaluate(self, c: torch.Tensor, j: int) -> torch.Tensor:
         # (B, C * r, *boxes) -> (B, C, *grid): local expansions evaluated on the grid, one axis
@@ -377,13 +390,10 @@ class H2Operator(nn.Module):
         if x.ndim != len(self.grid_shape) + 2 or tuple(x.shape[1:]) != (self.channels, *self.grid_shape):
             raise ValueError(f"input shape {tuple(x.shape)}; expected (batch, {self.channels}, "
                              f"*{self.grid_shape})")
-        y = _convolve(self._continue(x, self.near_radius, signed=False)[:, :, None],
+        y = _convolve(self._continue(x, self.near_radius)[:, :, None],
                       self.near[:, :, None])[:, :, 0]
         for j in range(self.n_levels):
-            m = self._continue(self._moments(x, j), 3, signed=True)
-            nb = m.shape[2:]
-            m = m.reshape(m.shape[0], self.channels, self.rank, *nb)
-            loc = _convolve(m, self._kernel(j))
+            loc = _convolve(self._padded_moments(x, j), self._kernel(j))
             y = y + self._evaluate(loc.flatten(1, 2), j)
         return y
 
