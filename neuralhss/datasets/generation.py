@@ -24,7 +24,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -86,14 +86,137 @@ def default_block_size(n_points: int, n_samples: int) -> int:
     return int(max(1, min(256, by_size, by_count)))
 
 
-def blocks_of(indices: range, block_size: int) -> list[tuple[int, int]]:
-    """Split a contiguous range into blocks aligned to multiples of ``block_size``."""
-    out, start = [], indices.start
+def iter_blocks(indices: range, block_size: int) -> Iterator[tuple[int, int]]:
+    """The blocks of :func:`blocks_of`, one at a time (memory O(1) for any sample count)."""
+    start = indices.start
     while start < indices.stop:
         stop = min(indices.stop, (start // block_size + 1) * block_size)
-        out.append((start, stop))
+        yield start, stop
         start = stop
-    return out
+
+
+def blocks_of(indices: range, block_size: int) -> list[tuple[int, int]]:
+    """Split a contiguous range into blocks aligned to multiples of ``block_size``."""
+    return list(iter_blocks(indices, block_size))
+
+
+def n_blocks(indices: range, block_size: int) -> int:
+    """``len(blocks_of(indices, block_size))`` without listing them."""
+    if not indices:
+        return 0
+    return (indices.stop - 1) // block_size - indices.start // block_size + 1
+
+
+def _block_of(start: int, indices: range, block_size: int) -> tuple[int, int] | None:
+    """The block of :func:`blocks_of` that begins at ``start``, or ``None`` if none does."""
+    if start not in indices or (start != indices.start and start % block_size):
+        return None
+    return start, min(indices.stop, (start // block_size + 1) * block_size)
+
+
+def human_bytes(n: float) -> str:
+    """``1.5 GB``-style size (decimal units, as ``df -H`` prints them)."""
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if abs(n) < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError  # pragma: no cover
+
+
+#: Working memory of one sample being computed, in multiples of its float32 fields: the solvers
+#: work in float64 (x2) with a few temporaries (spectra, right-hand sides, ...).
+WORK_FACTOR = 8
+#: Bytes of HDF5 bookkeeping per written chunk (B-tree entry, chunk header): an upper bound.
+CHUNK_OVERHEAD = 64
+
+
+@dataclass
+class Estimate:
+    """What a :func:`generate` run needs, computed from the parameters before it starts."""
+
+    bytes_per_sample: int
+    n_samples: int
+    #: Size of the finished ``.h5`` file (uncompressed; gzip gains little on float noise).
+    output_bytes: int
+    #: Disk in use at the peak: every block in ``.parts`` plus the ``.h5.partial`` being written.
+    peak_disk_bytes: int
+    #: Memory of the workers and the writer: blocks being computed plus working memory.
+    memory_bytes: int
+    workers: int
+
+    def summary(self) -> str:
+        return (f"{self.n_samples} samples of {human_bytes(self.bytes_per_sample)}: about "
+                f"{human_bytes(self.output_bytes)} on disk ({human_bytes(self.peak_disk_bytes)} "
+                f"at the peak) and {human_bytes(self.memory_bytes)} of memory with "
+                f"{self.workers} worker(s)")
+
+
+def estimate(meta: Meta, block_size: int, workers: int) -> Estimate:
+    """Disk and memory a run needs, from its metadata alone (nothing is computed)."""
+    owned = shard_range(meta.n_samples, meta.shard)
+    fields = meta.input_fields + meta.output_fields
+    per_sample = sum(4 * math.prod(meta.field_shape(n)) for n in fields)
+    output = len(owned) * (per_sample + CHUNK_OVERHEAD * len(fields)) + meta.n_samples  # + /done
+    block = min(block_size, len(owned)) * per_sample
+    # Each worker holds its block and one sample's working memory; the writer holds one block.
+    memory = workers * (block + WORK_FACTOR * per_sample) + block
+    return Estimate(per_sample, len(owned), output, output + len(owned) * per_sample, memory,
+                    workers)
+
+
+def available_memory() -> int | None:
+    """Memory available to a new process (``MemAvailable``), or ``None`` if unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def free_disk(path: Path) -> int:
+    """Free bytes of the file system that ``path`` (or its nearest existing parent) is on."""
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def _folder_bytes(folder: Path) -> int:
+    """Total size of the files directly in ``folder`` (0 if it does not exist); O(1) memory."""
+    total = 0
+    try:
+        with os.scandir(folder) as it:
+            for entry in it:
+                if entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+    except FileNotFoundError:
+        pass
+    return total
+
+
+def check_resources(est: Estimate, path: Path, parts: Path) -> None:
+    """Refuse a run that cannot fit on the disk of ``path`` or in memory (one-line ValueError)."""
+    # Blocks already in the parts folder (a resumed run) are counted in the peak but use no
+    # new space.
+    need = est.peak_disk_bytes - _folder_bytes(parts)
+    free = free_disk(path.parent)
+    if need > free:
+        raise ValueError(f"{path}: {est.n_samples} samples need about {human_bytes(need)} of disk "
+                         f"({human_bytes(est.output_bytes)} file plus the blocks it is written "
+                         f"from) but {human_bytes(free)} are free; generate fewer samples, a "
+                         "smaller resolution, or write elsewhere")
+    mem = available_memory()
+    if mem is not None and est.memory_bytes > mem:
+        raise ValueError(f"{path}: {est.workers} worker(s) need about "
+                         f"{human_bytes(est.memory_bytes)} of memory (samples of "
+                         f"{human_bytes(est.bytes_per_sample)}) but {human_bytes(mem)} are "
+                         "available; use a smaller resolution, --block-size or --workers")
 
 
 def sample_rng(seed: int, index: int) -> np.random.Generator:
@@ -143,6 +266,35 @@ def _block_is_valid(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> bool:
         return False
 
 
+def _scan_parts(parts: Path, meta: Meta, owned: range, block_size: int) -> tuple[int, int]:
+    """Keep the valid blocks of ``parts``, delete everything else we wrote there.
+
+    Returns ``(samples, blocks)`` held by the valid blocks. Walks the folder, not the list of
+    all blocks, so memory is O(1) however many samples the run has.
+    """
+    n_samples = n_valid = 0
+    with os.scandir(parts) as it:
+        for entry in it:
+            name = entry.name
+            if name.startswith(".") and name.endswith(".tmp"):
+                os.unlink(entry.path)  # a block write cut short by a kill or a full disk
+                continue
+            if not name.endswith(".npz"):
+                continue
+            try:
+                a, b = (int(v) for v in name[:-4].split("-"))
+            except ValueError:
+                continue
+            shapes = {n: (b - a, *meta.field_shape(n))
+                      for n in meta.input_fields + meta.output_fields}
+            if _block_of(a, owned, block_size) == (a, b) and _block_is_valid(Path(entry.path), shapes):
+                n_samples += b - a
+                n_valid += 1
+            else:
+                os.unlink(entry.path)
+    return n_samples, n_valid
+
+
 def _worker(problem_name: str, params: dict, seed: int, start: int, stop: int,
             parts: str) -> tuple[int, int]:
     arrays = compute_samples(get_problem(problem_name), params, seed, start, stop)
@@ -177,19 +329,25 @@ def write_hdf5(path: Path, meta: Meta, get_sample: Callable[[int], Mapping[str, 
     tmp = path.with_name(path.name + ".partial")
     if tmp.exists():
         tmp.unlink()  # left by an interrupted write of ours; its samples are still in the source
-    done = np.zeros(meta.n_samples, dtype=bool)
     with h5py.File(tmp, "w") as f:
         create_layout(f, meta)
         datasets = [(p.split("/", 1)[1], f[p]) for p in field_paths(meta)]
+        # /done is written one run of consecutive samples at a time, not from an array of
+        # n_samples flags: memory stays O(1) in the number of samples.
+        run_start = None
         for i in tqdm(range(meta.n_samples), desc=desc, unit="sample", disable=not progress,
                       leave=False):
             sample = get_sample(i)
             if sample is None:
+                if run_start is not None:
+                    f["done"][run_start:i] = True
+                    run_start = None
                 continue
             for name, ds in datasets:
                 ds[i] = sample[name]
-            done[i] = True
-        f["done"][...] = done
+            run_start = i if run_start is None else run_start
+        if run_start is not None:
+            f["done"][run_start:meta.n_samples] = True
     with open(tmp, "rb+") as fh:  # the finished file must survive a power failure after the rename
         os.fsync(fh.fileno())
     os.replace(tmp, path)
@@ -322,7 +480,6 @@ def generate(
     path = Path(out)
     if path.suffix not in (".h5", ".hdf5"):
         raise ValueError(f"output {path} should end in .h5 or .hdf5")
-    path.parent.mkdir(parents=True, exist_ok=True)
     parts = path.with_name(path.name + ".parts")
     owned = shard_range(n_samples, shard_t)
     t0 = time.perf_counter()
@@ -334,6 +491,13 @@ def generate(
 
     points = max(math.prod(meta.field_shape(n)) for n in meta.input_fields + meta.output_fields)
     bsize = block_size if block_size is not None else default_block_size(points, n_samples)
+    # More workers than blocks would only be started to sit idle.
+    workers = min(workers, n_blocks(owned, bsize))
+    est = estimate(meta, bsize, workers)
+    check_resources(est, path, parts)  # before anything is created
+    if progress:
+        print(f"{path.name}: {est.summary()}", file=sys.stderr)
+    path.parent.mkdir(parents=True, exist_ok=True)
     manifest = {**meta.identity(), "shard": list(shard_t) if shard_t else None,
                 "block_size": bsize}
     with _exclusive(parts / ".lock"):
@@ -349,16 +513,12 @@ def generate(
             tmp = parts / (MANIFEST + ".tmp")
             tmp.write_text(json.dumps(manifest, sort_keys=True, indent=1))
             os.replace(tmp, man_path)
-        todo = []
-        for a, b in blocks_of(owned, bsize):
-            block = _block_path(parts, a, b)
-            shapes = {s.name: (b - a, *meta.field_shape(s.name)) for s in prob.field_specs}
-            if block.exists() and _block_is_valid(block, shapes):
-                continue
-            block.unlink(missing_ok=True)
-            todo.append((a, b))
-        n_todo = sum(b - a for a, b in todo)
-        n_resumed = len(owned) - n_todo
+        n_resumed, n_done_blocks = _scan_parts(parts, meta, owned, bsize)
+        n_todo = len(owned) - n_resumed
+        # Listed lazily: memory stays O(blocks in flight) for any number of samples.
+        todo = ((a, b) for a, b in iter_blocks(owned, bsize)
+                if not _block_path(parts, a, b).exists())
+        workers = min(workers, max(1, n_blocks(owned, bsize) - n_done_blocks))
         bar = tqdm(total=len(owned), initial=n_resumed, unit="sample", disable=not progress,
                    desc=f"{prob.name} {'x'.join(map(str, meta.grid.shape))}", smoothing=0.1)
         try:
@@ -367,14 +527,13 @@ def generate(
             bar.close()
         compute_seconds = time.perf_counter() - t0
         cache: dict[str, Any] = {"block": None, "data": None}
-        block_starts = {a: (a, b) for a, b in blocks_of(owned, bsize)}
 
         def get_sample(i: int) -> dict[str, np.ndarray] | None:
             if i not in owned:
                 return None
             start = max(i // bsize * bsize, owned.start)
             if cache["block"] != start:
-                with np.load(_block_path(parts, *block_starts[start])) as z:
+                with np.load(_block_path(parts, *_block_of(start, owned, bsize))) as z:
                     cache["data"] = {k: z[k] for k in z.files}
                 cache["block"] = start
             return {k: v[i - start] for k, v in cache["data"].items()}
@@ -394,21 +553,31 @@ def _mp_context():
     return get_context("spawn")
 
 
-def _run_blocks(problem: str, params: dict, seed: int, todo: list[tuple[int, int]],
+def _run_blocks(problem: str, params: dict, seed: int, todo: Iterable[tuple[int, int]],
                 parts: Path, workers: int, bar: tqdm) -> None:
-    if workers == 1 or len(todo) <= 1:
+    todo = iter(todo)
+    if workers == 1:
         for a, b in todo:
             _worker(problem, params, seed, a, b, str(parts))
             bar.update(b - a)
         return
     with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context()) as pool:
-        pending = {pool.submit(_worker, problem, params, seed, a, b, str(parts)) for a, b in todo}
+        pending: set = set()
+
+        def refill() -> None:
+            # Two blocks per worker in flight keep every worker busy; submitting all blocks at
+            # once would hold one future per block, O(samples).
+            while len(pending) < 2 * workers and (block := next(todo, None)) is not None:
+                pending.add(pool.submit(_worker, problem, params, seed, *block, str(parts)))
+
         try:
+            refill()
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     a, b = fut.result()
                     bar.update(b - a)
+                refill()
         except BaseException:
             for fut in pending:
                 fut.cancel()
