@@ -2,7 +2,12 @@
 reused run folders, lossy conversions. Each refusal must be one line and create nothing."""
 
 
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -113,3 +118,68 @@ def test_workers_never_exceed_blocks(tmp_path, monkeypatch):
     generate("poisson", tmp_path / "g.h5", n_samples=4, params={"resolution": 8},
              workers=1000, progress=False)
     assert seen == [1] or seen[0] <= 4
+
+
+# --- case 3: workers die with their parent, and a dead run's lock does not block a re-run ----
+
+def _dead(pid: int) -> bool:
+    """Gone, or a zombie waiting to be reaped by init (which frees its memory and locks)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] in "ZX"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_kill_9_of_the_parent_kills_the_workers_and_the_rerun_resumes(tmp_path, cli_env, python):
+    from neuralhss.datasets import generate
+
+    path = tmp_path / "d.h5"
+    cmd = [python, "-m", "neuralhss.cli", "generate", "darcy", "--resolution", "24", "--samples",
+           "80", "--block-size", "1", "--workers", "2", "--no-progress", "-o", str(path)]
+    proc = subprocess.Popen(cmd, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    parts = tmp_path / "d.h5.parts"
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(parts.glob("*.npz"))) < 3:
+        time.sleep(0.01)
+    children = [int(c) for task in Path(f"/proc/{proc.pid}/task").iterdir()
+                for c in (task / "children").read_text().split()]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(children) == 2
+    deadline = time.time() + 5
+    while time.time() < deadline and not all(_dead(c) for c in children):
+        time.sleep(0.01)
+    assert all(_dead(c) for c in children), "a worker outlived its parent"
+    assert not path.exists()
+    out = subprocess.run(cmd, env=cli_env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "resumed" in out.stdout
+    ref = tmp_path / "ref.h5"
+    generate("darcy", ref, n_samples=80, params={"resolution": 24}, progress=False, block_size=1)
+    assert ref.read_bytes() == path.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.h5", "ref.h5"]
+
+
+def test_a_held_lock_names_its_holder(tmp_path, python):
+    import fcntl
+
+    from neuralhss.datasets import generate
+
+    out = tmp_path / "g.h5"
+    lock = tmp_path / "g.h5.parts" / ".lock"
+    lock.parent.mkdir()
+    dead = subprocess.Popen([python, "-c", "pass"])
+    dead.wait()
+    for holder, message in [(os.getpid(), f"process {os.getpid()} is writing"),
+                            (dead.pid, f"leftover worker of the dead process {dead.pid}")]:
+        with open(lock, "w") as fh:
+            fh.write(f"{holder}\n")
+            fh.flush()
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            with pytest.raises(RuntimeError, match=message):
+                generate("poisson", out, n_samples=2, params={"resolution": 8}, progress=False)
+    # Released (as the kernel does when the holder dies): the run goes ahead.
+    generate("poisson", out, n_samples=2, params={"resolution": 8}, progress=False)
+    assert out.exists() and not lock.parent.exists()

@@ -302,19 +302,52 @@ def _worker(problem_name: str, params: dict, seed: int, start: int, stop: int,
     return start, stop
 
 
+#: File descriptor of the lock held by :func:`_exclusive` in this process (``None``: none).
+_LOCK_FD: int | None = None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
 @contextmanager
 def _exclusive(lock_path: Path) -> Iterator[None]:
-    """Hold an advisory lock so that two processes never work on the same output."""
+    """Hold an advisory lock so that two processes never work on the same output.
+
+    ``flock`` is released by the kernel when every descriptor of the lock file is closed, so a
+    lock never outlives its holder: workers close their inherited copy at start
+    (:func:`_worker_init`) and die with the parent. The holder's pid is written into the file
+    to name it in the refusal.
+    """
+    global _LOCK_FD
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as fh:
+    with open(lock_path, "a+") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RuntimeError(f"another process is writing {lock_path.parent}; wait for it "
-                               "to finish or stop it") from None
+            fh.seek(0)
+            text = fh.read().strip()
+            pid = int(text) if text.isdigit() else None
+            who = f"process {pid}" if pid is not None else "another process"
+            if pid is not None and not _pid_alive(pid):
+                who = f"a leftover worker of the dead process {pid}"
+            raise RuntimeError(f"{who} is writing {lock_path.parent}; wait for it to finish "
+                               "or stop it") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        _LOCK_FD = fh.fileno()
         try:
             yield
         finally:
+            _LOCK_FD = None
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
@@ -553,6 +586,37 @@ def _mp_context():
     return get_context("spawn")
 
 
+def _worker_init(parent: int, lock_fd: int | None) -> None:
+    """Start of a worker process: die with the parent, and do not hold its lock.
+
+    A worker outliving a ``kill -9`` of its parent would keep computing for nobody and, through
+    the lock file descriptor inherited by ``fork``, keep the output locked against a re-run.
+    """
+    if lock_fd is not None:
+        try:
+            os.close(lock_fd)  # flock is shared by every copy of the descriptor
+        except OSError:
+            pass
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+        return
+    import threading
+
+    def watch() -> None:  # elsewhere: poll for the parent, which re-parents us when it dies
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _run_blocks(problem: str, params: dict, seed: int, todo: Iterable[tuple[int, int]],
                 parts: Path, workers: int, bar: tqdm) -> None:
     todo = iter(todo)
@@ -561,7 +625,11 @@ def _run_blocks(problem: str, params: dict, seed: int, todo: Iterable[tuple[int,
             _worker(problem, params, seed, a, b, str(parts))
             bar.update(b - a)
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context()) as pool:
+    ctx = _mp_context()
+    # Only forked workers inherit the lock's descriptor; in a spawned one the number is another.
+    lock_fd = _LOCK_FD if ctx.get_start_method() == "fork" else None
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                             initargs=(os.getpid(), lock_fd)) as pool:
         pending: set = set()
 
         def refill() -> None:
