@@ -201,14 +201,42 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
+def _data_identity(args: argparse.Namespace) -> dict[str, Any]:
+    """What a run is trained on: the dataset's identity (not its path, which may move) and the
+    split. Files with the same identity hold the same samples (generation is deterministic;
+    converted files record the sha256 of their sources)."""
+    import h5py
+
+    from .datasets.schema import read_meta
+
+    path = Path(args.data)
+    if not path.exists():
+        raise FileNotFoundError(f"--data {path} does not exist")
+    try:
+        with h5py.File(path, "r") as f:
+            meta = read_meta(f)
+    except OSError as exc:
+        raise ValueError(f"--data {path} is not a readable HDF5 file ({exc}); check it with "
+                         "`neuralhss check`") from None
+    return {"dataset": {**meta.identity(), "shard": list(meta.shard) if meta.shard else None,
+                        **({"converted_from": meta.attrs["converted_from"]}
+                           if "converted_from" in meta.attrs else {})},
+            "n_test": args.n_test, "time_index": args.time_index}
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from .datasets import PDEDataset
     from .models import build, default_config
     from .train import TrainConfig, fit, init_from_env, to_memory
+    from .train.loop import check_out_dir
 
     info = init_from_env()
+    data_id = _data_identity(args)
+    # Before the data is read (which can take long): a file as --out, or a folder holding a run
+    # on other data, fails at once.
+    check_out_dir(args.out, data={k: v for k, v in data_id.items() if k != "n_train"})
     train_set = PDEDataset(args.data, split="train", n=args.n_train, n_test=args.n_test,
                            normalize="gaussian", time_index=args.time_index)
     test_set = PDEDataset(args.data, split="test", n_test=args.n_test,
@@ -226,7 +254,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     metrics = fit(model, to_memory(train_set), cfg, out_dir=args.out, test_set=test_set,
                   normalizer=train_set.normalizer,
                   extra={"data": str(Path(args.data).resolve()), "split_n_test": args.n_test,
-                         "time_index": args.time_index})
+                         "time_index": args.time_index}, data=data_id)
     if info.is_main:
         print(f"{args.model}: test rel. L2 {metrics['test_rel_l2']:.4g} on {metrics['n_test']} "
               f"samples, {metrics['n_params']} parameters, n_train {metrics['n_train']}, "

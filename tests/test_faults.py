@@ -183,3 +183,59 @@ def test_a_held_lock_names_its_holder(tmp_path, python):
     # Released (as the kernel does when the holder dies): the run goes ahead.
     generate("poisson", out, n_samples=2, params={"resolution": 8}, progress=False)
     assert out.exists() and not lock.parent.exists()
+
+
+# --- case 4: a run folder belongs to one (data, model, config) -------------------------------
+
+def _train_argv(data, out, *more):
+    return ["train", "--data", str(data), "--n-train", "4", "--n-test", "2", "--epochs", "1",
+            "--batch-size", "2", "--model-arg", "hidden_channels=4", "--model-arg", "n_layers=1",
+            "--no-progress", "--out", str(out), *more]
+
+
+@pytest.fixture(scope="module")
+def two_datasets(tmp_path_factory):
+    from neuralhss.datasets import generate
+
+    tmp = tmp_path_factory.mktemp("data")
+    a, b = tmp / "a.h5", tmp / "b.h5"
+    generate("poisson", a, n_samples=6, params={"resolution": 8}, progress=False)
+    generate("poisson", b, n_samples=6, seed=1, params={"resolution": 8}, progress=False)
+    return a, b
+
+
+def test_train_refuses_a_run_folder_of_other_data(tmp_path, capsys, two_datasets):
+    a, b = two_datasets
+    run = tmp_path / "run"
+    assert main(_train_argv(a, run)) == 0
+    before = (run / "metrics.json").read_bytes()
+    capsys.readouterr()
+    assert main(_train_argv(b, run)) == 2
+    _one_line_error(capsys, "trained on other data", "seed")
+    assert (run / "metrics.json").read_bytes() == before
+    assert main(_train_argv(a, run, "--n-test", "3")) == 2  # another split is another run
+    _one_line_error(capsys, "n_test")
+    # The same run resumes (here: is already finished) and keeps its result.
+    assert main(_train_argv(a, run)) == 0
+    assert "test rel. L2" in capsys.readouterr().out
+
+
+def test_train_out_must_be_a_folder(tmp_path, capsys, two_datasets):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    assert main(_train_argv(two_datasets[0], notes)) == 2
+    _one_line_error(capsys, "is a file, not a run folder")
+    assert notes.read_text() == "keep me"
+
+
+def test_two_trainings_into_one_folder_are_locked(tmp_path, capsys, two_datasets):
+    from neuralhss.train.loop import run_lock
+
+    run = tmp_path / "run"
+    with run_lock(run):
+        assert main(_train_argv(two_datasets[0], run)) == 2
+        _one_line_error(capsys, f"process {os.getpid()} is training into")
+    assert main(_train_argv(two_datasets[0], run)) == 0
+    # A failed run leaves no folder it created behind.
+    assert main(_train_argv(two_datasets[0], tmp_path / "x", "--model", "bogus")) == 2
+    assert not (tmp_path / "x").exists()

@@ -10,11 +10,13 @@ single-process training on the same global batch (up to floating-point summation
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,6 +265,82 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return ckpt
 
 
+def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """``"key: old (run folder) vs new (now)"`` for the keys the two share and that differ."""
+    return ", ".join(f"{k}: {old[k]!r} (run folder) vs {new[k]!r} (now)"
+                     for k in sorted(set(old) & set(new)) if old[k] != new[k])
+
+
+def check_out_dir(out_dir: str | os.PathLike, run: Mapping[str, Any] | None = None,
+                  data: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """Refuse a run folder that belongs to another run; return its checkpoint (or ``None``).
+
+    A run folder holds one (data, model, config): ``out_dir`` must be a folder (or not exist),
+    and a ``checkpoint.pt`` in it must record the same ``run`` (model and config) and the same
+    ``data`` (keys recorded on both sides are compared, so checkpoints written before ``data``
+    was recorded still resume).
+
+    Raises
+    ------
+    FileExistsError
+        ``out_dir`` is a file, or holds a run on other data or with another model or config.
+    ValueError
+        The checkpoint there is corrupted or foreign.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file, not a run folder; give a new folder or one that "
+                              "holds this run")
+    ckpt_path = out / "checkpoint.pt"
+    if not ckpt_path.exists():
+        return None
+    ckpt = load_checkpoint(ckpt_path)
+    if run is not None and ckpt["run"] != run:
+        raise FileExistsError(f"{ckpt_path} belongs to another run (model or config differ); "
+                              "use another --out folder or delete it")
+    if data is not None:
+        old = ckpt.get("data", {"n_train": ckpt.get("extra", {}).get("n_train")})
+        diff = _differences(old, data)
+        if diff:
+            raise FileExistsError(f"{ckpt_path} was trained on other data ({diff}); use another "
+                                  "--out folder or delete it")
+    return ckpt
+
+
+@contextmanager
+def run_lock(out_dir: str | os.PathLike) -> Iterator[None]:
+    """Hold ``out_dir/.lock`` so that two processes never train into the same folder.
+
+    ``flock`` is released by the kernel when the holder dies, so a killed run never blocks the
+    next one. A folder this call had to create is removed again if nothing else was written.
+    """
+    out = Path(out_dir)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    lock = out / ".lock"
+    try:
+        with open(lock, "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                pid = fh.read().strip() or "?"
+                raise RuntimeError(f"process {pid} is training into {out}; wait for it to finish "
+                                   "or use another --out folder") from None
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"{os.getpid()}\n")
+            fh.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+    finally:
+        if created and [p.name for p in out.iterdir()] == [".lock"]:
+            lock.unlink()
+            out.rmdir()
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, dataset: Dataset, normalizer=None, batch_size: int = 16,
              device: torch.device | str = "cpu") -> dict[str, float]:
@@ -297,6 +375,7 @@ def fit(
     normalizer=None,
     extra: dict[str, Any] | None = None,
     callback: Callable[[int, dict[str, float]], None] | None = None,
+    data: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` on ``train_set``; resume from ``out_dir/checkpoint.pt`` when it exists.
 
@@ -317,6 +396,11 @@ def fit(
         More JSON-friendly entries for ``metrics.json`` (e.g. the data file).
     callback : callable, optional
         ``callback(epoch, record)`` after each epoch (rank 0).
+    data : mapping, optional
+        What the run is trained on (e.g. the dataset's identity and split), recorded in the
+        checkpoint with ``n_train``. A checkpoint in ``out_dir`` trained on other data, or with
+        another model or config, is refused (:func:`check_out_dir`); so is a file as
+        ``out_dir``. The folder is locked (:func:`run_lock`) while the run lasts.
 
     Returns
     -------
@@ -361,110 +445,112 @@ def fit(
     sched = _make_scheduler(opt, config)
     out = Path(out_dir) if out_dir is not None else None
     ckpt_path = out / "checkpoint.pt" if out is not None else None
-    start_epoch, history, seconds = 0, [], 0.0
-    if ckpt_path is not None and ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path)
-        if ckpt["run"] != run:
-            raise FileExistsError(f"{ckpt_path} belongs to another run (model or config differ); "
-                                  "use another --out folder or delete it")
-        # Low-rank layers resize their factors and cores (same Parameter objects, which the
-        # integrator's optimizer holds) to the stored ranks, so the optimizer state fits.
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        if sched is not None:
-            sched.load_state_dict(ckpt["scheduler"])
-        start_epoch, history, seconds = ckpt["epoch"], ckpt["history"], ckpt["train_seconds"]
-    train_model: nn.Module = model
-    if info.active:
-        train_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    sampler = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank,
-                                 shuffle=True, seed=config.seed, drop_last=False)
-    loader = DataLoader(train_set, batch_size=config.batch_size // info.world_size,
-                        sampler=sampler)
-    loss_fn = LpLoss(d=dim, p=2, reduction="mean")
+    data_id = {"n_train": n_train, **(data or {})}
+    # Locked from the check of the folder to the last write into it: two runs into one
+    # folder would interleave their checkpoints.
+    locked = run_lock(out) if out is not None and info.is_main else nullcontext()
+    with locked:
+        start_epoch, history, seconds = 0, [], 0.0
+        ckpt = check_out_dir(out, run, data_id) if out is not None else None
+        if ckpt is not None:
+            # Low-rank layers resize their factors and cores (same Parameter objects, which the
+            # integrator's optimizer holds) to the stored ranks, so the optimizer state fits.
+            model.load_state_dict(ckpt["model"])
+            opt.load_state_dict(ckpt["optimizer"])
+            if sched is not None:
+                sched.load_state_dict(ckpt["scheduler"])
+            start_epoch, history, seconds = ckpt["epoch"], ckpt["history"], ckpt["train_seconds"]
+        train_model: nn.Module = model
+        if info.active:
+            train_model = nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None)
+        sampler = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank,
+                                     shuffle=True, seed=config.seed, drop_last=False)
+        loader = DataLoader(train_set, batch_size=config.batch_size // info.world_size,
+                            sampler=sampler)
+        loss_fn = LpLoss(d=dim, p=2, reduction="mean")
 
-    def save(epoch: int) -> None:
-        if ckpt_path is None or not info.is_main:
-            return
-        out.mkdir(parents=True, exist_ok=True)
-        _atomic_save({
-            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "run": run,
-            "model": tensor_state_dict(model), "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict() if sched is not None else None,
-            "epoch": epoch, "history": history, "train_seconds": seconds,
-            "normalizer": normalizer.to_dict() if normalizer is not None else None,
-            "grid_shape": list(sample["y"].shape[1:]), "extra": {"n_train": n_train, **(extra or {})},
-        }, ckpt_path)
+        def save(epoch: int) -> None:
+            if ckpt_path is None or not info.is_main:
+                return
+            out.mkdir(parents=True, exist_ok=True)
+            _atomic_save({
+                "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "run": run,
+                "model": tensor_state_dict(model), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict() if sched is not None else None,
+                "epoch": epoch, "history": history, "train_seconds": seconds, "data": data_id,
+                "normalizer": normalizer.to_dict() if normalizer is not None else None,
+                "grid_shape": list(sample["y"].shape[1:]), "extra": {"n_train": n_train, **(extra or {})},
+            }, ckpt_path)
 
-    bar = tqdm(range(start_epoch, config.epochs), initial=start_epoch, total=config.epochs,
-               desc=spec["name"], unit="epoch", disable=not (config.progress and info.is_main))
-    for epoch in bar:
-        t0 = time.perf_counter()
-        train_model.train()
-        sampler.set_epoch(epoch)
-        total, count = 0.0, 0
-        for step, batch in enumerate(loader):
-            x, y = batch["x"].to(device), batch["y"].to(device)
-            pred = train_model(x)
-            if pred.shape != y.shape:
-                raise ValueError(f"model output {tuple(pred.shape)} does not match the targets "
-                                 f"{tuple(y.shape)}: wrong out_channels or grid for this dataset")
-            loss = loss_fn.rel(pred, y)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
-                    f"lower the learning rate (lr={config.lr}) or check the data for NaN. The "
-                    "last checkpoint is kept")
-            if integ is None:
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.grad_clip is not None:
-                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                opt.step()
-            else:
-                def objective(x=x, y=y) -> torch.Tensor:
-                    value = loss_fn.rel(train_model(x), y)
-                    (value + integ.penalty() if penalised else value).backward()
-                    _clip_lowrank(integ, config.grad_clip)
-                    return value
-
-                integ.zero_grad()
-                if integ.mode == "kls":  # KLS takes its gradients from its own passes
-                    loss = loss.detach()
+        bar = tqdm(range(start_epoch, config.epochs), initial=start_epoch, total=config.epochs,
+                   desc=spec["name"], unit="epoch", disable=not (config.progress and info.is_main))
+        for epoch in bar:
+            t0 = time.perf_counter()
+            train_model.train()
+            sampler.set_epoch(epoch)
+            total, count = 0.0, 0
+            for step, batch in enumerate(loader):
+                x, y = batch["x"].to(device), batch["y"].to(device)
+                pred = train_model(x)
+                if pred.shape != y.shape:
+                    raise ValueError(f"model output {tuple(pred.shape)} does not match the targets "
+                                     f"{tuple(y.shape)}: wrong out_channels or grid for this dataset")
+                loss = loss_fn.rel(pred, y)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
+                        f"lower the learning rate (lr={config.lr}) or check the data for NaN. The "
+                        "last checkpoint is kept")
+                if integ is None:
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if config.grad_clip is not None:
+                        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                    opt.step()
                 else:
-                    (loss + integ.penalty() if penalised else loss).backward()
-                    _clip_lowrank(integ, config.grad_clip)
-                integ.step(objective if use_closure else None)
-            total += loss.item() * len(x)
-            count += len(x)
-        if sched is not None:
-            sched.step()
-        seconds += time.perf_counter() - t0
-        record = {"epoch": epoch + 1, "train_rel_l2": total / count, "lr": opt.param_groups[0]["lr"]}
-        if integ is not None:
-            record.update(_lowrank_record(integ))
-        history.append(record)
-        bar.set_postfix(loss=f"{record['train_rel_l2']:.3e}")
-        if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs:
-            save(epoch + 1)
-        if info.is_main and callback is not None:
-            callback(epoch + 1, record)
-    bar.close()
+                    def objective(x=x, y=y) -> torch.Tensor:
+                        value = loss_fn.rel(train_model(x), y)
+                        (value + integ.penalty() if penalised else value).backward()
+                        _clip_lowrank(integ, config.grad_clip)
+                        return value
 
-    metrics: dict[str, Any] = {
-        "model": spec["name"], "model_config": spec["config"], "n_params": count_parameters(model),
-        "n_train": n_train, "epochs": config.epochs, "train_seconds": seconds,
-        "train_rel_l2": history[-1]["train_rel_l2"] if history else float("nan"),
-        "train_config": run["config"],
-    }
-    if integ is not None:
-        metrics["lowrank"] = {**_lowrank_record(integ), "condition_numbers": integ.condition_numbers()}
-    if test_set is not None and info.is_main:
-        metrics.update(evaluate(model, test_set, normalizer, config.batch_size, device))
-    metrics.update(extra or {})
-    if out is not None and info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+                    integ.zero_grad()
+                    if integ.mode == "kls":  # KLS takes its gradients from its own passes
+                        loss = loss.detach()
+                    else:
+                        (loss + integ.penalty() if penalised else loss).backward()
+                        _clip_lowrank(integ, config.grad_clip)
+                    integ.step(objective if use_closure else None)
+                total += loss.item() * len(x)
+                count += len(x)
+            if sched is not None:
+                sched.step()
+            seconds += time.perf_counter() - t0
+            record = {"epoch": epoch + 1, "train_rel_l2": total / count, "lr": opt.param_groups[0]["lr"]}
+            if integ is not None:
+                record.update(_lowrank_record(integ))
+            history.append(record)
+            bar.set_postfix(loss=f"{record['train_rel_l2']:.3e}")
+            if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs:
+                save(epoch + 1)
+            if info.is_main and callback is not None:
+                callback(epoch + 1, record)
+        bar.close()
+
+        metrics: dict[str, Any] = {
+            "model": spec["name"], "model_config": spec["config"], "n_params": count_parameters(model),
+            "n_train": n_train, "epochs": config.epochs, "train_seconds": seconds,
+            "train_rel_l2": history[-1]["train_rel_l2"] if history else float("nan"),
+            "train_config": run["config"],
+        }
+        if integ is not None:
+            metrics["lowrank"] = {**_lowrank_record(integ), "condition_numbers": integ.condition_numbers()}
+        if test_set is not None and info.is_main:
+            metrics.update(evaluate(model, test_set, normalizer, config.batch_size, device))
+        metrics.update(extra or {})
+        if out is not None and info.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     distributed.barrier()
     return metrics
