@@ -239,3 +239,32 @@ def test_two_trainings_into_one_folder_are_locked(tmp_path, capsys, two_datasets
     # A failed run leaves no folder it created behind.
     assert main(_train_argv(two_datasets[0], tmp_path / "x", "--model", "bogus")) == 2
     assert not (tmp_path / "x").exists()
+
+
+# --- case 5: complex neuraloperator tensors keep both parts -----------------------------------
+
+@pytest.mark.parametrize("suffix", [".pt", ".h5"])
+def test_convert_keeps_complex_data_as_real_and_imaginary_fields(tmp_path, capsys, suffix):
+    import h5py
+    import numpy as np
+    import torch
+
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((5, 8, 8)) + 1j * rng.standard_normal((5, 8, 8))).astype(np.complex64)
+    y = (rng.standard_normal((5, 2, 8, 8)) + 1j * rng.standard_normal((5, 2, 8, 8)))
+    src = tmp_path / f"waves_train{suffix}"
+    if suffix == ".pt":
+        torch.save({"x": torch.from_numpy(x), "y": torch.from_numpy(y)}, src)
+    else:
+        with h5py.File(src, "w") as f:
+            f["x"], f["y"] = x, y
+    out = tmp_path / "c.h5"
+    assert main(["convert", str(src), "--from", "neuralop", "--no-progress", "-o", str(out)]) == 0
+    assert "OK" in capsys.readouterr().out
+    with h5py.File(out, "r") as f:
+        assert sorted(f["inputs"]) == ["input_im", "input_re"]
+        assert sorted(f["outputs"]) == ["output_0_im", "output_0_re", "output_1_im", "output_1_re"]
+        np.testing.assert_array_equal(f["inputs/input_re"][...], x.real)
+        np.testing.assert_array_equal(f["inputs/input_im"][...], x.imag)
+        np.testing.assert_array_equal(f["outputs/output_1_im"][...], y.imag[:, 1].astype(np.float32))
+        np.testing.assert_array_equal(f["outputs/output_0_re"][...], y.real[:, 0].astype(np.float32))

@@ -11,7 +11,9 @@ found):
     files), ``(N, C, H, W)`` 2-D with a channel axis, ``(N, C, D, H, W)`` 3-D. A 3-D grid must
     therefore carry its channel axis. Fields are named ``input``/``output`` (``input_0``, ...
     for several channels) unless ``inputs``/``outputs`` name them (one name per channel, or one
-    name that gets ``_0``, ``_1``... appended). Boolean masks become 0.0/1.0. The files store no
+    name that gets ``_0``, ``_1``... appended). Boolean masks become 0.0/1.0. Complex tensors
+    are never cut to their real part: each complex channel becomes two real fields,
+    ``<name>_re`` and ``<name>_im`` (e.g. ``input_re``, ``input_im``). The files store no
     coordinates: the grid is the unit box with our node convention (neuralhss.grid), Dirichlet
     unless ``bc`` says otherwise.
 
@@ -301,7 +303,11 @@ def _open_neuralop(path: Path, role: str | None, opts: _Options) -> _Source:
             raise ValueError(f"{path}: 'x' and 'y' must be tensors, found "
                              f"{type(data['x']).__name__} and {type(data['y']).__name__}")
         dtypes = {k: str(data[k].dtype).replace("torch.", "") for k in ("x", "y")}
-        raw = {k: data[k].detach().to(torch.float32).numpy() for k in ("x", "y")}
+        cplx = {k: data[k].is_complex() for k in ("x", "y")}
+        shapes = {k: tuple(data[k].shape) for k in ("x", "y")}
+        # Complex values keep both parts, as a trailing axis of 2 (real, imaginary).
+        raw = {k: (torch.view_as_real(data[k].detach().to(torch.complex64)) if cplx[k]
+                   else data[k].detach().to(torch.float32)).numpy() for k in ("x", "y")}
         meta = _embedded_meta(data.get(META_KEY), path)
     else:
         f = _open_h5(path)
@@ -311,10 +317,11 @@ def _open_neuralop(path: Path, role: str | None, opts: _Options) -> _Source:
             raise ValueError(f"{path}: expected datasets 'x' and 'y' (neuraloperator "
                              f"H5pyDataset layout), found {_describe_h5(f)}")
         dtypes = {k: str(f[k].dtype) for k in ("x", "y")}
+        cplx = {k: f[k].dtype.kind == "c" for k in ("x", "y")}
+        shapes = {k: tuple(f[k].shape) for k in ("x", "y")}
         raw = {k: f[k] for k in ("x", "y")}  # read lazily, one sample at a time
         meta = _embedded_meta(f.attrs.get(META_KEY), path)
     dim = len(meta["grid"]["shape"]) if meta else None
-    shapes = {k: tuple(raw[k].shape) for k in ("x", "y")}
     squeezed = {}
     for k in ("x", "y"):
         try:
@@ -323,7 +330,8 @@ def _open_neuralop(path: Path, role: str | None, opts: _Options) -> _Source:
             close()
             raise ValueError(f"{path}: '{k}' {shapes[k]} has {exc}") from None
     grid = {k: shapes[k][1:] if squeezed[k] else shapes[k][2:] for k in ("x", "y")}
-    chans = {k: 1 if squeezed[k] else shapes[k][1] for k in ("x", "y")}
+    # Channels as stored: a complex channel becomes two (real, imaginary).
+    chans = {k: (1 if squeezed[k] else shapes[k][1]) * (2 if cplx[k] else 1) for k in ("x", "y")}
     if grid["x"] != grid["y"] or shapes["x"][0] != shapes["y"][0]:
         close()
         raise ValueError(f"{path}: x {shapes['x']} and y {shapes['y']} do not hold the same "
@@ -332,9 +340,15 @@ def _open_neuralop(path: Path, role: str | None, opts: _Options) -> _Source:
         a = raw[k]
 
         def read(j: int) -> np.ndarray:
-            v = np.asarray(a[j], dtype=np.float32)
-            v = v[None] if squeezed[k] else v
-            return v[lo:hi].reshape(shape)
+            v = np.asarray(a[j])
+            if cplx[k]:
+                if np.iscomplexobj(v):
+                    v = np.stack([v.real, v.imag], axis=-1)
+                # ([C,] *grid, 2) -> (C * 2, *grid): channel c gives c.re, c.im
+                v = np.moveaxis(v, -1, 0 if squeezed[k] else 1).reshape(-1, *grid[k])
+            elif squeezed[k]:
+                v = v[None]
+            return v.astype(np.float32)[lo:hi].reshape(shape)
         return read
 
     src = _Source(path, role, shapes["x"][0], tuple(grid["x"]), {}, {}, close=close,
@@ -360,7 +374,10 @@ def _open_neuralop(path: Path, role: str | None, opts: _Options) -> _Source:
         return src
     for k, given, default, target in (("x", opts.inputs, "input", src.inputs),
                                       ("y", opts.outputs, "output", src.outputs)):
-        names = _channel_names(given, default, chans[k], "input" if k == "x" else "output")
+        n = chans[k] // 2 if cplx[k] else chans[k]
+        names = _channel_names(given, default, n, "input" if k == "x" else "output")
+        if cplx[k]:
+            names = [f"{name}_{part}" for name in names for part in ("re", "im")]
         for c, name in enumerate(names):
             target[name] = channel_reader(k, c, c + 1, tuple(grid[k]))
     return src
