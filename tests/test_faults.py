@@ -268,3 +268,30 @@ def test_convert_keeps_complex_data_as_real_and_imaginary_fields(tmp_path, capsy
         np.testing.assert_array_equal(f["inputs/input_im"][...], x.imag)
         np.testing.assert_array_equal(f["outputs/output_1_im"][...], y.imag[:, 1].astype(np.float32))
         np.testing.assert_array_equal(f["outputs/output_0_re"][...], y.real[:, 0].astype(np.float32))
+
+
+# --- case 6: exporting a shard writes only its samples; check says what a shard holds --------
+
+def test_export_of_a_shard_writes_only_its_samples(tmp_path, capsys):
+    import json
+
+    import h5py
+    import numpy as np
+    import torch
+
+    from neuralhss.datasets import generate
+
+    shard = tmp_path / "s1.h5"
+    generate("poisson", shard, n_samples=12, shard="1/4", params={"resolution": 8}, progress=False)
+    assert main(["check", str(shard)]) == 0
+    assert "shard 1/4 holding samples 3-5 only" in capsys.readouterr().out
+    assert main(["export", str(shard), "--to", "neuralop", "-o", str(tmp_path / "n")]) == 0
+    data = torch.load(tmp_path / "n_train_8.pt", weights_only=True)
+    assert data["x"].shape == (3, 8, 8) and torch.isfinite(data["x"]).all()
+    record = json.loads(data["neuralhss"])
+    assert record["indices"] == [3, 4, 5] and record["shard"] == [1, 4]
+    with h5py.File(shard, "r") as f:
+        np.testing.assert_array_equal(data["y"].numpy(), f["outputs/u"][3:6])
+    assert main(["export", str(shard), "--to", "thewell", "-o", str(tmp_path / "w")]) == 0
+    with h5py.File(tmp_path / "w" / "data" / "train" / "poisson.hdf5", "r") as f:
+        assert f.attrs["n_trajectories"] == 3 and np.isfinite(f["t0_fields/f"][...]).all()

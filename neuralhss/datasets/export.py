@@ -37,6 +37,8 @@ Every exported file carries the original metadata as JSON (the ``neuralhss`` dic
 attribute: problem, params, seed, grid, field names, coordinates, times, the samples' original
 indices and split), so ``neuralhss convert`` turns the exported files back into the original
 dataset: values equal (float32), same coordinates, params, sample order and split.
+A shard file (``generate --shard I/N``) exports only the samples it holds (the record names
+the shard); merge the shards first (``neuralhss merge``) to export the whole dataset.
 The whole dataset is read into memory.
 """
 
@@ -104,10 +106,11 @@ def _res_tag(shape: tuple[int, ...]) -> str:
     return str(shape[0]) if len(set(shape)) == 1 else "x".join(map(str, shape))
 
 
-def _targets(to: str, out: Path, meta: Meta, split: np.ndarray | None
+def _targets(to: str, out: Path, meta: Meta, split: np.ndarray | None, done: np.ndarray
              ) -> list[tuple[Path, np.ndarray]]:
-    """Output files and the sample indices each holds."""
-    everything = np.arange(meta.n_samples)
+    """Output files and the sample indices each holds (only samples the file holds: a shard
+    file's other slots are empty)."""
+    everything = np.flatnonzero(done)
     suffix = out.suffix.lower()
     single = suffix in ((".pt", ".h5", ".hdf5") if to == "neuralop" else (".h5", ".hdf5"))
     if suffix and not single:
@@ -119,9 +122,9 @@ def _targets(to: str, out: Path, meta: Meta, split: np.ndarray | None
             raise ValueError(f"the file has a train/test split, which one {suffix} file would "
                              f"lose; give -o without a suffix to write train and test files")
         return [(out, everything)]
-    parts = [("train", everything if split is None else np.flatnonzero(split == 0))]
+    parts = [("train", everything if split is None else everything[split[everything] == 0])]
     if split is not None:
-        parts.append(("test", np.flatnonzero(split == 1)))
+        parts.append(("test", everything[split[everything] == 1]))
     if to == "neuralop":
         tag = _res_tag(meta.grid.shape)
         return [(out.with_name(f"{out.name}_{role}_{tag}.pt"), idx) for role, idx in parts]
@@ -158,7 +161,7 @@ def export(path: str | os.PathLike, to: str, out: str | os.PathLike) -> list[Pat
     with h5py.File(path, "r") as f:
         meta = read_meta(f)
         split = np.asarray(meta.split, dtype=np.uint8) if meta.split is not None else None
-        targets = _targets(to, out, meta, split)
+        targets = _targets(to, out, meta, split, f["done"][...].astype(bool))
         existing = [str(p) for p, _ in targets if p.exists()]
         if existing:
             raise FileExistsError(f"{', '.join(existing)} exist(s); choose another output path "
@@ -167,7 +170,7 @@ def export(path: str | os.PathLike, to: str, out: str | os.PathLike) -> list[Pat
             x, in_ch = _stack(f, meta, "inputs")
             y, out_ch = _stack(f, meta, "outputs")
             for target, idx in targets:
-                record = _record(f, meta, idx, split, in_ch + out_ch)
+                record = _record(f, meta, idx, split, in_ch + out_ch, shard=meta.shard)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 _atomic(target, lambda tmp, idx=idx, record=record, target=target:
                         _write_neuralop(tmp, target.suffix.lower(), x[idx], y[idx], record,
@@ -177,7 +180,8 @@ def export(path: str | os.PathLike, to: str, out: str | os.PathLike) -> list[Pat
             names = _well_names(meta)
             for target, idx in targets:
                 channels = [(p, 1) for p in field_paths(meta)]
-                record = _record(f, meta, idx, split, channels, well_names=names)
+                record = _record(f, meta, idx, split, channels, well_names=names,
+                                 shard=meta.shard)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 _atomic(target, lambda tmp, idx=idx, record=record:
                         _write_well(tmp, meta, f, data, idx, names, record))

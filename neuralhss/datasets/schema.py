@@ -264,7 +264,9 @@ class CheckReport:
                 f"{self.n_done}/{m.n_samples} samples done, fields "
                 f"{m.input_fields} -> {m.output_fields}")
         if m.shard is not None:
-            head += f", shard {m.shard[0]}/{m.shard[1]}"
+            own = shard_range(m.n_samples, m.shard)
+            head += (f", shard {m.shard[0]}/{m.shard[1]} holding samples {own.start}-"
+                     f"{own.stop - 1} only (merge the {m.shard[1]} shards for the whole dataset)")
         if self.ok:
             return head + ": OK"
         return head + ": " + "; ".join(self.problems)
