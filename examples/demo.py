@@ -2,14 +2,15 @@
 
 1. Generates small 2-D Poisson and Darcy datasets (64x64 interior nodes) with the package's
    solvers and validates both files (schema, completeness, finiteness).
-2. On Poisson, fits from 16 training samples: Neural-HSS (linear, polynomial far-field bases,
-   convex least-squares fit), FNO from neuraloperator (Adam), and the dense least-squares
-   baseline; evaluates all on 100 test samples.
+2. On Poisson, fits from 16 training samples: Neural-HSS (the nonlinear default ``neural_h2``:
+   its linear H² path fitted by convex least squares, then all of it by Adam), FNO from
+   neuraloperator (Adam, the same number of steps), and the dense least-squares baseline;
+   evaluates all on 100 test samples.
 3. Prints a table (test error, parameters, time) and writes PNGs: sample inputs/outputs of both
    datasets, and input, truth, predictions and errors on a test sample.
 
-Run ``make demo`` (or ``python examples/demo.py --out data/demo``); ``--fno-steps`` trades time
-for FNO accuracy. Re-running reuses the generated files.
+Run ``make demo`` (or ``python examples/demo.py --out data/demo``); ``--steps`` (Adam steps of
+both gradient-trained models) trades time for accuracy. Re-running reuses the generated files.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import torch  # noqa: E402
 from neuralhss.datasets import PDEDataset, check_file, generate  # noqa: E402
 from neuralhss.train.methods import fit_method  # noqa: E402
 
-LABELS = {"hss_poly": "Neural-HSS", "fno": "FNO", "least_squares": "least squares"}
+LABELS = {"neural_h2": "Neural-HSS", "fno": "FNO", "least_squares": "least squares"}
 
 
 def dataset_figure(files: dict[str, Path], png: Path, n_show: int = 3) -> None:
@@ -85,7 +86,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="data/demo")
     ap.add_argument("--n-train", type=int, default=16)
-    ap.add_argument("--fno-steps", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=300,
+                    help="Adam steps of Neural-HSS and FNO")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -107,15 +109,15 @@ def main() -> None:
     train = PDEDataset(files["poisson"], "train", n=args.n_train, n_test=100, normalize="scale")
     test = PDEDataset(files["poisson"], "test", n_test=100, normalize=train.normalizer)
     models, rows = {}, []
-    for method in ("hss_poly", "fno", "least_squares"):
-        model, m = fit_method(method, train, test, steps=args.fno_steps, seed=0)
+    for method in ("neural_h2", "fno", "least_squares"):
+        model, m = fit_method(method, train, test, steps=args.steps, seed=0)
         models[method] = model
         rows.append({"method": LABELS[method], **m})
         print(f"  fitted {LABELS[method]:14s} in {m['train_seconds']:.1f} s", flush=True)
-    prediction_figure(test, {k: models[k] for k in ("hss_poly", "fno")}, out / "predictions.png")
+    prediction_figure(test, {k: models[k] for k in ("neural_h2", "fno")}, out / "predictions.png")
 
     print(f"\n2-D Poisson 64x64, {args.n_train} training samples, 100 test samples "
-          f"(FNO: {args.fno_steps} Adam steps)")
+          f"(Neural-HSS and FNO: {args.steps} Adam steps)")
     print(f"{'method':16s} {'test rel. L2':>12s} {'parameters':>12s} {'time [s]':>9s}")
     for r in rows:
         params = f"{r['n_params']:,}" if r["method"] != "least squares" else "dense N×N"
