@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +27,12 @@ def _param(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"--param {text!r} must look like KEY=VALUE")
     key, value = text.split("=", 1)
+    # Numbers as Python reads them: YAML 1.1 takes 1e-4 (no dot) for a string.
+    for cast in (int, float):
+        try:
+            return key.strip(), cast(value.strip())
+        except ValueError:
+            pass
     return key.strip(), yaml.safe_load(value)
 
 
@@ -111,10 +118,15 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from .datasets import check_file
 
     status = 0
-    for path in args.files:
-        report = check_file(path, require_complete=True)
+    for path in args.files:  # every file is reported, whatever the ones before it were
+        try:
+            report = check_file(path, require_complete=True)
+        except (ValueError, FileNotFoundError, OSError) as exc:
+            print(f"neuralhss check: error: {exc}", file=sys.stderr)
+            status = 2
+            continue
         print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
-        status |= 0 if report.ok else 1
+        status = max(status, 0 if report.ok else 1)
     return status
 
 
@@ -243,9 +255,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
                           normalize=train_set.normalizer, time_index=args.time_index)
     config = default_config(args.model, train_set.in_channels, train_set.out_channels,
                             train_set.grid_shape)
+    known = sorted(config)
+    kinds = {bool: "true or false", int: "an integer", float: "a number", list: "a list"}
+    for key, value in args.model_arg:
+        default = config.get(key)
+        if isinstance(value, str) and default is not None and not isinstance(default, str):
+            raise ValueError(f"--model-arg {key}={value}: {args.model} takes "
+                             f"{kinds.get(type(default), type(default).__name__)} for {key} "
+                             f"(default {default!r})")
     config.update(dict(args.model_arg))
     torch.manual_seed(args.seed)
-    model = build(args.model, **config)
+    try:
+        model = build(args.model, **config)
+    except TypeError as exc:  # the model class rejects an argument
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        if unknown is None:
+            raise ValueError(f"--model-arg: {args.model} cannot be built with {dict(args.model_arg)} "
+                             f"({exc})") from None
+        raise ValueError(f"--model-arg {unknown[1]}: {args.model} has no argument {unknown[1]!r}; "
+                         f"its arguments include {known}") from None
     cfg = TrainConfig(epochs=args.epochs, batch_size=min(args.batch_size, len(train_set)),
                       lr=args.lr, weight_decay=args.weight_decay, scheduler=args.scheduler,
                       grad_clip=args.grad_clip if args.grad_clip > 0 else None, seed=args.seed,

@@ -295,3 +295,35 @@ def test_export_of_a_shard_writes_only_its_samples(tmp_path, capsys):
     assert main(["export", str(shard), "--to", "thewell", "-o", str(tmp_path / "w")]) == 0
     with h5py.File(tmp_path / "w" / "data" / "train" / "poisson.hdf5", "r") as f:
         assert f.attrs["n_trajectories"] == 3 and np.isfinite(f["t0_fields/f"][...]).all()
+
+
+# --- raw tracebacks or misleading messages -------------------------------------------------
+
+@pytest.mark.parametrize("text, value", [("nu=1e-4", 1e-4), ("length_scale=2e-1", 0.2),
+                                         ("n=3", 3), ("bc=periodic", "periodic"),
+                                         ("r=[1, 2]", [1, 2]), ("flag=true", True)])
+def test_param_numbers_parse_as_python_does(text, value):
+    from neuralhss.cli import _param
+
+    assert _param(text)[1] == value and type(_param(text)[1]) is type(value)
+
+
+def test_check_reports_every_file_and_fails(tmp_path, capsys, two_datasets):
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"junk")
+    a, b = two_datasets
+    assert main(["check", str(a), str(bad), str(tmp_path / "missing.h5"), str(b)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out.count(": OK") == 2
+    assert "not a readable HDF5" in captured.err and "does not exist" in captured.err
+
+
+@pytest.mark.parametrize("arg, message", [
+    ("bogus=3", "fno has no argument 'bogus'"),
+    ("hidden_channels=abc", "--model-arg hidden_channels=abc: fno takes an integer"),
+])
+def test_bad_model_args_are_one_clear_line(tmp_path, capsys, two_datasets, arg, message):
+    argv = _train_argv(two_datasets[0], tmp_path / "run", "--model-arg", arg)
+    assert main(argv) == 2
+    _one_line_error(capsys, message)
+    assert not (tmp_path / "run").exists()
