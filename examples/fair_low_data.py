@@ -208,26 +208,32 @@ def table(rows: list[dict]) -> str:
         if not sp:
             continue
         ns = sorted({r["n_train"] for r in sp})
-        lines += [f"\n**{problem}** (test error, mean ± std over seeds; train error in the same "
-                  "units; best per column in bold)\n",
-                  "| method | parameters | chosen config (n=16) | " +
-                  " | ".join(f"n={n} test | n={n} train" for n in ns) + " |",
-                  "|---" * (3 + 2 * len(ns)) + "|"]
+        lines += [f"\n**{problem}** (test error, mean ± std over (seeds); train and validation "
+                  "error in the same units; best test error per n in bold; s/step: seconds per "
+                  "Adam step of the n = 16 run, beside other jobs)\n",
+                  "| method | parameters | s/step | chosen config (n=16) | " +
+                  " | ".join(f"n={n} test | n={n} train | n={n} val" for n in ns) + " |",
+                  "|---" * (4 + 3 * len(ns)) + "|"]
         best = {n: min(r["test_mean"] for r in sp if r["n_train"] == n) for n in ns}
         for method in sorted({r["method"] for r in sp}):
             cells = []
             for n in ns:
                 r = next((r for r in sp if r["method"] == method and r["n_train"] == n), None)
                 if r is None:
-                    cells += ["", ""]
+                    cells += ["", "", ""]
                     continue
-                t = f"{r['test_mean']:.3f}" + (f" ± {r['test_std']:.3f}" if r["seeds"] > 1 else "")
-                cells += [f"**{t}**" if r["test_mean"] == best[n] else t, f"{r['train_mean']:.3f}"]
+                t = f"{r['test_mean']:.3f}" + (f" ± {r['test_std']:.3f} ({r['seeds']})"
+                                               if r["seeds"] > 1 else "")
+                cells += [f"**{t}**" if r["test_mean"] == best[n] else t, f"{r['train_mean']:.3f}",
+                          f"{r['val']:.3f}"]
             any_r = next(r for r in sp if r["method"] == method)
             c16 = next((r["config"] for r in sp if r["method"] == method and r["n_train"] == 16), {})
             params = "dense" if method.endswith("least_squares") else f"{any_r['n_params']:,}"
             cfg = ", ".join(f"{k}={v}" for k, v in c16.items()) or "-"
-            lines.append(f"| {method} | {params} | {cfg} | " + " | ".join(cells) + " |")
+            r16 = next((r for r in sp if r["method"] == method and r["n_train"] == 16), any_r)
+            sps = r16.get("seconds_per_step")
+            step = f"{sps:.3f}" if sps else "-"
+            lines.append(f"| {method} | {params} | {step} | {cfg} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
