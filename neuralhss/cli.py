@@ -193,7 +193,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                     "evaluate it on the test split; writes OUT/checkpoint.pt and OUT/metrics.json. "
                     "Launch with torchrun for multi-process (DDP) training.")
     p.add_argument("--data", required=True, help="dataset file (.h5)")
-    p.add_argument("--model", default="fno", help="model name (fno, tfno, neural_hss)")
+    p.add_argument("--model", default="fno",
+                   help="model name (fno, tfno, uno, neural_h2, neural_hss)")
+    p.add_argument("--linear-fit", default="auto", choices=["auto", "affine", "always", "never"],
+                   help="neural_h2 with one input and one output channel: start from the convex "
+                        "fit of its linear path if it validates on half the training samples "
+                        "(auto), the same for the affine path (affine), always, or never")
     p.add_argument("--model-arg", type=_param, action="append", default=[], metavar="KEY=VALUE",
                    help="override a model argument, e.g. --model-arg hidden_channels=64")
     p.add_argument("--n-train", type=int, default=None, help="training samples (default: all)")
@@ -274,6 +279,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
                              f"({exc})") from None
         raise ValueError(f"--model-arg {unknown[1]}: {args.model} has no argument {unknown[1]!r}; "
                          f"its arguments include {known}") from None
+    if args.model == "neural_h2":
+        from .train.methods import start_neural_h2
+
+        dev = TrainConfig(device=args.device).resolved_device()
+        model, start = start_neural_h2(model.to(dev), config, to_memory(train_set), dev,
+                                       rule=args.linear_fit, seed=args.seed)
+        if start is not None and info.is_main:
+            val = start["validation_rel_l2"]
+            why = f" (validation rel. L2 {val:.3g})" if val is not None else ""
+            if start["fitted"]:
+                kind = "affine" if start["centered"] else "linear"
+                print(f"neural_h2 starts from the convex fit of its {kind} path{why}")
+            elif model.linear is None:
+                print(f"neural_h2 has no linear path: its convex fit did not validate{why}")
+            else:
+                print("neural_h2: its linear path starts from zero")
     cfg = TrainConfig(epochs=args.epochs, batch_size=min(args.batch_size, len(train_set)),
                       lr=args.lr, weight_decay=args.weight_decay, scheduler=args.scheduler,
                       grad_clip=args.grad_clip if args.grad_clip > 0 else None, seed=args.seed,

@@ -104,3 +104,26 @@ def test_train_and_evaluate_from_the_command_line(tmp_path, capsys):
     (run / "bad.pt").write_bytes(b"\x00" * 10)
     assert main(["evaluate", str(run / "bad.pt"), "--data", str(data)]) == 2
     assert "corrupted" in capsys.readouterr().err
+
+
+def test_train_neural_h2_starts_from_its_convex_fit(tmp_path, capsys):
+    import json
+
+    data = tmp_path / "p.h5"
+    assert main(["generate", "poisson", "--resolution", "16", "--samples", "20", "--no-progress",
+                 "-o", str(data)]) == 0
+    capsys.readouterr()
+
+    def train(out, *extra):
+        argv = ["train", "--data", str(data), "--model", "neural_h2", "--n-train", "8",
+                "--n-test", "8", "--epochs", "1", "--batch-size", "8", "--model-arg", "width=4",
+                "--model-arg", "n_layers=1", "--out", str(tmp_path / out), "--no-progress", *extra]
+        assert main(argv) == 0
+        return capsys.readouterr().out, json.loads((tmp_path / out / "metrics.json").read_text())
+
+    said, started = train("start")
+    assert "starts from the convex fit" in said
+    said, cold = train("cold", "--linear-fit", "never")
+    assert "starts from zero" in said
+    # one Adam step after the convex start is far better than one from scratch on linear data
+    assert started["test_rel_l2"] < 0.5 * cold["test_rel_l2"]

@@ -125,6 +125,36 @@ def _choose_linear_start(model: nn.Module, mem, dev: torch.device, lbfgs_iter: i
             "validation_rel_l2_affine": errors.get(True)}
 
 
+def start_neural_h2(model: nn.Module, config: dict[str, Any], mem, device: torch.device,
+                    lbfgs_iter: int = 300, rule: str = "auto", freeze: bool = True,
+                    seed: int = 0) -> tuple[nn.Module, dict[str, Any] | None]:
+    """Give a freshly built ``neural_h2`` model its convex start before gradient training.
+
+    With one input and one output channel, the linear path is fitted by convex least squares
+    on the training pairs ``mem`` (``InMemory``) where :func:`_choose_linear_start` says so
+    (``rule``: ``"auto"``, ``"affine"``, ``"always"``, ``"never"``), and kept fixed during the
+    gradient steps if ``freeze`` (Adam's steps have the size of the learning rate however small
+    the gradient, so they would walk the path off its least-squares optimum). Where the
+    validated fit fails, the model is rebuilt from ``config`` without a linear path (with
+    ``seed``). Returns ``(model, record)``; ``record`` is None when the model has no
+    one-channel linear path to fit.
+    """
+    if getattr(model, "linear_in", 1) is not None or model.linear is None:
+        return model, None
+    start = _choose_linear_start(model, mem, device, lbfgs_iter, rule)
+    if not start["fitted"] and (start["validation_rel_l2"] is not None or rule == "affine"):
+        # The linear map does not generalise (e.g. coefficient -> solution): no linear path.
+        config["linear_path"] = False
+        torch.manual_seed(seed)
+        return build("neural_h2", **config).to(device), start
+    if start["fitted"]:
+        model.fit_linear_path(mem.x.to(device), mem.y.to(device), max_iter=lbfgs_iter,
+                              center=start["centered"])
+        if freeze:
+            model.linear.requires_grad_(False)
+    return model, start
+
+
 def _boundary_of(dataset) -> str:
     """The H² continuation matching the dataset's boundary condition (all axes alike)."""
     bcs = set(dataset.meta.grid.bc)
@@ -219,26 +249,16 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
         torch.manual_seed(seed)
         dev = TrainConfig(device=device).resolved_device()
         model = build(model_name, **cfg).to(dev)
-        if model_name == "neural_h2" and getattr(model, "linear_in", 1) is None \
-                and model.linear is not None:
-            start = _choose_linear_start(model, mem, dev, lbfgs_iter, linear_fit)
-            extra["linear_start"] = start
-            if not start["fitted"] and (start["validation_rel_l2"] is not None
-                                        or linear_fit == "affine"):
-                # The linear map does not generalise: no linear path.
-                cfg["linear_path"] = False
-                torch.manual_seed(seed)
-                model = build(model_name, **cfg).to(dev)
-            elif start["fitted"]:
-                model.fit_linear_path(mem.x.to(dev), mem.y.to(dev), max_iter=lbfgs_iter,
-                                      center=start["centered"])
-                if freeze_linear:
-                    # Adam's steps have the size of the learning rate however small the
-                    # gradient, so they would walk the path away from its least-squares optimum.
-                    model.linear.requires_grad_(False)
-                # the convex start alone, for the record (the model is its linear path until trained)
-                extra["linear_test_rel_l2"] = evaluate(model, tmem, train.normalizer,
-                                                       device=dev)["test_rel_l2"]
+        if model_name == "neural_h2":
+            model, start = start_neural_h2(model, cfg, mem, dev, lbfgs_iter, linear_fit,
+                                           freeze_linear, seed)
+            if start is not None:
+                extra["linear_start"] = start
+                if start["fitted"]:
+                    # the convex start alone, for the record (the model is its linear path
+                    # until trained)
+                    extra["linear_test_rel_l2"] = evaluate(model, tmem, train.normalizer,
+                                                           device=dev)["test_rel_l2"]
         bs = min(len(mem), 8)
         epochs = max(1, steps // -(-len(mem) // bs))
         lowrank = LOWRANK_METHODS[name][1] if name in LOWRANK_METHODS else None
