@@ -210,7 +210,8 @@ def table(rows: list[dict]) -> str:
         ns = sorted({r["n_train"] for r in sp})
         lines += [f"\n**{problem}** (test error, mean ± std over (seeds); train and validation "
                   "error in the same units; best test error per n in bold; s/step: seconds per "
-                  "Adam step of the n = 16 run, beside other jobs)\n",
+                  "Adam step of the n = 16 run, beside other jobs; parameters of the configuration chosen at "
+                  "n = 16, which can differ at other n)\n",
                   "| method | parameters | s/step | chosen config (n=16) | " +
                   " | ".join(f"n={n} test | n={n} train | n={n} val" for n in ns) + " |",
                   "|---" * (4 + 3 * len(ns)) + "|"]
@@ -228,9 +229,9 @@ def table(rows: list[dict]) -> str:
                           f"{r['val']:.3f}"]
             any_r = next(r for r in sp if r["method"] == method)
             c16 = next((r["config"] for r in sp if r["method"] == method and r["n_train"] == 16), {})
-            params = "dense" if method.endswith("least_squares") else f"{any_r['n_params']:,}"
-            cfg = ", ".join(f"{k}={v}" for k, v in c16.items()) or "-"
             r16 = next((r for r in sp if r["method"] == method and r["n_train"] == 16), any_r)
+            params = "dense" if method.endswith("least_squares") else f"{r16['n_params']:,}"
+            cfg = ", ".join(f"{k}={v}" for k, v in c16.items()) or "-"
             sps = r16.get("seconds_per_step")
             step = f"{sps:.3f}" if sps else "-"
             lines.append(f"| {method} | {params} | {step} | {cfg} | " + " | ".join(cells) + " |")
