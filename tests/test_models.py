@@ -113,3 +113,13 @@ def test_least_squares_recovers_a_linear_operator_from_enough_samples():
     want = (xt.reshape(5, 16) @ A.T + b).reshape(5, 1, 4, 4)
     torch.testing.assert_close(fit_least_squares(x, ya, center=True)(xt), want)
     assert (fit_least_squares(x, ya)(xt) - want).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("name", ["neural_hss", "neural_h2", "fno"])
+def test_gradients_have_their_parameters_strides(name):
+    # DistributedDataParallel copies (and warns) when a gradient's strides differ from its
+    # parameter's, e.g. einsum's transposed gradient of a (1, C) projection weight
+    model = build(name, **default_config(name, 1, 1, (16, 16)))
+    model(torch.randn(2, 1, 16, 16)).square().sum().backward()
+    assert [n for n, p in model.named_parameters()
+            if p.grad is not None and p.grad.stride() != p.stride()] == []

@@ -22,6 +22,13 @@ ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiL
                "identity": nn.Identity}
 
 
+def _dense_grad(grad: torch.Tensor) -> torch.Tensor:
+    # einsum's weight gradient of a (1, C) or (C, 1) weight comes with the size-1 axis strided
+    # like a transpose; DistributedDataParallel's gradient buckets expect the parameter's own
+    # strides (otherwise it copies and warns "Grad strides do not match bucket view strides")
+    return grad.clone(memory_format=torch.contiguous_format) if 1 in grad.shape else grad
+
+
 class Pointwise(nn.Module):
     """Channel mixing at every grid point: ``(B, C_in, *grid) -> (B, C_out, *grid)``."""
 
@@ -30,6 +37,7 @@ class Pointwise(nn.Module):
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         nn.init.kaiming_uniform_(self.weight, a=5**0.5)  # nn.Linear's default
+        self.weight.register_hook(_dense_grad)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.einsum("oi,bi...->bo...", self.weight, x)
