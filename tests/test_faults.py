@@ -327,3 +327,15 @@ def test_bad_model_args_are_one_clear_line(tmp_path, capsys, two_datasets, arg, 
     assert main(argv) == 2
     _one_line_error(capsys, message)
     assert not (tmp_path / "run").exists()
+
+
+def test_merge_of_a_file_that_is_not_hdf5_is_one_clear_line(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a dataset\n")
+    out = tmp_path / "merged.h5"
+    assert main(["merge", str(notes), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a readable HDF5 file" in err[0] and str(notes) in err[0]
+    assert main(["merge", str(tmp_path / "missing.h5"), "-o", str(out)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not out.exists()

@@ -663,15 +663,30 @@ def merge(shards: Sequence[str | os.PathLike], out: str | os.PathLike,
     ------
     FileExistsError
         If ``out`` exists.
+    FileNotFoundError
+        If a shard does not exist.
     ValueError
-        If shards disagree or samples are missing.
+        If a shard is not an HDF5 file, shards disagree or samples are missing.
     """
     out = Path(out)
     if out.exists():
         raise FileExistsError(f"{out} exists; choose another output path or delete it")
     if not shards:
         raise ValueError("merge needs at least one shard file")
-    files = [h5py.File(s, "r") for s in shards]
+    files = []
+    try:
+        for s in shards:
+            if not Path(s).exists():
+                raise FileNotFoundError(f"shard {s} does not exist")
+            try:
+                files.append(h5py.File(s, "r"))
+            except OSError as exc:
+                raise ValueError(f"{s} is not a readable HDF5 file ({exc}); check it with "
+                                 "`neuralhss check`") from None
+    except BaseException:
+        for f in files:
+            f.close()
+        raise
     try:
         metas = [read_meta(f) for f in files]
         ref = metas[0]
