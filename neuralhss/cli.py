@@ -318,7 +318,7 @@ def _model_from_checkpoint(ckpt: dict) -> Any:
     return model_from_checkpoint(ckpt)
 
 
-def _load_trained(checkpoint: str, data: str, n_test: int | None):
+def _load_trained(checkpoint: str, data: str, n_test: int | None, force: bool = False):
     """Checkpoint, its model and the test split of ``data`` normalised as in training.
 
     Returns ``(ckpt, model, test_set, normalizer)``; refuses data whose channels or grid do not
@@ -333,6 +333,13 @@ def _load_trained(checkpoint: str, data: str, n_test: int | None):
     normalizer = Normalizer.from_dict(ckpt["normalizer"]) if ckpt["normalizer"] else None
     test_set = PDEDataset(data, split="test", n_test=n_test, normalize=normalizer,
                           time_index=extra.get("time_index"))
+    trained_on = ckpt.get("data", {}).get("dataset", {}).get("problem")
+    if not force and trained_on is not None and trained_on != test_set.meta.problem:
+        # same shapes, other operator: the error would be meaningless, not a generalisation test
+        raise ValueError(f"the checkpoint was trained on {trained_on!r} data but {data} holds "
+                         f"{test_set.meta.problem!r} ({', '.join(test_set.meta.input_fields)} -> "
+                         f"{', '.join(test_set.meta.output_fields)}); pass --force to evaluate "
+                         "it anyway")
     cfg = ckpt["run"]["spec"]["config"]
     if "in_channels" in cfg and (cfg["in_channels"], cfg.get("out_channels")) != (
             test_set.in_channels, test_set.out_channels):
@@ -372,7 +379,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .models import count_parameters
     from .train import evaluate
 
-    ckpt, model, test_set, normalizer = _load_trained(args.checkpoint, args.data, args.n_test)
+    ckpt, model, test_set, normalizer = _load_trained(args.checkpoint, args.data, args.n_test,
+                                                      args.force)
     metrics = evaluate(model, test_set, normalizer, device="cpu")
     metrics.update({"n_params": count_parameters(model), "n_train": ckpt["extra"].get("n_train"),
                     "train_seconds": ckpt["train_seconds"], "epoch": ckpt["epoch"],
@@ -398,6 +406,8 @@ def _add_attack(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-test", type=int, default=None, help="test split size (default: as trained)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", dest="json_out", help="also write the results to this JSON file")
+    p.add_argument("--force", action="store_true",
+                   help="attack even on data of another problem than the checkpoint's")
 
 
 def _cmd_attack(args: argparse.Namespace) -> int:
@@ -414,7 +424,8 @@ def _cmd_attack(args: argparse.Namespace) -> int:
         raise ValueError(f"--rank {args.rank} must be >= 1")
     if args.n_samples < 1 or args.steps < 1:
         raise ValueError("--n-samples and --steps must be >= 1")
-    _, model, test_set, normalizer = _load_trained(args.checkpoint, args.data, args.n_test)
+    _, model, test_set, normalizer = _load_trained(args.checkpoint, args.data, args.n_test,
+                                                   args.force)
     n = min(args.n_samples, len(test_set))
     x = torch.stack([test_set[i]["x"] for i in range(n)])
     op = model
@@ -508,6 +519,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="checkpoint.pt written by `neuralhss train`")
     p.add_argument("--data", required=True, help="dataset file (.h5)")
     p.add_argument("--n-test", type=int, default=None, help="test split size (default: as trained)")
+    p.add_argument("--force", action="store_true",
+                   help="evaluate even on data of another problem than the checkpoint's")
     _add_attack(sub)
     _add_inspect(sub)
     _add_convert(sub)

@@ -339,3 +339,21 @@ def test_merge_of_a_file_that_is_not_hdf5_is_one_clear_line(tmp_path, capsys):
     assert main(["merge", str(tmp_path / "missing.h5"), "-o", str(out)]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_evaluate_refuses_a_checkpoint_of_another_problem(tmp_path, capsys):
+    poisson, darcy = tmp_path / "p.h5", tmp_path / "d.h5"
+    for problem, path in (("poisson", poisson), ("darcy", darcy)):
+        assert main(["generate", problem, "--resolution", "12", "--samples", "12", "--no-progress",
+                     "-o", str(path)]) == 0
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(poisson), "--model", "fno", "--n-train", "4", "--n-test",
+                 "6", "--epochs", "1", "--model-arg", "hidden_channels=4", "--model-arg",
+                 "n_layers=1", "--out", str(run), "--no-progress"]) == 0
+    capsys.readouterr()
+    ckpt = str(run / "checkpoint.pt")
+    assert main(["evaluate", ckpt, "--data", str(darcy)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'poisson'" in err[0] and "'darcy'" in err[0] and "--force" in err[0]
+    assert main(["evaluate", ckpt, "--data", str(darcy), "--force"]) == 0
+    assert main(["evaluate", ckpt, "--data", str(poisson)]) == 0
