@@ -357,3 +357,15 @@ def test_evaluate_refuses_a_checkpoint_of_another_problem(tmp_path, capsys):
     assert len(err) == 1 and "'poisson'" in err[0] and "'darcy'" in err[0] and "--force" in err[0]
     assert main(["evaluate", ckpt, "--data", str(darcy), "--force"]) == 0
     assert main(["evaluate", ckpt, "--data", str(poisson)]) == 0
+
+
+def test_convert_of_empty_tensors_says_so(tmp_path, capsys):
+    import torch
+
+    src = tmp_path / "empty_train_16.pt"
+    torch.save({"x": torch.zeros(0, 16, 16), "y": torch.zeros(0, 16, 16)}, src)
+    out = tmp_path / "e.h5"
+    assert main(["convert", "--from", "neuralop", str(src), "-o", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no samples" in err[0] and str(src) in err[0]
+    assert not out.exists()

@@ -940,6 +940,10 @@ def _write(sources: list[_Source], out: Path, fmt: str, opts: _Options, valid: s
         raise ValueError(f"field name(s) {bad} are reserved for coordinates and bookkeeping "
                          f"({', '.join(sorted(RESERVED_NAMES))}); choose others "
                          "(--input/--output)")
+    empty = [str(s.path) for s in sources if s.n == 0]
+    if empty:
+        raise ValueError(f"{', '.join(empty)} hold(s) no samples (0 along the sample axis); "
+                         "leave empty files out of the conversion")
     files = [{"file": s.path.name, "sha256": sha256_of(s.path), "split": s.role,
               "n_samples": s.n} for s in sources]
     record: dict[str, Any] = {"format": fmt, "files": files, **first.info}
