@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from neuralhss.hss.h2 import H2Operator, evaluation_matrix, legendre_box_basis, moment_matrix
 from neuralhss.models import build, count_parameters
@@ -194,3 +196,25 @@ def test_moment_matrix_continues_boxes_by_their_images():
         np.testing.assert_allclose(m[:, -3], lam * parity * m[:, -4], atol=1e-12)
     m = moment_matrix(n, side, deg, "periodic") @ x
     np.testing.assert_allclose(m[:, :3], m[:, -6:-3], atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(boxes=st.lists(st.integers(1, 9), min_size=1, max_size=3),
+       leaf=st.sampled_from([2, 4, 2, 4, 1, 3, 0, -1]), misfit=st.booleans(),
+       degree=st.integers(-1, 3),
+       boundary=st.sampled_from(["dirichlet", "neumann", "periodic", "zeros", "robin"]),
+       blend=st.booleans(), near=st.one_of(st.none(), st.none(), st.integers(-2, 20)))
+def test_h2_operator_builds_and_applies_or_refuses_clearly(boxes, leaf, misfit, degree, boundary,
+                                                          blend, near):
+    # any configuration either works (right shape, finite) or is a ValueError, nothing else;
+    # grids are mostly whole numbers of leaves, so that both outcomes are common
+    shape = [b * max(leaf, 1) + (1 if misfit and i == 0 else 0) for i, b in enumerate(boxes)]
+    try:
+        op = H2Operator(shape, 2, leaf_side=leaf, degree=degree, boundary=boundary, blend=blend,
+                        near_radius=near)
+    except ValueError:
+        return
+    y = op(torch.randn(2, 2, *shape))
+    assert y.shape == (2, 2, *shape) and torch.isfinite(y).all()
+    with pytest.raises(ValueError, match="shape"):
+        op(torch.randn(2, 3, *shape))
