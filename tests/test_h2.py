@@ -218,3 +218,10 @@ def test_h2_operator_builds_and_applies_or_refuses_clearly(boxes, leaf, misfit, 
     assert y.shape == (2, 2, *shape) and torch.isfinite(y).all()
     with pytest.raises(ValueError, match="shape"):
         op(torch.randn(2, 3, *shape))
+
+
+def test_affine_fit_needs_two_samples():
+    model = NeuralH2(grid_shape=(16, 16), n_layers=0)
+    x = torch.randn(1, 1, 16, 16)
+    with pytest.raises(ValueError, match="two samples"):
+        model.fit_linear_path(x, x, center=True)

@@ -222,10 +222,7 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
         dev = TrainConfig(device=device).resolved_device()
         model = build("neural_h2", grid_shape=list(grid), n_layers=0, leaf_side=size["leaf_side"],
                       linear_degree=size["linear_degree"], boundary=_boundary_of(train))
-        model = model.double().to(dev)
-        start = _choose_linear_start(model, mem, dev, lbfgs_iter, "always")
-        model.fit_linear_path(mem.x.double().to(dev), mem.y.double().to(dev), max_iter=lbfgs_iter,
-                              center=start["centered"])
+        model, start = start_neural_h2(model.double().to(dev), {}, mem, dev, lbfgs_iter, "always")
         extra["linear_start"] = start
         model = Float64Channel(model)
         n_params = model.op.linear.parameter_count()
