@@ -8,7 +8,7 @@
 from .convert import ConvertResult, convert
 from .export import export
 from .generation import GenerateResult, generate, merge
-from .loaders import Normalizer, PDEDataset, open_xarray
+from .loaders import Normalizer, PDEDataset
 from .problems import FieldSpec, Problem, get_problem, problem_names, register
 from .recipes import Recipe, load_recipe
 from .schema import SCHEMA_VERSION, CheckReport, check_file, read_meta
@@ -18,3 +18,12 @@ __all__ = [
     "PDEDataset", "Problem", "Recipe", "check_file", "convert", "export", "generate", "get_problem",
     "load_recipe", "merge", "open_xarray", "problem_names", "read_meta", "register",
 ]
+
+
+def __getattr__(name: str):
+    # xarray costs a third of a second to import: only its users pay for it
+    if name == "open_xarray":
+        from .xarray_view import open_xarray
+
+        return open_xarray
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""Reading datasets back: a lazy PyTorch ``Dataset`` and an ``xarray.Dataset`` view.
+"""Reading datasets back: a lazy PyTorch ``Dataset`` (the ``xarray`` view is in ``xarray_view``).
 
 Train/test split (deterministic): if the file has a ``/split`` dataset (0 = train, 1 = test),
 it decides; otherwise the **last** ``n_test`` samples are the test set and the others the
@@ -268,43 +268,3 @@ class PDEDataset:
                 f"x=({self.in_channels}, {self.grid_shape}), y=({self.out_channels}, "
                 f"{self.grid_shape}))")
 
-
-def open_xarray(path: str | os.PathLike):
-    """Load a dataset file as an ``xarray.Dataset`` with named dimensions and coordinates.
-
-    Variables are the fields (``f``, ``u``, ``a``...; an input and an output with the same
-    name become ``in_<name>`` and ``out_<name>``) with dimensions ``("sample", "x", "y", ...)``
-    (``"t"`` after ``"sample"`` for trajectories), plus ``done`` and, when present, ``split``.
-    Root attributes (problem, params, seed...) become dataset attributes. The data is read
-    into memory.
-    """
-    import xarray as xr
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
-    with h5py.File(path, "r") as f:
-        meta = read_meta(f)
-        axes = list(meta.grid.axis_names)
-        coords: dict = {a: f[f"coords/{a}"][...] for a in axes}
-        coords["sample"] = np.arange(meta.n_samples)
-        if "coords/t" in f:
-            coords["t"] = f["coords/t"][...]
-        names = [p.split("/")[1] for p in field_paths(meta)]
-        clash = {n for n in names if names.count(n) > 1}
-        data_vars = {}
-        for p in field_paths(meta):
-            group, name = p.split("/")
-            key = (("in_" if group == "inputs" else "out_") + name) if name in clash else name
-            ds = f[p]
-            dims = ["sample"] + (["t"] if ds.ndim == len(axes) + 2 else []) + axes
-            attrs = {k: str(v) for k, v in ds.attrs.items() if k in ("units", "description")}
-            attrs["role"] = "input" if group == "inputs" else "output"
-            data_vars[key] = (dims, ds[...], attrs)
-        data_vars["done"] = (["sample"], f["done"][...])
-        if "split" in f:
-            data_vars["split"] = (["sample"], f["split"][...])
-        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-    for a in axes:
-        coords[a] = (a, coords[a], {"units": "length"})
-    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
