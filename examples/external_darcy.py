@@ -1,9 +1,18 @@
 """Operators trained and tested on data nobody here generated: neuraloperator's Darcy sets.
 
-Question: on the small Darcy-flow benchmark that ships with neuraloperator (16×16 training and
-test sets, plus a 32×32 test set; ``../shared/data/neuralop-darcy``), how do Neural-HSS, FNO,
-TFNO and the linear least-squares map compare as the number of training samples grows, and
-do the resolution-independent models (FNO, TFNO) keep their accuracy at 32×32?
+Question: on the small Darcy-flow benchmark of the neuraloperator project (16×16 training and
+test sets, plus a 32×32 test set), how do Neural-HSS, FNO, TFNO and the linear least-squares
+maps compare as the number of training samples grows, and do the resolution-independent
+models (FNO, TFNO) keep their accuracy at 32×32?
+
+Data: three files, ``darcy_train_16.pt`` (1000 samples), ``darcy_test_16.pt`` (50) and
+``darcy_test_32.pt`` (50), each a dict of tensors ``x`` (the coefficient mask) and ``y`` (the
+solution). The neuraloperator GitHub repository keeps them in ``neuralop/data/datasets/data/``;
+the pip package does not ship them, but neuraloperator's ``load_darcy_flow_small()`` looks for
+them (and downloads its Darcy files from Zenodo) in the same folder of the installed package.
+``--data-dir`` defaults to that folder, found at run time from the installed ``neuralop``
+package; point it at any folder that holds the three files. The results in
+``docs/bring_your_own_data.md`` were made with the repository's files (1000 / 50 / 50 samples).
 
 The ``.pt`` files are converted with :func:`neuralhss.datasets.convert` (the train and test
 files together, so the source's split is kept: 1000 train / 50 test), then every model is
@@ -16,13 +25,13 @@ built for one grid, so only FNO and TFNO are also evaluated at 32×32.
 Writes ``OUT/results.json`` (re-running skips finished runs), ``OUT/table.md`` and
 ``OUT/test_error_vs_n.png``.
 
-Run: ``python examples/external_darcy.py`` (about 30 minutes on 2 cores);
-``--data-dir`` points at the folder of the ``.pt`` files.
+Run: ``python examples/external_darcy.py [--data-dir FOLDER]`` (about 30 minutes on 2 cores).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 from pathlib import Path
 
@@ -37,6 +46,29 @@ from neuralhss.train.loop import evaluate, to_memory  # noqa: E402
 from neuralhss.train.methods import CLOSED_FORM, METHODS, fit_method  # noqa: E402
 
 RESOLUTION_FREE = ("fno", "tfno")
+FILES = ("darcy_train_16.pt", "darcy_test_16.pt", "darcy_test_32.pt")
+WHERE = ("neuraloperator's small Darcy set: neuralop/data/datasets/data/ in the neuraloperator "
+         "GitHub repository")
+
+
+def default_data_dir() -> Path | None:
+    """``neuralop/data/datasets/data`` of the installed neuraloperator (``None`` if it is not
+    installed): where its ``load_darcy_flow_small()`` keeps the small Darcy set."""
+    spec = importlib.util.find_spec("neuralop")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / "data" / "datasets" / "data"
+
+
+def check_data_dir(src: Path | None) -> None:
+    """Exit with one line naming the first missing file and where to get it."""
+    if src is None:
+        raise SystemExit(f"neuraloperator is not installed, so there is no default --data-dir; "
+                         f"pass --data-dir FOLDER holding {', '.join(FILES)} ({WHERE})")
+    for name in FILES:
+        if not (src / name).is_file():
+            raise SystemExit(f"{src / name} not found; get {', '.join(FILES)} ({WHERE}) and "
+                             "pass --data-dir FOLDER")
 
 
 def convert_once(src: Path, out: Path, names: list[str]) -> Path:
@@ -84,18 +116,21 @@ def plot(results: list[dict], png: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-dir", default="../shared/data/neuralop-darcy")
+    default_dir = default_data_dir()
+    ap.add_argument("--data-dir", type=Path, default=default_dir,
+                    help=f"folder holding {', '.join(FILES)} ({WHERE}; the pip package does not "
+                         "ship them); default: neuralop/data/datasets/data of the installed "
+                         f"neuraloperator, here {default_dir}")
     ap.add_argument("--work-dir", default="data/external_darcy")
     ap.add_argument("--models", nargs="+", choices=METHODS,
-                    default=["least_squares", "neural_hss", "fno", "tfno"])
+                    default=["least_squares", "affine_least_squares", "neural_hss", "fno", "tfno"])
     ap.add_argument("--n-train", type=int, nargs="+", default=[16, 64, 256, 1000])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--out", default="examples/results/external_darcy")
     args = ap.parse_args()
-    src, work, out = Path(args.data_dir), Path(args.work_dir), Path(args.out)
-    if not (src / "darcy_train_16.pt").exists():
-        raise SystemExit(f"{src} lacks darcy_train_16.pt; pass --data-dir")
+    check_data_dir(args.data_dir)
+    src, work, out = args.data_dir, Path(args.work_dir), Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     d16 = convert_once(src, work / "darcy_16.h5", ["darcy_train_16.pt", "darcy_test_16.pt"])
