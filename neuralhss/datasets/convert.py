@@ -1002,11 +1002,7 @@ def _write(sources: list[_Source], out: Path, fmt: str, opts: _Options, valid: s
         return sample
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        write_hdf5(out, meta, get_sample, progress=progress, desc="converting")
-    except BaseException:
-        out.with_name(out.name + ".partial").unlink(missing_ok=True)
-        raise
+    write_hdf5(out, meta, get_sample, progress=progress, desc="converting")
     n_test = None if split_values is None else int(sum(split_values))
     return ConvertResult(out, len(pairs), None if n_test is None else len(pairs) - n_test,
                          n_test, [str(s.path) for s in sources])

@@ -53,6 +53,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ..io import atomic_write
 from .convert import META_KEY
 from .schema import Meta, check_file, field_paths, read_meta
 
@@ -60,13 +61,8 @@ TARGETS = ("neuralop", "thewell")
 
 
 def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    # ".partial", like the dataset files: the one name users learn for an unfinished write.
+    atomic_write(path, write, temp=path.with_name(path.name + ".partial"))
 
 
 def _record(f: h5py.File, meta: Meta, indices: np.ndarray, split: np.ndarray | None,

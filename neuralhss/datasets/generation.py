@@ -36,6 +36,7 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..io import atomic_write
 from .problems import Problem, get_problem
 from .schema import Meta, create_layout, field_paths, read_meta, shard_range
 
@@ -248,13 +249,16 @@ def _block_path(parts: Path, start: int, stop: int) -> Path:
     return parts / f"{start:010d}-{stop:010d}.npz"
 
 
-def _save_atomic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    # No fsync: a killed process loses nothing that reached the page cache, and a block cut
-    # short by a power failure fails _block_is_valid on resume and is recomputed.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-    os.replace(tmp, path)
+def _save_block(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    # Not durable: a killed process loses nothing that reached the page cache, and a block cut
+    # short by a power failure fails _block_is_valid on resume and is recomputed. The hidden
+    # ".tmp" name is what _scan_parts clears after a kill.
+    atomic_write(path, write, temp=path.with_name(f".{path.name}.{os.getpid()}.tmp"),
+                 durable=False)
 
 
 def _block_is_valid(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> bool:
@@ -298,7 +302,7 @@ def _scan_parts(parts: Path, meta: Meta, owned: range, block_size: int) -> tuple
 def _worker(problem_name: str, params: dict, seed: int, start: int, stop: int,
             parts: str) -> tuple[int, int]:
     arrays = compute_samples(get_problem(problem_name), params, seed, start, stop)
-    _save_atomic(_block_path(Path(parts), start, stop), arrays)
+    _save_block(_block_path(Path(parts), start, stop), arrays)
     return start, stop
 
 
@@ -353,15 +357,20 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
 
 def write_hdf5(path: Path, meta: Meta, get_sample: Callable[[int], Mapping[str, np.ndarray] | None],
                progress: bool = False, desc: str = "writing") -> None:
-    """Write a schema-v1 file through ``path.partial`` and an atomic rename.
+    """Write a schema-v1 file through ``path.partial`` and an atomic, durable rename.
 
     ``get_sample(i)`` returns the fields of sample ``i`` or ``None`` when the file does not
     hold it (shard files). Samples are written in index order, which makes the bytes of the
-    file a function of its contents alone.
+    file a function of its contents alone. A failed write removes ``path.partial``.
     """
     tmp = path.with_name(path.name + ".partial")
     if tmp.exists():
-        tmp.unlink()  # left by an interrupted write of ours; its samples are still in the source
+        tmp.unlink()  # left by a killed write of ours; its samples are still in the source
+    atomic_write(path, lambda t: _write_layout(t, meta, get_sample, progress, desc), temp=tmp)
+
+
+def _write_layout(tmp: Path, meta: Meta, get_sample: Callable[[int], Mapping[str, np.ndarray] | None],
+                  progress: bool, desc: str) -> None:
     with h5py.File(tmp, "w") as f:
         create_layout(f, meta)
         datasets = [(p.split("/", 1)[1], f[p]) for p in field_paths(meta)]
@@ -381,9 +390,6 @@ def write_hdf5(path: Path, meta: Meta, get_sample: Callable[[int], Mapping[str, 
             run_start = i if run_start is None else run_start
         if run_start is not None:
             f["done"][run_start:meta.n_samples] = True
-    with open(tmp, "rb+") as fh:  # the finished file must survive a power failure after the rename
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -543,9 +549,8 @@ def generate(
                     f"({_differences(old, manifest)}); re-run with those parameters to resume, "
                     "or delete the folder to start over")
         else:
-            tmp = parts / (MANIFEST + ".tmp")
-            tmp.write_text(json.dumps(manifest, sort_keys=True, indent=1))
-            os.replace(tmp, man_path)
+            text = json.dumps(manifest, sort_keys=True, indent=1)
+            atomic_write(man_path, lambda tmp: tmp.write_text(text))
         n_resumed, n_done_blocks = _scan_parts(parts, meta, owned, bsize)
         n_todo = len(owned) - n_resumed
         # Listed lazily: memory stays O(blocks in flight) for any number of samples.
