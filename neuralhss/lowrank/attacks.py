@@ -51,6 +51,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._checks import check_number
+
 __all__ = ["InDataUnits", "amplification", "field_rank", "lowrank_pgd", "pgd", "project_rank",
            "random_noise"]
 
@@ -76,10 +78,7 @@ def _check_x(x: torch.Tensor) -> torch.Tensor:
 
 
 def _check_eps(eps: float) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating, np.integer)) \
-            or not math.isfinite(eps) or eps <= 0:
-        raise ValueError(f"eps={eps!r} must be a finite number > 0 (the perturbation budget)")
-    return float(eps)
+    return check_number(eps, "eps", hint=" (the perturbation budget)")
 
 
 def _check_steps(steps: int) -> int:

@@ -76,6 +76,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
+from .._checks import check_number
 from .layers import LowRankModule, check_tau, fold, mode_product, truncation_rank, unfold
 
 MODES = ("augmented", "fixed", "kls")
@@ -247,12 +248,11 @@ class DLRT:
             raise ValueError(f"min_rank={min_rank!r} must be an integer >= 1")
         if max_rank is not None and (int(max_rank) != max_rank or max_rank < min_rank):
             raise ValueError(f"max_rank={max_rank!r} must be an integer >= min_rank={min_rank}")
-        if kappa_max is not None and not (math.isfinite(kappa_max) and kappa_max >= 1):
-            raise ValueError(f"kappa_max={kappa_max!r} must be a finite number >= 1 (or None)")
+        if kappa_max is not None:
+            check_number(kappa_max, "kappa_max", minimum=1, strict=False, hint=" (or None)")
         if kappa_rule not in KAPPA_RULES:
             raise ValueError(f"kappa_rule={kappa_rule!r}; use one of {KAPPA_RULES}")
-        if not (math.isfinite(beta) and beta >= 0):
-            raise ValueError(f"beta={beta!r} must be finite and >= 0")
+        check_number(beta, "beta", strict=False)
         self.model, self.mode = model, mode
         self.min_rank, self.max_rank = int(min_rank), None if max_rank is None else int(max_rank)
         self.kappa_max, self.kappa_rule, self.beta = kappa_max, kappa_rule, float(beta)

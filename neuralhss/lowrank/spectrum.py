@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_number
 from .layers import LowRankModule, _MatrixLowRank, check_tau, mode_product, truncation_rank
 
 __all__ = ["WeightSpectrum", "condition_number", "effective_rank", "inspect_model", "lowrank_bias",
@@ -530,8 +531,7 @@ def lowrank_bias(model: nn.Module, x: torch.Tensor, y: torch.Tensor, weight_deca
     (``rms(g)``), ``E_fro``, ``residual`` (``‖ρ‖_F``), ``bound`` and ``bound_cs`` (the two
     bounds above), ``weight_decay``.
     """
-    if not (isinstance(weight_decay, (int, float)) and weight_decay > 0 and math.isfinite(weight_decay)):
-        raise ValueError(f"weight_decay={weight_decay!r} must be a finite number > 0 (the bound is ~1/λ)")
+    check_number(weight_decay, "weight_decay", hint=" (the bound is ~1/λ)")
     named = dict(model.named_modules())
     if layers is None:
         layers = [n for n, m in named.items() if isinstance(m, nn.Linear)]

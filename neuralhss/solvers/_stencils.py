@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .._checks import check_number
+
 BCS = ("dirichlet", "periodic")
 
 # Below this many elements a threaded FFT costs more in thread start-up than it saves.
@@ -212,9 +214,8 @@ def snapshot_times(t_final: float, n_snapshots: int) -> np.ndarray:
     """
     if isinstance(n_snapshots, bool) or not isinstance(n_snapshots, (int, np.integer)) or n_snapshots < 1:
         raise ValueError(f"n_snapshots must be an integer >= 1; got {n_snapshots!r}.")
-    if not (np.isfinite(t_final) and t_final > 0):
-        raise ValueError(f"t_final must be finite and > 0; got {t_final!r}.")
-    return float(t_final) * np.arange(1, int(n_snapshots) + 1) / int(n_snapshots)
+    t_final = check_number(t_final, "t_final")
+    return t_final * np.arange(1, int(n_snapshots) + 1) / int(n_snapshots)
 
 
 def steps_between(times: np.ndarray, dt_max: float) -> tuple[float, np.ndarray]:
@@ -223,8 +224,7 @@ def steps_between(times: np.ndarray, dt_max: float) -> tuple[float, np.ndarray]:
     Returns ``(dt, steps)`` where ``steps[k]`` is the number of steps from ``t_{k-1}`` to
     ``t_k`` (t_0 = 0). The snapshots are evenly spaced, so one step size serves all intervals.
     """
-    if not (np.isfinite(dt_max) and dt_max > 0):
-        raise ValueError(f"time step must be finite and > 0; got {dt_max!r}.")
+    dt_max = check_number(dt_max, "dt_max", hint=" (the largest time step)")
     interval = float(times[0])
     per = max(1, math.ceil(interval / dt_max - 1e-9))
     return interval / per, np.full(len(times), per, dtype=np.int64)

@@ -108,6 +108,7 @@ from typing import Any
 import numpy as np
 import scipy.fft as sfft
 
+from .._checks import check_number
 from . import _stencils as st
 
 __all__ = ["SolveInfo", "solve", "initial_perturbation", "laplacian_eigenvalues", "REGIMES",
@@ -219,13 +220,6 @@ def laplacian_eigenvalues(shape: Sequence[int], lengths: float | Sequence[float]
     lam_y = (4.0 / hy**2) * np.sin(np.pi * np.arange(ny) / ny) ** 2
     lam_x = (4.0 / hx**2) * np.sin(np.pi * np.arange(nx // 2 + 1) / nx) ** 2
     return lam_y[:, None] + lam_x[None, :]
-
-
-def _check_number(value: Any, name: str, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or \
-            not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0 ({what}); got {value!r}.")
-    return float(value)
 
 
 class _Transform:
@@ -411,10 +405,10 @@ def solve(u0: Any, v0: Any, Du: float, Dv: float, F: float, k: float, t_final: f
     ny, nx = st.check_spatial_shape(u_arr.shape[-2:], "u0")
     st.check_finite(u_arr, "u0")
     st.check_finite(v_arr, "v0")
-    Du = _check_number(Du, "Du", "diffusivity of u")
-    Dv = _check_number(Dv, "Dv", "diffusivity of v")
-    F = _check_number(F, "F", "feed rate")
-    k = _check_number(k, "k", "kill rate")
+    Du = check_number(Du, "Du", strict=False, hint=" (diffusivity of u)")
+    Dv = check_number(Dv, "Dv", strict=False, hint=" (diffusivity of v)")
+    F = check_number(F, "F", strict=False, hint=" (feed rate)")
+    k = check_number(k, "k", strict=False, hint=" (kill rate)")
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {SCHEMES}; got {scheme!r}.")
     times = st.snapshot_times(t_final, n_snapshots)
@@ -422,13 +416,12 @@ def solve(u0: Any, v0: Any, Du: float, Dv: float, F: float, k: float, t_final: f
     limit = STABILITY_LIMIT[scheme]
     if dt is None:
         dt = min(1.0, DEFAULT_DT_FRACTION * limit)
-    elif isinstance(dt, bool) or not isinstance(dt, (int, float, np.integer, np.floating)) or \
-            not (math.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a finite number > 0, or None for the default step; got {dt!r}.")
-    elif dt > limit:
-        raise ValueError(f"dt = {dt:.4g} exceeds the stability bound {limit:.4g} of the explicit "
-                         f"reaction for scheme {scheme!r} (dt·max|v(2u - v)| <= {limit:.4g} for u, v "
-                         f"in [0, 1]); pass dt <= {limit:.4g}.")
+    else:
+        dt = check_number(dt, "dt", hint=", or None for the default step")
+        if dt > limit:
+            raise ValueError(f"dt = {dt:.4g} exceeds the stability bound {limit:.4g} of the explicit "
+                             f"reaction for scheme {scheme!r} (dt·max|v(2u - v)| <= {limit:.4g} for "
+                             f"u, v in [0, 1]); pass dt <= {limit:.4g}.")
     dt_used, per = st.steps_between(times, float(dt))
     nworkers = st.fft_workers(ny * nx, workers)
 
@@ -505,10 +498,8 @@ def initial_perturbation(shape: Sequence[int], lengths: float | Sequence[float],
         raise ValueError(f"n_patches must be an integer >= 0; got {n_patches!r}.")
     if patch_size is None:
         patch_size = 0.08 * min(ly, lx)
-    if isinstance(patch_size, bool) or not (np.isfinite(patch_size) and patch_size > 0):
-        raise ValueError(f"patch_size must be a finite number > 0 (side in length units); got "
-                         f"{patch_size!r}.")
-    noise = _check_number(noise, "noise", "noise amplitude")
+    patch_size = check_number(patch_size, "patch_size", hint=" (side in length units)")
+    noise = check_number(noise, "noise", strict=False, hint=" (noise amplitude)")
     if not isinstance(rng, np.random.Generator):
         if isinstance(rng, bool) or not isinstance(rng, (int, np.integer)):
             raise ValueError(f"rng must be a numpy.random.Generator or an int seed; got {rng!r}.")

@@ -65,6 +65,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 
+from .._checks import check_number
 from . import _stencils as st
 
 __all__ = ["SolveInfo", "solve", "operator", "point_source", "stretch"]
@@ -130,11 +131,7 @@ def _to_numpy_complex(x: Any, name: str) -> tuple[np.ndarray, Callable[[np.ndarr
 
 
 def _check_k0(k0: Any) -> float:
-    if isinstance(k0, bool) or not isinstance(k0, (int, float, np.integer, np.floating)) \
-            or not (math.isfinite(float(k0)) and float(k0) > 0):
-        raise ValueError(f"k0 must be a finite number > 0 (the free-space wavenumber ω/c0); "
-                         f"got {k0!r}.")
-    return float(k0)
+    return check_number(k0, "k0", hint=" (the free-space wavenumber ω/c0)")
 
 
 def _check_pml(pml: Any, shape: Sequence[int]) -> tuple[int, int]:
@@ -153,12 +150,8 @@ def _check_pml(pml: Any, shape: Sequence[int]) -> tuple[int, int]:
 
 
 def _check_strength(pml_strength: Any) -> float:
-    if isinstance(pml_strength, bool) or not isinstance(
-            pml_strength, (int, float, np.integer, np.floating)) \
-            or not (math.isfinite(float(pml_strength)) and float(pml_strength) > 0):
-        raise ValueError(f"pml_strength must be a finite number > 0 (nominal attenuation ∫σ dx, "
-                         f"default {DEFAULT_PML_STRENGTH}); got {pml_strength!r}.")
-    return float(pml_strength)
+    return check_number(pml_strength, "pml_strength",
+                        hint=f" (nominal attenuation ∫σ dx, default {DEFAULT_PML_STRENGTH})")
 
 
 def _check_eps(eps: np.ndarray) -> None:

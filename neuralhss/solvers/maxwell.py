@@ -65,6 +65,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_number
 from . import _stencils as st
 
 __all__ = ["SolveInfo", "solve", "cfl_limit", "ricker", "cavity_frequency"]
@@ -155,13 +156,6 @@ def cavity_frequency(m: int, n: int, lengths: float | Sequence[float] = 1.0, eps
     return (2.0 / dt) * math.asin(0.5 * dt * math.sqrt(lam / eps_r))
 
 
-def _check_positive(value: Any, name: str, hint: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not (math.isfinite(float(value)) and float(value) > 0):
-        raise ValueError(f"{name} must be a finite number > 0{hint}; got {value!r}.")
-    return float(value)
-
-
 def _layer_profile(n: int, length: float, width: int, strength: float) -> tuple[np.ndarray, np.ndarray]:
     """Damping rate σ at the nodes (n,) and at the half-nodes (n+1,) of one axis."""
     h = length / (n + 1)
@@ -184,7 +178,7 @@ def _waveform(waveform: Any, frequency: Any) -> Callable[[float], float]:
     if not isinstance(waveform, str) or waveform not in WAVEFORMS:
         raise ValueError(f"waveform must be one of {WAVEFORMS} or a callable g(t) -> float; got "
                          f"{waveform!r}.")
-    f = _check_positive(frequency, "frequency", f" (cycles per unit time) for waveform={waveform!r}")
+    f = check_number(frequency, "frequency", hint=f" (cycles per unit time) for waveform={waveform!r}")
     if waveform == "ricker":
         return lambda t: float(ricker(t, f))
     return lambda t: math.sin(2.0 * math.pi * f * t)
@@ -305,7 +299,7 @@ def solve(eps_r: Any, t_final: float, ez0: Any = None, source: Any = None,
         if any(n - 2 * int(width) < 1 for n in shape):
             raise ValueError(f"width={width} leaves no physical region on a {shape} grid (needs "
                              f"2·width < n); use a finer grid or width <= {(min(shape) - 1) // 2}.")
-        strength = _check_positive(strength, "strength", " (nominal attenuation ∫σ dx)")
+        strength = check_number(strength, "strength", hint=" (nominal attenuation ∫σ dx)")
 
     try:
         batch = np.broadcast_shapes(*(a.shape[:-2] for a in (eps_arr, *arrays.values())))
@@ -319,7 +313,7 @@ def solve(eps_r: Any, t_final: float, ez0: Any = None, source: Any = None,
     if dt is None:
         dt_max = float(courant) * limit
     else:
-        dt_max = _check_positive(dt, "dt", "")
+        dt_max = check_number(dt, "dt")
         if dt_max > limit * (1 + 1e-12):
             raise ValueError(f"dt={dt_max:.6g} exceeds the CFL limit {limit:.6g} of the Yee scheme "
                              f"(1/(c_max·sqrt(1/hx²+1/hy²)), c_max = 1/sqrt(min eps_r)); pass "

@@ -84,6 +84,7 @@ from typing import Any
 import numpy as np
 import scipy.fft as sfft
 
+from .._checks import check_number
 from . import _stencils as st
 from . import poisson
 
@@ -660,19 +661,14 @@ def solve(w0: Any, nu: float, t_final: float, forcing: Any = None, dt: float | N
     arr, back = st.to_numpy(w0, "w0")
     ny, nx = _check_field(arr, "w0")
     st.check_finite(arr, "w0")
-    if isinstance(nu, bool) or not isinstance(nu, (int, float, np.integer, np.floating)) or \
-            not (math.isfinite(nu) and nu >= 0):
-        raise ValueError(f"nu must be a finite number >= 0 (kinematic viscosity); got {nu!r}.")
-    nu = float(nu)
+    nu = check_number(nu, "nu", strict=False, hint=" (kinematic viscosity)")
     times = st.snapshot_times(t_final, n_snapshots)
     if isinstance(cfl, bool) or not isinstance(cfl, (int, float, np.integer, np.floating)) or \
             not (0 < cfl <= 1):
         raise ValueError(f"cfl must be a number in (0, 1] (fraction of the stability limit taken by "
                          f"the adaptive step); got {cfl!r}.")
-    if dt is not None and (isinstance(dt, bool) or not isinstance(dt, (int, float, np.integer,
-                                                                          np.floating))
-                           or not (math.isfinite(dt) and dt > 0)):
-        raise ValueError(f"dt must be a finite number > 0, or None for adaptive steps; got {dt!r}.")
+    if dt is not None:
+        dt = check_number(dt, "dt", hint=", or None for adaptive steps")
     hy, hx, lens = _spacings((ny, nx), lengths)
     f, f_eps = _forcing_array(forcing, arr.shape, lens)
     _check_zero_mean(arr, "w0", eps, "the mean vorticity of a periodic flow is invariant and "

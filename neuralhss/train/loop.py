@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -26,6 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
+from .._checks import check_number
 from ..io import atomic_write
 from ..models.registry import count_parameters, tensor_state_dict
 from . import distributed
@@ -93,8 +93,7 @@ class TrainConfig:
             raise ValueError(f"epochs={self.epochs!r} must be a positive integer")
         if int(self.batch_size) != self.batch_size or self.batch_size < 1:
             raise ValueError(f"batch_size={self.batch_size!r} must be a positive integer")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr={self.lr!r} must be finite and > 0")
+        check_number(self.lr, "lr")
         if self.optimizer not in ("adamw", "adam"):
             raise ValueError(f"optimizer={self.optimizer!r}; use 'adamw' or 'adam'")
         if self.scheduler not in ("cosine", "step", "none"):
