@@ -1,6 +1,6 @@
 """Observed order of accuracy of every solver against exact or manufactured solutions.
 
-Prints two markdown tables (the README's solver tables) and writes JSON. Elliptic solvers:
+Prints two markdown tables (the solver tables of docs/solvers.md) and writes JSON. Elliptic solvers:
 max-norm errors on four grids whose spacing halves and the observed orders log2(e_h / e_h/2).
 Wave, fluid and reaction-diffusion solvers: the studies of
 :func:`neuralhss.solvers.verification.more_studies` (grid or time-step refinement).

@@ -55,7 +55,7 @@ GRAD_ROUTES = {
                                "scaled by node size / leaf size (= a per-level "
                                "parameter scaling, since Adam is invariant to gradient scale)",
     "lbfgs_random": "share='none', random init, L-BFGS (strong Wolfe) on all generators",
-    "adam_level_untie": "share='level', untie_top=L//2 (the README's low-data section), random init, "
+    "adam_level_untie": "share='level', untie_top=L//2 (docs/neural_hss.md, low-data section), random init, "
                         "Adam",
     "adam_init_dense_ls": "init = from_dense(dense least-squares fit, rank r), then Adam on "
                           "all generators",

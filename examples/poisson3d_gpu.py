@@ -9,7 +9,7 @@ A GPU is lent for minutes, so every gradient-trained run gets the same wall-cloc
 steps set to fill the budget (at most ``--max-steps``); the steps taken are recorded. Both
 models get the same budget; neither is guaranteed converged, which the results state.
 
-Run (on a GPU; the README's 128³ rows used these defaults)::
+Run (on a GPU; the 128³ rows of docs/neural_hss.md used these defaults)::
 
     python examples/poisson3d_gpu.py --out examples/results/poisson3d_128
     # FNO with a longer budget at n = 16 (results/poisson3d_128/fno_long_budget.json)

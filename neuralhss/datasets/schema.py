@@ -1,4 +1,4 @@
-"""The HDF5 dataset schema (version 1; README, "HDF5 schema") and its validation.
+"""The HDF5 dataset schema (version 1; ``docs/datasets.md``) and its validation.
 
 ::
 

@@ -4,8 +4,7 @@ With ``n`` training pairs ``X (n, C_in N)``, ``Y (n, C_out N)`` (flattened, cent
 minimum-norm (or ridge) solution of ``min ||A X^T - Y^T||`` is
 ``A = Y^T (X X^T + lambda I)^+ X``; it is applied as ``y = ((x X^T) (X X^T + lambda I)^+) Y``,
 which stores ``O(n N)`` numbers instead of the dense ``N x N`` matrix. For a linear PDE
-(Poisson) this is the obvious answer a learned operator has to beat (README, "Neural-HSS
-against FNO with few samples").
+(Poisson) this is the obvious answer a learned operator has to beat (``docs/neural_hss.md``).
 """
 
 from __future__ import annotations

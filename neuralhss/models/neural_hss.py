@@ -2,7 +2,7 @@
 
 ``x -> lift -> [v <- sigma(HSS(v) + W v + b)] * n_layers -> project``, the skeleton of an FNO
 block with the spectral convolution replaced by :class:`neuralhss.hss.HSSOperator`
-(the README's Neural-HSS sections). No activation follows the last block (as in FNO), so
+(``docs/neural_hss.md``). No activation follows the last block (as in FNO), so
 ``n_layers=1, width=1, activation="identity", positional=False`` is an affine map whose linear
 part is one HSS matrix: the pure linear Green's-function learner.
 """
@@ -68,7 +68,7 @@ class NeuralHSS(nn.Module):
         Generator sharing (see :class:`~neuralhss.hss.HSSOperator`).
     untie_top : int, default 3
         With ``share="level"``, give the top ``untie_top`` levels per-node generators: the
-        few large boxes near the root feel the boundary (README, "Neural-HSS against FNO with few samples").
+        few large boxes near the root feel the boundary (``docs/neural_hss.md``).
     activation : {"gelu", "relu", "tanh", "silu", "identity"}, default "gelu"
     positional : bool, default True
         Append the grid coordinates (in [0, 1] per axis) as input channels.

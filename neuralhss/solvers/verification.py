@@ -4,7 +4,7 @@ Each manufactured solution is a smooth ``u`` that satisfies the boundary conditi
 source ``f`` (and coefficient ``a``) computed from it analytically; the discrete solution is
 compared with ``u`` at the nodes in the max norm on grids whose spacing halves, and the
 observed order is ``log2(e_h / e_{h/2})``. ``tests/test_poisson.py`` and ``tests/test_darcy.py``
-assert orders in [1.9, 2.1]; ``examples/convergence_orders.py`` prints the table the README shows.
+assert orders in [1.9, 2.1]; ``examples/convergence_orders.py`` prints the tables of ``docs/solvers.md``.
 """
 
 from __future__ import annotations
