@@ -258,8 +258,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
                            normalize="gaussian", time_index=args.time_index)
     test_set = PDEDataset(args.data, split="test", n_test=args.n_test,
                           normalize=train_set.normalizer, time_index=args.time_index)
+    from .train.methods import data_model_args
+
     config = default_config(args.model, train_set.in_channels, train_set.out_channels,
                             train_set.grid_shape)
+    config.update(data_model_args(args.model, train_set))  # as fit_method builds it
     known = sorted(config)
     kinds = {bool: "true or false", int: "an integer", float: "a number", list: "a list"}
     for key, value in args.model_arg:

@@ -2,6 +2,7 @@ import subprocess
 
 import h5py
 import pytest
+import torch
 
 from neuralhss.cli import main
 
@@ -127,3 +128,18 @@ def test_train_neural_h2_starts_from_its_convex_fit(tmp_path, capsys):
     assert "starts from zero" in said
     # one Adam step after the convex start is far better than one from scratch on linear data
     assert started["test_rel_l2"] < 0.5 * cold["test_rel_l2"]
+
+
+def test_train_neural_h2_follows_the_data_boundary_condition(tmp_path, capsys):
+    """The CLI builds neural_h2 as fit_method does: periodic data, periodic continuation."""
+    data = tmp_path / "periodic.h5"
+    assert main(["generate", "poisson", "--resolution", "16", "--samples", "12", "--param",
+                 "bc=periodic", "--no-progress", "-o", str(data)]) == 0
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--model", "neural_h2", "--n-train", "4",
+                 "--n-test", "4", "--epochs", "1", "--model-arg", "width=4", "--model-arg",
+                 "n_layers=1", "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    (ckpt,) = [p for p in out.glob("*.pt")]
+    config = torch.load(ckpt, weights_only=False)["run"]["spec"]["config"]
+    assert (config["boundary"], config["hidden_boundary"]) == ("periodic", "periodic")

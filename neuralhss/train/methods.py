@@ -163,6 +163,21 @@ def _boundary_of(dataset) -> str:
     return "zeros"
 
 
+def data_model_args(model_name: str, dataset) -> dict[str, Any]:
+    """Model arguments that follow from the data rather than from the model's defaults.
+
+    For ``neural_h2``: the linear path continues fields past the boundary as the data's
+    boundary condition says, and on periodic data the hidden blocks wrap around too. Other
+    models take nothing from the data here. ``fit_method`` and ``neuralhss train`` both use this,
+    so a model built either way is the same model.
+    """
+    if model_name != "neural_h2":
+        return {}
+    boundary = _boundary_of(dataset)
+    return {"boundary": boundary, **({"hidden_boundary": "periodic"} if boundary == "periodic"
+                                     else {})}
+
+
 class Float64Channel(nn.Module):
     """Apply a one-channel operator fitted in float64 to float32 ``(B, 1, *grid)`` data."""
 
@@ -238,10 +253,7 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
     else:
         model_name, cfg = GRADIENT_METHODS[name](grid)
         cfg.update(in_channels=train.in_channels, out_channels=train.out_channels)
-        if model_name == "neural_h2":
-            cfg["boundary"] = _boundary_of(train)
-            if cfg["boundary"] == "periodic":
-                cfg["hidden_boundary"] = "periodic"
+        cfg.update(data_model_args(model_name, train))
         cfg.update(model_args or {})
         torch.manual_seed(seed)
         dev = TrainConfig(device=device).resolved_device()
