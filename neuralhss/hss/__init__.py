@@ -6,8 +6,7 @@
 See :class:`HSSOperator` for the mathematics.
 """
 
-from .compress import from_dense, from_samples
-from .operator import HSSOperator, parameter_count
+from .operator import HSSOperator, from_dense, from_samples, parameter_count
 from .tree import ClusterTree, build_tree, leaf_shape_for
 
 __all__ = [

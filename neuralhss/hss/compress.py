@@ -1,24 +1,54 @@
-"""Building HSS operators from matrices or from input-output pairs.
+"""The compression algorithms behind :func:`~neuralhss.hss.operator.from_dense` and
+:func:`~neuralhss.hss.operator.from_samples`.
 
-``from_dense`` compresses a dense matrix by SVDs of off-diagonal block rows and columns,
-bottom-up, with nested bases. ``from_samples`` recovers an HSS operator from products
+``dense_generators`` compresses a dense matrix by SVDs of off-diagonal block rows and columns,
+bottom-up, with nested bases. ``sample_generators`` recovers the generators from products
 ``Y = A X`` (and ``Y^T = A^T X^T`` pairs) without ever seeing ``A`` (randomized black-box
 compression in the telescoping form of Levitt & Martinsson). Every step is batched over all
-nodes of a level.
+nodes of a level. Both return :class:`Generators`, plain tensors in the storage layout of
+:class:`~neuralhss.hss.operator.HSSOperator`, which the operator module loads: this module
+does not import it, so the two depend one way (operator -> compress).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from .operator import HSSOperator, _level_ranks
+from ._ranks import level_ranks
 from .tree import ClusterTree, build_tree
 
-__all__ = ["from_dense", "from_samples"]
+__all__ = ["Generators", "dense_generators", "sample_generators"]
+
+
+@dataclass
+class Generators:
+    """HSS generators in :class:`~neuralhss.hss.operator.HSSOperator`'s layout, ``share="none"``.
+
+    ``D, U, V, B, R, W`` have the shapes of the operator's parameters of the same names
+    (``U, V`` are ``None`` for a single-leaf grid); ``dtype`` and ``device`` are those of the
+    operator to build (the tensors may be computed in higher precision). ``info`` becomes
+    ``op.compression_info`` when given.
+    """
+
+    grid_shape: tuple[int, ...]
+    leaf_shape: tuple[int, ...]
+    ranks: tuple[int, ...]
+    in_channels: int
+    out_channels: int
+    dtype: torch.dtype
+    device: torch.device
+    D: torch.Tensor
+    U: torch.Tensor | None = None
+    V: torch.Tensor | None = None
+    B: list[torch.Tensor] = field(default_factory=list)
+    R: list[torch.Tensor] = field(default_factory=list)
+    W: list[torch.Tensor] = field(default_factory=list)
+    info: dict[str, Any] | None = None
 
 
 def _as_tensor(a: Any, name: str) -> torch.Tensor:
@@ -37,7 +67,7 @@ def _as_tensor(a: Any, name: str) -> torch.Tensor:
     return t
 
 
-# ---------------------------------------------------------------------------- from_dense
+# ---------------------------------------------------------------------- dense_generators
 
 
 def _zero_own_block(c: torch.Tensor, n: int) -> torch.Tensor:
@@ -62,55 +92,15 @@ def _tail2(s: torch.Tensor, k: int) -> float:
     return float((s[..., k:] ** 2).sum())
 
 
-def from_dense(
+def dense_generators(
     A: Any,
     grid_shape: Sequence[int] | int,
     leaf_size: int | Sequence[int],
     rank: int | Sequence[int] | None = None,
     tol: float | None = None,
-) -> HSSOperator:
-    """Compress a dense matrix into an :class:`HSSOperator` with nested bases.
-
-    Bottom-up over the levels: a node's row basis is the dominant left singular subspace of
-    its off-diagonal block row (for a non-leaf node, of its children's already compressed
-    block rows, which is what makes the bases nested); column bases likewise from the block
-    columns; couplings ``B = U_alpha^T A(I_alpha, I_beta) V_beta`` and leaf blocks ``D``
-    follow. All nodes of a level go through one batched SVD. Cost ``O(N^2 m)`` per level
-    (the input is dense anyway).
-
-    Parameters
-    ----------
-    A : array or Tensor, shape ``(N, N)`` or ``(C_out, C_in, N, N)``
-        Rows and columns in row-major grid order (``y.ravel() = A @ x.ravel()``). Must be
-        finite and real.
-    grid_shape : int or tuple of int
-        Grid with ``prod(grid_shape) == N``.
-    leaf_size : int or tuple of int
-        As in :class:`HSSOperator`.
-    rank : int or sequence of int, optional
-        Rank per level (fixed, or the cap when ``tol`` is given). A level whose candidate
-        subspace is smaller gets the smaller rank.
-    tol : float, optional
-        Target relative Frobenius error ``||A - A_hss||_F <= tol ||A||_F``. Each of the
-        ``2L`` truncations (row and column side of every level) may discard at most
-        ``tol^2 ||A||_F^2 / (2L)`` of squared singular values summed over the level's nodes;
-        the nested orthogonal projections make these errors add up in squares, so the
-        bound holds. The smallest rank per level meeting it is used.
-
-    Returns
-    -------
-    HSSOperator
-        With ``share="none"``, the dtype and device of ``A``. ``op.ranks`` holds the ranks
-        used (level 1 .. L) and ``op.compression_info`` a dict with ``ranks``,
-        ``row_ranks``/``col_ranks`` (what each side needed), ``error_bound`` (relative
-        Frobenius bound from the discarded singular values) and ``leaf_shape``.
-
-    Raises
-    ------
-    ValueError
-        On non-finite or mismatched input, leaf sizes that do not tile the grid, a leaf rank
-        above the leaf size, or neither ``rank`` nor ``tol`` given.
-    """
+) -> Generators:
+    """The generators of ``A`` compressed with nested bases; the method, arguments and errors
+    are those of :func:`neuralhss.hss.operator.from_dense`."""
     tree = build_tree(grid_shape, leaf_size)
     At = _as_tensor(A, "A")
     if At.dim() == 2:
@@ -125,17 +115,14 @@ def from_dense(
         raise ValueError("give rank=..., tol=..., or both (tol then picks ranks up to rank)")
     if tol is not None and not tol > 0:
         raise ValueError(f"tol={tol} must be positive")
-    cap = _level_ranks(rank, L, m) if (rank is not None and L) else None
+    cap = level_ranks(rank, L, m) if (rank is not None and L) else None
     out_dtype, device = At.dtype, At.device
     co, ci = At.shape[0], At.shape[1]
     if L == 0:  # the grid is a single leaf: the operator is just D
-        op = HSSOperator(tree.grid_shape, tree.leaf_shape, 1, ci, co, dtype=out_dtype,
-                         device=device)
-        with torch.no_grad():
-            op.D.copy_(At[None])
-        op.compression_info = {"ranks": [], "row_ranks": [], "col_ranks": [],
-                               "error_bound": 0.0, "leaf_shape": list(tree.leaf_shape)}
-        return op
+        return Generators(tree.grid_shape, tree.leaf_shape, (), ci, co, out_dtype, device,
+                          D=At[None],
+                          info={"ranks": [], "row_ranks": [], "col_ranks": [],
+                                "error_bound": 0.0, "leaf_shape": list(tree.leaf_shape)})
 
     a = At.to(torch.float64)
     perm = tree.permutation().to(device)
@@ -192,34 +179,28 @@ def from_dense(
         c_row = c_row.reshape(co, n // 2, 2 * r, ci, N)
         c_col = c_col.reshape(ci, n // 2, 2 * r, co, N)
 
-    op = HSSOperator(tree.grid_shape, tree.leaf_shape, ranks, ci, co, share="none",
-                     dtype=out_dtype, device=device)
     a6 = a.reshape(co, ci, P, m, P, m)
     d = torch.diagonal(a6, dim1=2, dim2=4).permute(4, 0, 1, 2, 3)  # (P, Co, Ci, m, m)
-    with torch.no_grad():
-        op.D.copy_(d)
-        op.U.copy_(u_bases[L - 1].permute(1, 0, 2, 3))
-        op.V.copy_(v_bases[L - 1].permute(1, 0, 2, 3))
-        for lev in range(1, L + 1):
-            op.B[lev - 1].copy_(b_list[lev - 1])
-            if lev >= 2:
-                # transfers of level lev come from the level lev-1 SVD: (X, n/2, 2 r, r')
-                for dst, src, x in ((op.R[lev - 2], u_bases[lev - 2], co),
-                                    (op.W[lev - 2], v_bases[lev - 2], ci)):
-                    q = src.shape[1]
-                    t = src.reshape(x, q, 2, ranks[lev - 1], ranks[lev - 2])
-                    dst.copy_(t.permute(1, 2, 0, 3, 4))
-    op.compression_info = {
+
+    def transfers(bases: list[torch.Tensor], x: int) -> list[torch.Tensor]:
+        # transfers of level lev come from the level lev-1 SVD: (X, n/2, 2 r, r')
+        return [bases[lev - 2].reshape(x, -1, 2, ranks[lev - 1], ranks[lev - 2])
+                .permute(1, 2, 0, 3, 4) for lev in range(2, L + 1)]
+
+    info = {
         "ranks": ranks,
         "row_ranks": row_need,
         "col_ranks": col_need,
         "error_bound": (err2 / norm2) ** 0.5 if norm2 > 0 else 0.0,
         "leaf_shape": list(tree.leaf_shape),
     }
-    return op
+    return Generators(tree.grid_shape, tree.leaf_shape, tuple(ranks), ci, co, out_dtype, device,
+                      D=d, U=u_bases[L - 1].permute(1, 0, 2, 3),
+                      V=v_bases[L - 1].permute(1, 0, 2, 3), B=b_list,
+                      R=transfers(u_bases, co), W=transfers(v_bases, ci), info=info)
 
 
-# ---------------------------------------------------------------------------- from_samples
+# --------------------------------------------------------------------- sample_generators
 
 
 def _pairs(x: Any, name: str, grid_shape: tuple[int, ...] | None) -> torch.Tensor:
@@ -253,7 +234,7 @@ def _right_solve_pinv(y: torch.Tensor, q1: torch.Tensor, r1: torch.Tensor) -> to
     return torch.linalg.solve_triangular(r1, yq.mT, upper=True).mT
 
 
-def from_samples(
+def sample_generators(
     X: Any,
     Y: Any,
     leaf_size: int | Sequence[int],
@@ -261,72 +242,9 @@ def from_samples(
     XT: Any = None,
     YT: Any = None,
     grid_shape: Sequence[int] | None = None,
-) -> HSSOperator:
-    """Recover a one-channel HSS operator from input-output pairs (black-box compression).
-
-    Given ``Y[i] = A X[i]`` and ``YT[i] = A^T XT[i]`` for random inputs, this reconstructs
-    ``A`` exactly (to round-off) when ``A`` is HSS of rank ``<= rank`` — from a number of
-    pairs that depends on ``leaf_size`` and ``rank`` only, not on ``N``.
-
-    Method (Martinsson 2011; Levitt & Martinsson 2022, telescoping form), level by level from
-    the leaves, all nodes of a level batched:
-
-    1. For a node ``tau`` with local sample rows ``Omega_tau`` (k x s), take an orthonormal
-       basis ``P_tau`` of the null space of ``Omega_tau`` (needs ``s > k``). Then
-       ``Y_tau P_tau = A(I_tau, I_tau^c) Omega_{tau^c} P_tau``: the diagonal block cancels and
-       what is left is a random sketch of the off-diagonal block row. Its dominant
-       ``r``-dimensional range is the row basis ``U_tau``; ``V_tau`` likewise from the
-       transpose pairs.
-    2. ``(I - U U^T) D = (I - U U^T) Y_tau Omega_tau^+`` and
-       ``D (I - V V^T) = (Z_tau Psi_tau^+)^T (I - V V^T)``, which fixes the diagonal block
-       except for ``U^T D V``; that remainder is handed to the next level (telescoping:
-       ``A = D_tele + U A' V^T``).
-    3. The next level sees the compressed samples ``U^T (Y - D_tele Omega)`` of ``A'``
-       against the inputs ``V^T Omega`` (and the transposed analogues), siblings merged,
-       node size ``2 r``. At the root the remaining ``2 r_1 x 2 r_1`` matrix is solved for.
-
-    Finally the telescoping factors are converted top-down into the standard generators
-    ``D, U, V, R, W, B`` of :class:`HSSOperator` (diagonal remainders are pushed to the
-    children). Cost ``O(N s (m + r))``.
-
-    **Identifiability.** A leaf block row of ``A`` is ``[D_tau, U_tau (...)]``: ``m^2``
-    numbers for ``D_tau`` plus a rank-``r`` remainder, so ``m + r`` generic pairs determine it
-    (``m`` to separate ``D_tau`` from the rest, ``r`` to see the range); one level up the
-    nodes have ``2 r`` coordinates, needing ``3 r``. Hence
-
-        n_pairs >= max(m + r_L, max_l (2 r_{l+1} + r_l), 2 r_1),
-
-    independent of ``N``. A dense least-squares fit of ``A`` needs ``N`` pairs.
-
-    Parameters
-    ----------
-    X, Y : array or Tensor, shape ``(n_pairs, *grid_shape)``
-        Inputs and outputs ``Y[i] = A X[i]``, batch first like model inputs (a channel axis
-        of 1 is accepted when ``grid_shape`` is given). Inputs must be rich at the leaf scale
-        (e.g. white noise): the local blocks ``Omega_tau`` must have full row rank; smooth
-        inputs make them nearly rank-deficient and the recovery ill-conditioned.
-    leaf_size : int or tuple of int
-        As in :class:`HSSOperator`.
-    rank : int or sequence of int
-        HSS rank (per level, level 1 .. L).
-    XT, YT : optional
-        Transpose pairs ``YT[i] = A^T XT[i]``. If both are omitted, ``A`` is assumed
-        self-adjoint (``A^T = A``, e.g. a Poisson solution operator) and ``X, Y`` serve as
-        transpose pairs too.
-    grid_shape : tuple of int, optional
-        Defaults to ``X.shape[1:]``.
-
-    Returns
-    -------
-    HSSOperator
-        ``share="none"``, one channel, dtype and device of ``X``, ``ranks`` as given.
-
-    Raises
-    ------
-    ValueError
-        Mismatched shapes, too few pairs (the message states the minimum), non-finite data,
-        only one of ``XT``/``YT`` given, or an invalid leaf size / rank.
-    """
+) -> Generators:
+    """The generators recovered from input-output pairs; the method, arguments and errors are
+    those of :func:`neuralhss.hss.operator.from_samples`."""
     gs = tuple(grid_shape) if grid_shape is not None else None
     x = _pairs(X, "X", gs)
     if gs is None:
@@ -347,7 +265,7 @@ def from_samples(
         raise ValueError(
             f"grid_shape {gs} is a single leaf of {m} points; use a smaller leaf_size"
         )
-    ranks = _level_ranks(rank, L, m)
+    ranks = level_ranks(rank, L, m)
     need = max([m + ranks[-1], 2 * ranks[0]]
                + [2 * ranks[lev] + ranks[lev - 1] for lev in range(1, L)])
     s = min(x.shape[0], xt.shape[0])
@@ -400,17 +318,10 @@ def from_samples(
         else:
             d_leaf = d_tele[L] + tu[L] @ s_diag @ tv[L].mT
 
-    op = HSSOperator(gs, tree.leaf_shape, ranks, 1, 1, share="none", dtype=out_dtype,
-                     device=device)
-    with torch.no_grad():
-        op.D.copy_(d_leaf[:, None, None])
-        op.U.copy_(tu[L][:, None])
-        op.V.copy_(tv[L][:, None])
-        for lev in range(1, L + 1):
-            op.B[lev - 1].copy_(b_list[lev - 1][:, :, None, None])
-            if lev >= 2:
-                r, rp = ranks[lev - 1], ranks[lev - 2]
-                q = tu[lev - 1].shape[0]
-                op.R[lev - 2].copy_(tu[lev - 1].reshape(q, 2, r, rp)[:, :, None])
-                op.W[lev - 2].copy_(tv[lev - 1].reshape(q, 2, r, rp)[:, :, None])
-    return op
+    def transfers(bases: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [bases[lev - 1].reshape(-1, 2, ranks[lev - 1], ranks[lev - 2])[:, :, None]
+                for lev in range(2, L + 1)]
+
+    return Generators(tree.grid_shape, tree.leaf_shape, ranks, 1, 1, out_dtype, device,
+                      D=d_leaf[:, None, None], U=tu[L][:, None], V=tv[L][:, None],
+                      B=[b[:, :, None, None] for b in b_list], R=transfers(tu), W=transfers(tv))

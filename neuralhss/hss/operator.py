@@ -13,33 +13,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._ranks import level_ranks
+from .compress import Generators, dense_generators, sample_generators
 from .tree import ClusterTree, build_tree
 
-__all__ = ["HSSOperator", "parameter_count"]
+__all__ = ["HSSOperator", "from_dense", "from_samples", "parameter_count"]
 
 _SHARE_MODES = ("none", "level")
-
-
-def _level_ranks(rank: int | Sequence[int], n_levels: int, leaf_size: int) -> tuple[int, ...]:
-    if isinstance(rank, int | float) and not isinstance(rank, bool):
-        if int(rank) != rank:
-            raise ValueError(f"rank={rank!r} must be a positive integer")
-        ranks = (int(rank),) * n_levels
-    else:
-        ranks = tuple(int(r) for r in rank)
-        if len(ranks) != n_levels:
-            raise ValueError(
-                f"rank has {len(ranks)} entries but the tree has {n_levels} levels; give an "
-                "integer or one rank per level, level 1 (children of the root) to level L (leaves)"
-            )
-    if any(r < 1 for r in ranks):
-        raise ValueError(f"ranks {ranks} must all be >= 1")
-    if n_levels and ranks[-1] > leaf_size:
-        raise ValueError(
-            f"rank {ranks[-1]} at the leaf level exceeds the leaf size {leaf_size}: a leaf basis "
-            f"has at most as many columns as points; use rank <= {leaf_size} or a larger leaf_size"
-        )
-    return ranks
 
 
 def _untied_levels(share: str, untie_top: int, n_levels: int) -> tuple[bool, ...]:
@@ -73,7 +53,7 @@ def parameter_count(
     ci, co = in_channels, out_channels
     if L == 0:
         return co * ci * m * m
-    r = _level_ranks(rank, L, m)
+    r = level_ranks(rank, L, m)
     untied = _untied_levels(share, untie_top, L)
     g_leaf = P if untied[L] else 1
     total = g_leaf * m * (co * ci * m + (co + ci) * r[L - 1])
@@ -200,7 +180,7 @@ class HSSOperator(nn.Module):
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.share, self.untie_top = share, int(untie_top)
         self.untied = _untied_levels(share, untie_top, L)
-        self.ranks: tuple[int, ...] = _level_ranks(rank, L, m) if L else ()
+        self.ranks: tuple[int, ...] = level_ranks(rank, L, m) if L else ()
         fk: dict[str, Any] = {"dtype": dtype, "device": device}
         ci, co = self.in_channels, self.out_channels
         g = P if self.untied[L] else 1
@@ -415,10 +395,8 @@ class HSSOperator(nn.Module):
         rank: int | Sequence[int] | None = None,
         tol: float | None = None,
     ) -> HSSOperator:
-        """Compress a dense matrix; see :func:`neuralhss.hss.compress.from_dense`."""
-        from .compress import from_dense
-
-        return from_dense(A, grid_shape, leaf_size, rank=rank, tol=tol)
+        """Compress a dense matrix; see :func:`from_dense`."""
+        return cls._from_generators(dense_generators(A, grid_shape, leaf_size, rank=rank, tol=tol))
 
     @classmethod
     def from_samples(
@@ -430,7 +408,152 @@ class HSSOperator(nn.Module):
         XT: Any = None,
         YT: Any = None,
     ) -> HSSOperator:
-        """Recover an HSS operator from pairs; see :func:`neuralhss.hss.compress.from_samples`."""
-        from .compress import from_samples
+        """Recover an HSS operator from pairs; see :func:`from_samples`."""
+        return cls._from_generators(sample_generators(X, Y, leaf_size, rank, XT=XT, YT=YT))
 
-        return from_samples(X, Y, leaf_size, rank, XT=XT, YT=YT)
+    @classmethod
+    def _from_generators(cls, g: Generators) -> HSSOperator:
+        # A single-leaf grid has no levels, hence no ranks: any rank builds the same operator.
+        op = cls(g.grid_shape, g.leaf_shape, g.ranks or 1, g.in_channels, g.out_channels,
+                 share="none", dtype=g.dtype, device=g.device)
+        with torch.no_grad():
+            op.D.copy_(g.D)
+            if g.U is not None:
+                op.U.copy_(g.U)
+                op.V.copy_(g.V)
+            for params, values in ((op.B, g.B), (op.R, g.R), (op.W, g.W)):
+                for p, v in zip(params, values, strict=True):
+                    p.copy_(v)
+        if g.info is not None:
+            op.compression_info = g.info
+        return op
+
+
+def from_dense(
+    A: Any,
+    grid_shape: Sequence[int] | int,
+    leaf_size: int | Sequence[int],
+    rank: int | Sequence[int] | None = None,
+    tol: float | None = None,
+) -> HSSOperator:
+    """Compress a dense matrix into an :class:`HSSOperator` with nested bases.
+
+    Bottom-up over the levels: a node's row basis is the dominant left singular subspace of
+    its off-diagonal block row (for a non-leaf node, of its children's already compressed
+    block rows, which is what makes the bases nested); column bases likewise from the block
+    columns; couplings ``B = U_alpha^T A(I_alpha, I_beta) V_beta`` and leaf blocks ``D``
+    follow. All nodes of a level go through one batched SVD. Cost ``O(N^2 m)`` per level
+    (the input is dense anyway).
+
+    Parameters
+    ----------
+    A : array or Tensor, shape ``(N, N)`` or ``(C_out, C_in, N, N)``
+        Rows and columns in row-major grid order (``y.ravel() = A @ x.ravel()``). Must be
+        finite and real.
+    grid_shape : int or tuple of int
+        Grid with ``prod(grid_shape) == N``.
+    leaf_size : int or tuple of int
+        As in :class:`HSSOperator`.
+    rank : int or sequence of int, optional
+        Rank per level (fixed, or the cap when ``tol`` is given). A level whose candidate
+        subspace is smaller gets the smaller rank.
+    tol : float, optional
+        Target relative Frobenius error ``||A - A_hss||_F <= tol ||A||_F``. Each of the
+        ``2L`` truncations (row and column side of every level) may discard at most
+        ``tol^2 ||A||_F^2 / (2L)`` of squared singular values summed over the level's nodes;
+        the nested orthogonal projections make these errors add up in squares, so the
+        bound holds. The smallest rank per level meeting it is used.
+
+    Returns
+    -------
+    HSSOperator
+        With ``share="none"``, the dtype and device of ``A``. ``op.ranks`` holds the ranks
+        used (level 1 .. L) and ``op.compression_info`` a dict with ``ranks``,
+        ``row_ranks``/``col_ranks`` (what each side needed), ``error_bound`` (relative
+        Frobenius bound from the discarded singular values) and ``leaf_shape``.
+
+    Raises
+    ------
+    ValueError
+        On non-finite or mismatched input, leaf sizes that do not tile the grid, a leaf rank
+        above the leaf size, or neither ``rank`` nor ``tol`` given.
+    """
+    return HSSOperator.from_dense(A, grid_shape, leaf_size, rank=rank, tol=tol)
+
+
+def from_samples(
+    X: Any,
+    Y: Any,
+    leaf_size: int | Sequence[int],
+    rank: int | Sequence[int],
+    XT: Any = None,
+    YT: Any = None,
+    grid_shape: Sequence[int] | None = None,
+) -> HSSOperator:
+    """Recover a one-channel HSS operator from input-output pairs (black-box compression).
+
+    Given ``Y[i] = A X[i]`` and ``YT[i] = A^T XT[i]`` for random inputs, this reconstructs
+    ``A`` exactly (to round-off) when ``A`` is HSS of rank ``<= rank`` — from a number of
+    pairs that depends on ``leaf_size`` and ``rank`` only, not on ``N``.
+
+    Method (Martinsson 2011; Levitt & Martinsson 2022, telescoping form), level by level from
+    the leaves, all nodes of a level batched:
+
+    1. For a node ``tau`` with local sample rows ``Omega_tau`` (k x s), take an orthonormal
+       basis ``P_tau`` of the null space of ``Omega_tau`` (needs ``s > k``). Then
+       ``Y_tau P_tau = A(I_tau, I_tau^c) Omega_{tau^c} P_tau``: the diagonal block cancels and
+       what is left is a random sketch of the off-diagonal block row. Its dominant
+       ``r``-dimensional range is the row basis ``U_tau``; ``V_tau`` likewise from the
+       transpose pairs.
+    2. ``(I - U U^T) D = (I - U U^T) Y_tau Omega_tau^+`` and
+       ``D (I - V V^T) = (Z_tau Psi_tau^+)^T (I - V V^T)``, which fixes the diagonal block
+       except for ``U^T D V``; that remainder is handed to the next level (telescoping:
+       ``A = D_tele + U A' V^T``).
+    3. The next level sees the compressed samples ``U^T (Y - D_tele Omega)`` of ``A'``
+       against the inputs ``V^T Omega`` (and the transposed analogues), siblings merged,
+       node size ``2 r``. At the root the remaining ``2 r_1 x 2 r_1`` matrix is solved for.
+
+    Finally the telescoping factors are converted top-down into the standard generators
+    ``D, U, V, R, W, B`` of :class:`HSSOperator` (diagonal remainders are pushed to the
+    children). Cost ``O(N s (m + r))``.
+
+    **Identifiability.** A leaf block row of ``A`` is ``[D_tau, U_tau (...)]``: ``m^2``
+    numbers for ``D_tau`` plus a rank-``r`` remainder, so ``m + r`` generic pairs determine it
+    (``m`` to separate ``D_tau`` from the rest, ``r`` to see the range); one level up the
+    nodes have ``2 r`` coordinates, needing ``3 r``. Hence
+
+        n_pairs >= max(m + r_L, max_l (2 r_{l+1} + r_l), 2 r_1),
+
+    independent of ``N``. A dense least-squares fit of ``A`` needs ``N`` pairs.
+
+    Parameters
+    ----------
+    X, Y : array or Tensor, shape ``(n_pairs, *grid_shape)``
+        Inputs and outputs ``Y[i] = A X[i]``, batch first like model inputs (a channel axis
+        of 1 is accepted when ``grid_shape`` is given). Inputs must be rich at the leaf scale
+        (e.g. white noise): the local blocks ``Omega_tau`` must have full row rank; smooth
+        inputs make them nearly rank-deficient and the recovery ill-conditioned.
+    leaf_size : int or tuple of int
+        As in :class:`HSSOperator`.
+    rank : int or sequence of int
+        HSS rank (per level, level 1 .. L).
+    XT, YT : optional
+        Transpose pairs ``YT[i] = A^T XT[i]``. If both are omitted, ``A`` is assumed
+        self-adjoint (``A^T = A``, e.g. a Poisson solution operator) and ``X, Y`` serve as
+        transpose pairs too.
+    grid_shape : tuple of int, optional
+        Defaults to ``X.shape[1:]``.
+
+    Returns
+    -------
+    HSSOperator
+        ``share="none"``, one channel, dtype and device of ``X``, ``ranks`` as given.
+
+    Raises
+    ------
+    ValueError
+        Mismatched shapes, too few pairs (the message states the minimum), non-finite data,
+        only one of ``XT``/``YT`` given, or an invalid leaf size / rank.
+    """
+    return HSSOperator._from_generators(
+        sample_generators(X, Y, leaf_size, rank, XT=XT, YT=YT, grid_shape=grid_shape))
