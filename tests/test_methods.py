@@ -74,3 +74,18 @@ def test_affine_start_is_centred_on_the_training_means(poisson):
         torch.testing.assert_close(model.y_center, mem.y.mean(0))
     else:  # the affine path failed validation: no linear path at all
         assert model.linear is None
+
+
+@pytest.mark.parametrize("grid", [(32, 32), (16, 16, 16)])
+def test_fit_method_builds_the_registry_defaults(grid):
+    """One default per model: the examples (fit_method) and the CLI (default_config) agree."""
+    from neuralhss.models import default_config
+    from neuralhss.train.methods import GRADIENT_METHODS
+
+    for method in ("fno", "tfno", "uno", "neural_h2"):
+        name, cfg = GRADIENT_METHODS[method](grid)
+        defaults = default_config(name, 1, 1, grid)
+        assert {k: v for k, v in cfg.items() if k in defaults} == \
+            {k: v for k, v in defaults.items() if k in cfg}
+        assert set(defaults) - set(cfg) == {"in_channels", "out_channels"}
+    assert default_config("fno", 1, 1, (16, 16, 16))["hidden_channels"] == 16

@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..models import build, count_parameters
+from ..models import build, count_parameters, default_config
 from ..models.linear import fit_least_squares
 from ..models.neural_h2 import default_size
 from .loop import TrainConfig, evaluate, fit, relative_l2, to_memory
@@ -49,13 +49,16 @@ def _leaf(grid: tuple[int, ...]) -> int:
     return 64 if len(grid) == 3 else 16
 
 
-def _h2_size(grid: tuple[int, ...]) -> dict[str, Any]:
-    return default_size(len(grid))
+def _registry(name: str, **overrides: Any) -> Callable[[tuple[int, ...]], tuple[str, dict[str, Any]]]:
+    """The registry's default configuration of ``name`` for a grid (channels set by the
+    caller), with ``overrides``: ``fit_method`` and ``neuralhss train`` build the same models."""
 
+    def config(grid: tuple[int, ...]) -> tuple[str, dict[str, Any]]:
+        cfg = default_config(name, 1, 1, grid)
+        del cfg["in_channels"], cfg["out_channels"]
+        return name, {**cfg, **overrides}
 
-def _fno_size(grid: tuple[int, ...]) -> dict[str, Any]:
-    modes, width = (8, 16) if len(grid) == 3 else (16, 32)
-    return {"n_modes": [min(modes, n // 2) for n in grid], "hidden_channels": width}
+    return config
 
 
 GRADIENT_METHODS: dict[str, Callable[[tuple[int, ...]], tuple[str, dict[str, Any]]]] = {
@@ -65,11 +68,10 @@ GRADIENT_METHODS: dict[str, Callable[[tuple[int, ...]], tuple[str, dict[str, Any
     "neural_hss": lambda grid: ("neural_hss", dict(
         grid_shape=list(grid), width=8, n_layers=2, rank=4, share="level", untie_top=3,
         leaf_size=_leaf(grid))),
-    "neural_h2": lambda grid: ("neural_h2", dict(
-        grid_shape=list(grid), **_h2_size(grid))),
-    "fno": lambda grid: ("fno", dict(_fno_size(grid), n_layers=4)),
-    "tfno": lambda grid: ("tfno", dict(_fno_size(grid), n_layers=4, rank=0.05)),
-    "uno": lambda grid: ("uno", _fno_size(grid)),
+    "neural_h2": _registry("neural_h2"),
+    "fno": _registry("fno"),
+    "tfno": _registry("tfno", rank=0.05),
+    "uno": _registry("uno"),
 }
 # name -> (base method, TrainConfig.lowrank)
 LOWRANK_METHODS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -233,7 +235,7 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
     elif name == "h2_linear":
         if train.in_channels != 1 or train.out_channels != 1:
             raise ValueError("h2_linear fits one input and one output channel")
-        size = _h2_size(grid)
+        size = default_size(len(grid))
         dev = TrainConfig(device=device).resolved_device()
         model = build("neural_h2", grid_shape=list(grid), n_layers=0, leaf_side=size["leaf_side"],
                       linear_degree=size["linear_degree"], boundary=_boundary_of(train))
