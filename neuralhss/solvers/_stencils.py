@@ -228,3 +228,56 @@ def steps_between(times: np.ndarray, dt_max: float) -> tuple[float, np.ndarray]:
     interval = float(times[0])
     per = max(1, math.ceil(interval / dt_max - 1e-9))
     return interval / per, np.full(len(times), per, dtype=np.int64)
+
+
+def solve_per_coefficient(coef: np.ndarray, rhs: np.ndarray, dim: int,
+                          prepare: Callable[[np.ndarray], Any],
+                          solve: Callable[[Any, np.ndarray], np.ndarray],
+                          names: tuple[str, str], dtype: Any = np.float64) -> np.ndarray:
+    """Solve a batch of linear problems, preparing each distinct coefficient field once.
+
+    Parameters
+    ----------
+    coef, rhs : ndarray, shapes ``(*coef_batch, *grid)`` and ``(*rhs_batch, *grid)``
+        Coefficient fields and right-hand sides; the batch axes broadcast.
+    dim : int
+        Number of trailing grid axes.
+    prepare : callable
+        ``prepare(coef_field)`` assembles and factorises (or builds a preconditioner) for one
+        coefficient field. It is called once per run of batch entries that share the
+        coefficient, so a single coefficient with many right-hand sides is factorised once.
+    solve : callable
+        ``solve(prepared, rhs_flat)`` returns the flat solution for one right-hand side.
+    names : (str, str)
+        The names of ``coef`` and ``rhs`` in the error message.
+    dtype : numpy dtype, default float64
+        The solutions' dtype.
+
+    Returns
+    -------
+    ndarray, shape ``(*broadcast batch, *grid)``
+
+    Raises
+    ------
+    ValueError
+        If the batch axes do not broadcast.
+    """
+    shape = coef.shape[coef.ndim - dim:]
+    c_batch, r_batch = coef.shape[:coef.ndim - dim], rhs.shape[:rhs.ndim - dim]
+    try:
+        batch = np.broadcast_shapes(c_batch, r_batch)
+    except ValueError:
+        raise ValueError(f"batch axes of {names[0]} {c_batch} and {names[1]} {r_batch} do not "
+                         f"broadcast; give them equal leading shapes (or none for one of "
+                         f"them).") from None
+    n = math.prod(shape)
+    c_flat = coef.reshape((-1,) + shape)
+    c_index = np.broadcast_to(np.arange(c_flat.shape[0]).reshape(c_batch), batch).ravel()
+    r_full = np.broadcast_to(rhs, batch + shape).reshape((-1, n))
+    u = np.empty((len(c_index), n), dtype=dtype)
+    prepared, current = None, -1
+    for s, ci in enumerate(c_index):
+        if ci != current:
+            prepared, current = prepare(c_flat[ci]), ci
+        u[s] = solve(prepared, r_full[s])
+    return u.reshape(batch + shape)

@@ -371,34 +371,21 @@ def solve(a: Any, f: Any, lengths: float | Sequence[float] = 1.0, dim: int | Non
                          f"last {d} axes; got shape {f_arr.shape}.")
     _check_coefficient(a_arr)
 
-    a_batch = a_arr.shape[:a_arr.ndim - d]
-    f_batch = f_arr.shape[:f_arr.ndim - d]
-    try:
-        batch = np.broadcast_shapes(a_batch, f_batch)
-    except ValueError:
-        raise ValueError(f"batch axes of a {a_batch} and f {f_batch} do not broadcast; give them "
-                         f"equal leading shapes (or none for one of them).") from None
-
-    n = math.prod(shape)
-    a_flat = a_arr.reshape((-1,) + shape)
-    a_index = np.broadcast_to(np.arange(a_flat.shape[0]).reshape(a_batch), batch).ravel()
-    f_full = np.broadcast_to(f_arr, batch + shape).reshape((-1, n))
-
-    u = np.empty((len(a_index), n))
     iterations, residual = 0, 0.0
     used: set[str] = set()
-    prepared: _Factorised | None = None
-    prepared_for = -1
-    for s, ai in enumerate(a_index):
-        if ai != prepared_for:  # reuse the factorisation while a stays the same
-            prepared = _Factorised(a_flat[ai], lens, method, rtol)
-            prepared_for = ai
-            used.add(prepared.method)
-        assert prepared is not None
-        u[s], it, res = prepared.solve(np.ascontiguousarray(f_full[s]))
-        iterations, residual = max(iterations, it), max(residual, res)
 
-    u = u.reshape(batch + shape)
+    def prepare(a_field: np.ndarray) -> _Factorised:
+        prepared = _Factorised(a_field, lens, method, rtol)
+        used.add(prepared.method)
+        return prepared
+
+    def solve(prepared: _Factorised, rhs: np.ndarray) -> np.ndarray:
+        nonlocal iterations, residual
+        x, it, res = prepared.solve(np.ascontiguousarray(rhs))
+        iterations, residual = max(iterations, it), max(residual, res)
+        return x
+
+    u = st.solve_per_coefficient(a_arr, f_arr, d, prepare, solve, ("a", "f"))
     out = back(u) if back is not None else u
     if return_info:
         # An empty batch solved nothing; report what a constant coefficient would have used.

@@ -392,42 +392,31 @@ def solve(eps_r: Any, f: Any, k0: float, lengths: float | Sequence[float] = 1.0,
     st.check_finite(f_arr, "f")
     _check_eps(eps_arr)
 
-    e_batch, f_batch = eps_arr.shape[:-2], f_arr.shape[:-2]
-    try:
-        batch = np.broadcast_shapes(e_batch, f_batch)
-    except ValueError:
-        raise ValueError(f"batch axes of eps_r {e_batch} and f {f_batch} do not broadcast; give "
-                         f"them equal leading shapes (or none for one of them).") from None
-    n = math.prod(shape)
-    e_flat = eps_arr.reshape((-1,) + shape)
-    e_index = np.broadcast_to(np.arange(e_flat.shape[0]).reshape(e_batch), batch).ravel()
-    f_full = np.broadcast_to(f_arr, batch + shape).reshape((-1, n))
-
-    u = np.empty((len(e_index), n), dtype=np.complex128)
     residual, factorizations = 0.0, 0
-    lu = mat = scale = None
-    current = -1
-    for s, ei in enumerate(e_index):
-        if ei != current:  # factorise once per distinct ε_r
-            mat, scale = _assemble(e_flat[ei], k, lens, widths, strength)
-            lu = _factorize(mat)
-            current = ei
-            factorizations += 1
-        assert lu is not None and mat is not None and scale is not None
-        b = scale * f_full[s]
+
+    def prepare(eps_field: np.ndarray) -> tuple[Any, sp.csr_matrix, np.ndarray]:
+        nonlocal factorizations
+        mat, scale = _assemble(eps_field, k, lens, widths, strength)
+        factorizations += 1
+        return _factorize(mat), mat, scale
+
+    def solve(prepared: tuple[Any, sp.csr_matrix, np.ndarray], rhs: np.ndarray) -> np.ndarray:
+        nonlocal residual
+        lu, mat, scale = prepared
+        b = scale * rhs
         bnorm = float(np.linalg.norm(b))
         if bnorm == 0.0:
-            u[s] = 0.0
-            continue
+            return np.zeros_like(b)
         x = lu.solve(b)
         r = b - mat @ x
         if np.linalg.norm(r) > 1e-10 * bnorm:
             x += lu.solve(r)  # one step of iterative refinement
             r = b - mat @ x
-        u[s] = x
         residual = max(residual, float(np.linalg.norm(r)) / bnorm)
+        return x
 
-    u = u.reshape(batch + shape)
+    u = st.solve_per_coefficient(eps_arr, f_arr, 2, prepare, solve, ("eps_r", "f"),
+                                 dtype=np.complex128)
     out = back(u) if back is not None else u
     if return_info:
         physical = (slice(widths[0], shape[0] - widths[0]), slice(widths[1], shape[1] - widths[1]))
