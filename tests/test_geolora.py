@@ -169,7 +169,7 @@ def test_frozen_orthonormal_ranks_and_merge():
     for n, p in model.named_parameters():
         if n in frozen:
             assert torch.equal(p, frozen[n]), n          # base weights bitwise untouched
-    assert geo.trainable_parameters() == sum(a.num_parameters() for a in adapters(model).values())
+    assert geo.trainable_parameters() == sum(a.factor_size() for a in adapters(model).values())
     with torch.no_grad():
         y_adapted = model(x)
         merged = merge(model, inplace=False)
@@ -193,7 +193,7 @@ def test_spectral_adapter_training_and_bitwise_merge():
         eye = torch.eye(a.rank, dtype=a.U.dtype)
         assert torch.allclose(a.U.mH @ a.U, eye, atol=1e-5)
         assert torch.allclose(a.V.mH @ a.V, eye, atol=1e-5)
-        assert a.num_parameters() == 2 * (a.rank * (a.n + a.m) + a.rank ** 2)
+        assert a.factor_size() == 2 * (a.rank * (a.n + a.m) + a.rank ** 2)
     assert all(torch.equal(p, frozen[n]) for n, p in fno.named_parameters() if n in frozen)
     with torch.no_grad():
         y_adapted = fno(x)
@@ -206,11 +206,16 @@ def test_budget_bounds_adapter_parameters():
     x, _ = _data()
     y = _teacher_targets(x)
     add_adapters(model, init_rank=4, max_rank=6)
-    small = sum(a.num_parameters(1) for a in adapters(model).values()) + 40
+    small = sum(a.factor_size(1) for a in adapters(model).values()) + 40
     geo = GeoLoRA(model, lambda ps: torch.optim.Adam(ps, lr=1e-2), tau=0.0, budget=small)
-    _train(model, geo, x, y, 6, each=lambda: (geo.adapter_parameters() <= small) or pytest.fail("budget"))
-    assert geo.adapter_parameters() <= small
+    _train(model, geo, x, y, 6, each=lambda: (geo.adapter_size() <= small) or pytest.fail("budget"))
+    assert geo.adapter_size() <= small
     assert all(r >= 1 for r in geo.ranks().values())
+    a = next(iter(adapters(model).values()))
+    with pytest.warns(DeprecationWarning, match="factor_size"):
+        assert a.num_parameters(1) == a.factor_size(1)
+    with pytest.warns(DeprecationWarning, match="adapter_size"):
+        assert geo.adapter_parameters() == geo.adapter_size()
 
 
 def test_checkpoint_round_trip_after_rank_changes():

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from neuralhss.hss import HSSOperator, parameter_count
+from neuralhss.hss import HSSOperator, generator_count, parameter_count
+from neuralhss.models import count_parameters
 
 CASES = [((64,), 8), ((8, 16), 8), ((8, 8, 8), (2, 2, 2)), ((4, 8, 8), 16)]
 SHARES = [("none", 0), ("level", 0), ("level", 2)]
@@ -81,14 +82,22 @@ def test_per_level_ranks():
 @pytest.mark.parametrize("share, untie", SHARES + [("level", 9)])
 def test_parameter_count_formula(grid, leaf, share, untie):
     op = HSSOperator(grid, leaf, 2, 2, 3, share=share, untie_top=untie)
-    assert op.parameter_count() == parameter_count(grid, leaf, 2, 2, 3, share, untie)
+    assert count_parameters(op) == generator_count(grid, leaf, 2, 2, 3, share, untie)
+
+
+def test_old_parameter_count_names_warn_and_agree():
+    op = HSSOperator((64,), 8, 2)
+    with pytest.warns(DeprecationWarning, match="generator_count"):
+        assert parameter_count((64,), 8, 2) == generator_count((64,), 8, 2)
+    with pytest.warns(DeprecationWarning, match="count_parameters"):
+        assert op.parameter_count() == count_parameters(op)
 
 
 def test_sharing_semantics():
-    n_level = [parameter_count((n,), 16, 4, share="level") for n in (256, 1024, 4096)]
+    n_level = [generator_count((n,), 16, 4, share="level") for n in (256, 1024, 4096)]
     assert n_level[0] < n_level[1] < n_level[2]  # one generator set per level: grows with L only
-    full = parameter_count((1024,), 16, 4, share="none")
-    assert parameter_count((1024,), 16, 4, share="level", untie_top=6) == full
+    full = generator_count((1024,), 16, 4, share="none")
+    assert generator_count((1024,), 16, 4, share="level", untie_top=6) == full
     # shared leaves: all diagonal blocks identical (translation-tied)
     op = HSSOperator((64,), 16, 4, share="level", untie_top=1, dtype=torch.float64)
     A = op.to_dense()[0, 0]

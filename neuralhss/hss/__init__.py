@@ -6,7 +6,7 @@
 See :class:`HSSOperator` for the mathematics.
 """
 
-from .operator import HSSOperator, from_dense, from_samples, parameter_count
+from .operator import HSSOperator, from_dense, from_samples, generator_count, parameter_count
 from .tree import ClusterTree, build_tree, leaf_shape_for
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "build_tree",
     "from_dense",
     "from_samples",
+    "generator_count",
     "leaf_shape_for",
     "parameter_count",
 ]

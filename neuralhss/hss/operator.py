@@ -7,6 +7,7 @@ layout and the batched apply.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,7 +18,7 @@ from ._ranks import level_ranks
 from .compress import Generators, dense_generators, sample_generators
 from .tree import ClusterTree, build_tree
 
-__all__ = ["HSSOperator", "from_dense", "from_samples", "parameter_count"]
+__all__ = ["HSSOperator", "from_dense", "from_samples", "generator_count", "parameter_count"]
 
 _SHARE_MODES = ("none", "level")
 
@@ -38,7 +39,7 @@ def _untied_levels(share: str, untie_top: int, n_levels: int) -> tuple[bool, ...
     return tuple(lev <= untie_top for lev in range(n_levels + 1))
 
 
-def parameter_count(
+def generator_count(
     grid_shape: Sequence[int] | int,
     leaf_size: int | Sequence[int],
     rank: int | Sequence[int],
@@ -47,7 +48,20 @@ def parameter_count(
     share: str = "none",
     untie_top: int = 0,
 ) -> int:
-    """Number of parameters of :class:`HSSOperator` with these settings (see its docstring)."""
+    """Scalars in the generators of an :class:`HSSOperator` with these settings.
+
+    The storage of a configuration, from the formula in the class docstring, without building
+    the operator; equal to ``count_parameters`` of the operator built with the same settings.
+
+    Parameters
+    ----------
+    grid_shape, leaf_size, rank, in_channels, out_channels, share, untie_top
+        As in :class:`HSSOperator`.
+
+    Returns
+    -------
+    int
+    """
     tree = build_tree(grid_shape, leaf_size)
     L, m, P = tree.n_levels, tree.leaf_size, tree.n_leaves
     ci, co = in_channels, out_channels
@@ -63,6 +77,13 @@ def parameter_count(
         if lev >= 2:
             total += n * (co + ci) * r[lev - 1] * r[lev - 2]
     return total
+
+
+def parameter_count(*args: Any, **kwargs: Any) -> int:
+    """Deprecated alias of :func:`generator_count` (removed in 0.2)."""
+    warnings.warn("neuralhss.hss.parameter_count is deprecated; use generator_count (the scalars "
+                  "in the HSS generators of a configuration)", DeprecationWarning, stacklevel=2)
+    return generator_count(*args, **kwargs)
 
 
 def _contiguous_grad(t: torch.Tensor) -> torch.Tensor:
@@ -140,7 +161,7 @@ class HSSOperator(nn.Module):
 
     For ``share="none"`` and a uniform rank this is about
     ``N (C_o C_i m + (C_o + C_i) r) + 2 N r^2 (C_o C_i + C_o + C_i) / m = O(N (m + r))``;
-    for ``share="level"`` it does not depend on ``N``. :func:`parameter_count` evaluates it.
+    for ``share="level"`` it does not depend on ``N``. :func:`generator_count` evaluates it.
 
     **Apply**: up-sweep ``xh_tau = V^T x_tau``, ``xh_p = sum W^T xh_child``;
     coupling ``yh_alpha = B_{alpha beta} xh_beta``; down-sweep ``yh_child += R yh_p``; leaves
@@ -383,7 +404,10 @@ class HSSOperator(nn.Module):
         return y.permute(2, 0, 3, 1).contiguous()
 
     def parameter_count(self) -> int:
-        """Number of scalar parameters (equals the formula in the class docstring)."""
+        """Deprecated (removed in 0.2): ``neuralhss.models.count_parameters(op)`` counts the
+        parameters of any module; :func:`generator_count` gives the count of a configuration."""
+        warnings.warn("HSSOperator.parameter_count() is deprecated; use "
+                      "neuralhss.models.count_parameters(op)", DeprecationWarning, stacklevel=2)
         return sum(p.numel() for p in self.parameters())
 
     @classmethod

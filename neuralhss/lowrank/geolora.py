@@ -91,6 +91,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 
 import torch
@@ -210,10 +211,18 @@ class Adapter(nn.Module):
         """Current rank ``r``."""
         return int(self.S.shape[0])
 
-    def num_parameters(self, rank: int | None = None) -> int:
-        """Real scalars of the adapter at ``rank`` (default: the current one): ``r(n+m) + r²``."""
+    def factor_size(self, rank: int | None = None) -> int:
+        """Real scalars of the factors ``U, S, V`` at ``rank`` (default: the current one):
+        ``r(n+m) + r²``, doubled for complex weights. What a GeoLoRA budget bounds; a rank the
+        adapter does not have yet can be priced before it is kept."""
         r = self.rank if rank is None else int(rank)
         return (2 if self.S.is_complex() else 1) * (r * (self.n + self.m) + r * r)
+
+    def num_parameters(self, rank: int | None = None) -> int:
+        """Deprecated alias of :meth:`factor_size` (removed in 0.2)."""
+        warnings.warn("Adapter.num_parameters() is deprecated; use factor_size()",
+                      DeprecationWarning, stacklevel=2)
+        return self.factor_size(rank)
 
     def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(A, B)`` with ``ΔW = A Bᴴ``: ``A = [U S + K | U]``, ``B = [V | L]`` (rank ``2r``)."""
@@ -502,7 +511,7 @@ class GeoLoRA:
     tau : float in [0, 1), optional
         Relative truncation tolerance for every adapter (default: each adapter's own ``tau``).
     budget : int, optional
-        Largest total of adapter parameters (real scalars, :meth:`Adapter.num_parameters`); ranks
+        Largest total of adapter parameters (real scalars, :meth:`Adapter.factor_size`); ranks
         are then cut globally, smallest singular values of ``ΔW`` first. ``tau=0`` makes the
         budget the only criterion.
     min_rank : int, default 1
@@ -525,7 +534,7 @@ class GeoLoRA:
             raise ValueError(f"min_rank={min_rank!r} must be an integer >= 1")
         self.min_rank = int(min_rank)
         if budget is not None:
-            floor = sum(a.num_parameters(min(self.min_rank, a.max_rank)) for a in self.adapters.values())
+            floor = sum(a.factor_size(min(self.min_rank, a.max_rank)) for a in self.adapters.values())
             if isinstance(budget, bool) or int(budget) != budget or budget < floor:
                 raise ValueError(f"budget={budget!r} must be an integer >= {floor} (every adapter at "
                                  f"min_rank={self.min_rank})")
@@ -545,16 +554,23 @@ class GeoLoRA:
         """Current rank per adapter."""
         return {name: a.rank for name, a in self.adapters.items()}
 
+    def adapter_size(self) -> int:
+        """Real scalars in the factors of every adapter (:meth:`Adapter.factor_size`), the
+        quantity bounded by ``budget``."""
+        return sum(a.factor_size() for a in self.adapters.values())
+
     def adapter_parameters(self) -> int:
-        """Total adapter parameters (real scalars), the quantity bounded by ``budget``."""
-        return sum(a.num_parameters() for a in self.adapters.values())
+        """Deprecated alias of :meth:`adapter_size` (removed in 0.2)."""
+        warnings.warn("GeoLoRA.adapter_parameters() is deprecated; use adapter_size()",
+                      DeprecationWarning, stacklevel=2)
+        return self.adapter_size()
 
     def trainable_parameters(self) -> int:
-        """Adapter parameters plus every other parameter the optimizer trains (real scalars)."""
+        """:meth:`adapter_size` plus every other parameter the optimizer trains (real scalars)."""
         cores = {id(a.S) for a in self.adapters.values()}
         other = sum(p.numel() * (2 if p.is_complex() else 1)
                     for g in self.optimizer.param_groups for p in g["params"] if id(p) not in cores)
-        return self.adapter_parameters() + other
+        return self.adapter_size() + other
 
     def merge(self, inplace: bool = True) -> nn.Module:
         """:func:`merge` the model (in place by default; this trainer is then spent)."""
@@ -625,7 +641,7 @@ class GeoLoRA:
             ranks[name] = truncation_rank(s, tau, lows[name], hi)
         if self.budget is None:
             return ranks
-        total = sum(self.adapters[n].num_parameters(r) for n, r in ranks.items())
+        total = sum(self.adapters[n].factor_size(r) for n, r in ranks.items())
         while total > self.budget:
             # drop the globally smallest kept singular value among layers above their floor
             cands = [(float(sigmas[n][r - 1]), n) for n, r in ranks.items() if r > lows[n]]
@@ -633,7 +649,7 @@ class GeoLoRA:
                 break
             _, n = min(cands)
             a = self.adapters[n]
-            total -= a.num_parameters(ranks[n]) - a.num_parameters(ranks[n] - 1)
+            total -= a.factor_size(ranks[n]) - a.factor_size(ranks[n] - 1)
             ranks[n] -= 1
         return ranks
 

@@ -78,7 +78,22 @@ def from_spec(spec: dict[str, Any]) -> nn.Module:
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
-    """Number of real scalars in the parameters (a complex parameter counts twice)."""
+    """Number of real scalars in the parameters of a module (a complex parameter counts twice).
+
+    The package's one count of "parameters of a module"; other counts name what they count
+    (``neuralhss.hss.generator_count`` for an HSS configuration, ``Adapter.factor_size`` and
+    ``GeoLoRA.adapter_size`` for what a GeoLoRA budget bounds).
+
+    Parameters
+    ----------
+    model : nn.Module
+    trainable_only : bool, default True
+        Count only parameters with ``requires_grad``.
+
+    Returns
+    -------
+    int
+    """
     return sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters()
                if p.requires_grad or not trainable_only)
 
