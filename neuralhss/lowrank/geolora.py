@@ -36,10 +36,11 @@ matrices at ``ΔW``, so the user's single backward gives all three GeoLoRA gradi
 
     ``G_S = Uᴴ G_W V``,  ``G_K = G_W V`` (the K-step direction),  ``G_L = G_Wᴴ U`` (the L-step),
 
-without inverting ``S`` (``G_U S⁻¹`` of REFERENCE §5, which fails at the initial ``S = 0``). For
-real linear and pointwise layers a custom autograd function computes ``U S Vᵀ x`` and these
-gradients at the cost of a rank-``r`` LoRA (forward ``Vᵀx``, ``(US)·``; backward ``w = Uᵀg``,
-``∂x = V Sᵀ w``, ``G_K = Σ g zᵀ``, ``G_L = Σ x wᵀ``); convolutions (and complex layers) use the autograd
+without inverting ``S`` (recovering ``G_W V`` from the gradient of the factor ``U`` would need
+``S⁻¹`` and fails at the initial ``S = 0``). For real linear and pointwise layers a custom
+autograd function computes ``U S Vᵀ x`` and these gradients at the cost of a rank-``r`` LoRA
+(forward ``Vᵀx``, ``(US)·``; backward ``w = Uᵀg``, ``∂x = V Sᵀ w``, ``G_K = Σ g zᵀ``,
+``G_L = Σ x wᵀ``); convolutions (and complex layers) use the autograd
 form ``[US + K | U] · [V | L]ᴴ x``, a LoRA of rank ``2r``. The probes are zero by construction
 (created so, reset after every step, never handed to an optimizer) and the fast path does not
 read their values. The dense ``ΔW`` is never formed, except for spectral layers, whose forward

@@ -30,16 +30,20 @@ factors ``U_i`` (matrix: ``C = S``, ``U_0 = U``, ``U_1 = V``), one step:
    * with a ``closure`` (and always in ``"kls"``): recomputed exactly by one more
      forward/backward in the augmented representation — the rank-adaptive BUG of
      Ceruti–Kusch–Lubich used by DLRT;
-   * without (one backward per step): the *parallel* BUG core (GeoLoRA, REFERENCE §5): the
-     block ``(old, …, old)`` is ``G_C``, the block with mode ``i`` new and the others old is
-     ``Ũ_iᴴ M_i P_i = Ũ_iᴴ G_{U_i} (C_(i)ᴴ)⁺`` (``P_i`` the projector on the row space of
-     ``C_(i)``; matrix: ``Ũᵀ G_W V`` and ``Uᵀ G_W Ṽ``), blocks with two or more new modes are
-     0. ``Ĉ₀ − λĜ`` is then ``W − λ P_T(G_W)`` with ``P_T`` the projection on the tangent
-     space of the fixed-(Tucker-)rank manifold at ``W``: a Riemannian gradient step from one
-     backward (only ``.grad`` is read, so gradient accumulation and clipping work as usual). The
-     pseudo-inverse drops singular values below ``rcond·σ₁`` (those directions are left out
-     of the step, which stays a descent direction). Its conditioning is controlled: when the
-     τ rule sets the rank (not ``min_rank`` or ``"fixed"``), the kept ``σ_r`` satisfies
+   * without (one backward per step): the *parallel* BUG core (the parallel rank-adaptive
+     integrator of Ceruti, Kusch & Lubich, "A parallel rank-adaptive integrator for dynamical
+     low-rank approximation", in the one-backward form of GeoLoRA: Schotthöfer, Zangrando,
+     Ceruti, Tudisco & Kusch, "GeoLoRA: Geometric integration for parameter efficient
+     fine-tuning", ICLR 2025): the block ``(old, …, old)`` is ``G_C``, the block with mode
+     ``i`` new and the others old is ``Ũ_iᴴ M_i P_i = Ũ_iᴴ G_{U_i} (C_(i)ᴴ)⁺`` (``P_i`` the
+     projector on the row space of ``C_(i)``; matrix: ``Ũᵀ G_W V`` and ``Uᵀ G_W Ṽ``), blocks
+     with two or more new modes are 0. ``Ĉ₀ − λĜ`` is then ``W − λ P_T(G_W)`` with ``P_T``
+     the projection on the tangent space of the fixed-(Tucker-)rank manifold at ``W``: a
+     Riemannian gradient step from one backward (only ``.grad`` is read, so gradient
+     accumulation and clipping work as usual). The pseudo-inverse drops singular values below
+     ``rcond·σ₁`` (those directions are left out of the step, which stays a descent
+     direction). Its conditioning is controlled: when the τ rule sets the rank (not
+     ``min_rank`` or ``"fixed"``), the kept ``σ_r`` satisfies
      ``√r̂ σ_r ≥ ‖σ_{r:}‖ > τ‖σ‖``, so ``κ(C_(i)) ≤ √r̂/τ`` (``r̂`` the augmented rank); and
      ``kappa_max`` bounds it explicitly.
 
@@ -55,7 +59,10 @@ factors ``U_i`` (matrix: ``C = S``, ``U_0 = U``, ``U_1 = V``), one step:
    re-orthonormalised by QR (``R`` absorbed into the core, ``W`` unchanged) so that rounding
    never accumulates.
 6. **Robust** (``kappa_max``): clamp the singular values of the core so that
-   ``κ(S) ≤ kappa_max`` (CondLR, REFERENCE §3; ``κ(W) = κ(S)`` on the range). For Tucker
+   ``κ(S) ≤ kappa_max``, the condition-number control of CondLR (Savostianova, Zangrando,
+   Ceruti & Tudisco, "Robust low-rank training via approximate orthonormal constraints",
+   NeurIPS 2023). With orthonormal factors the nonzero singular values of ``W = U S Vᴴ`` are
+   those of ``S``, so ``κ(W) = κ(S)`` on the range of ``W``. For Tucker
    cores each adaptive unfolding is clamped in turn; the bound is then guaranteed for the
    last mode only (clamping one unfolding perturbs the others).
 
@@ -224,7 +231,8 @@ class DLRT:
         Bound on the condition number of every core (robust training, CondLR).
     kappa_rule : {"floor", "mean"}
         ``"floor"``: ``σ_i ← max(σ_i, σ_1/κ_max)``; ``"mean"``: clamp into ``[s̄ − e, s̄ + e]``,
-        ``e = s̄ (κ_max − 1)/(κ_max + 1)`` (REFERENCE §3).
+        ``s̄`` the mean singular value and ``e = s̄ (κ_max − 1)/(κ_max + 1)``, the half-width
+        for which ``(s̄ + e)/(s̄ − e) = κ_max``.
     beta : float, default 0
         Weight of :meth:`penalty`.
     rcond : float, optional
