@@ -1,12 +1,16 @@
 """Import (``neuralhss convert``) and export (``neuralhss export``) of other dataset formats.
 
 Small synthetic files in the neuraloperator, PDEBench and The Well layouts stand in for the real
-datasets; the real neuraloperator Darcy files in /work/shared/data/neuralop-darcy are used when
-present.
+datasets. The real neuraloperator Darcy files (``darcy_train_16.pt``, ``darcy_test_16.pt``,
+``darcy_test_32.pt``) are used when present: in ``neuralop/data/datasets/data`` of the installed
+neuraloperator (a source checkout ships them, the wheel does not), else in the folder named by
+the environment variable ``NEURALOP_DARCY_DIR``; otherwise those tests are skipped.
 """
 
 import hashlib
+import importlib.util
 import json
+import os
 from pathlib import Path
 
 import h5py
@@ -20,9 +24,23 @@ from neuralhss.datasets.generation import package_version, write_hdf5
 from neuralhss.datasets.schema import Meta
 from neuralhss.grid import Grid
 
-DARCY = Path("/work/shared/data/neuralop-darcy")
-needs_darcy = pytest.mark.skipif(not (DARCY / "darcy_train_16.pt").exists(),
-                                 reason="neuraloperator Darcy files not present")
+DARCY_FILES = ("darcy_train_16.pt", "darcy_test_16.pt", "darcy_test_32.pt")
+
+
+def _darcy_dir() -> Path | None:
+    spec = importlib.util.find_spec("neuralop")
+    candidates = [Path(p) / "data" / "datasets" / "data"
+                  for p in (spec.submodule_search_locations or [])] if spec else []
+    if os.environ.get("NEURALOP_DARCY_DIR"):
+        candidates.append(Path(os.environ["NEURALOP_DARCY_DIR"]))
+    return next((c for c in candidates if all((c / f).is_file() for f in DARCY_FILES)), None)
+
+
+DARCY = _darcy_dir()
+needs_darcy = pytest.mark.skipif(
+    DARCY is None, reason="neuraloperator's Darcy files (darcy_train_16.pt, darcy_test_16.pt, "
+    "darcy_test_32.pt) are neither in the installed neuralop/data/datasets/data nor in "
+    "$NEURALOP_DARCY_DIR")
 
 
 def meta_of(path):
