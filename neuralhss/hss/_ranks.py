@@ -30,8 +30,12 @@ def level_ranks(rank: int | Sequence[int], n_levels: int, leaf_size: int) -> tup
         ``leaf_size``.
     """
     if isinstance(rank, int | float) and not isinstance(rank, bool):
-        if int(rank) != rank:
-            raise ValueError(f"rank={rank!r} must be a positive integer")
+        if int(rank) != rank or rank < 1:
+            raise ValueError(f"rank={rank!r} must be an integer >= 1")
+        if rank > leaf_size:  # also on a one-leaf tree, where no basis uses it
+            raise ValueError(f"rank {int(rank)} exceeds the leaf size {leaf_size}: a leaf basis has "
+                             f"at most as many columns as points; use rank <= {leaf_size} or a "
+                             "larger leaf_size")
         ranks = (int(rank),) * n_levels
     else:
         ranks = tuple(int(r) for r in rank)

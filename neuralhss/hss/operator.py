@@ -201,7 +201,7 @@ class HSSOperator(nn.Module):
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.share, self.untie_top = share, int(untie_top)
         self.untied = _untied_levels(share, untie_top, L)
-        self.ranks: tuple[int, ...] = level_ranks(rank, L, m) if L else ()
+        self.ranks: tuple[int, ...] = level_ranks(rank, L, m)
         fk: dict[str, Any] = {"dtype": dtype, "device": device}
         ci, co = self.in_channels, self.out_channels
         g = P if self.untied[L] else 1
