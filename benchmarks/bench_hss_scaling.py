@@ -28,6 +28,7 @@ from _common import interleaved, peak_rss_mib, write_result
 from neuralop.layers.spectral_convolution import SpectralConv
 
 from neuralhss.hss import HSSOperator
+from neuralhss.models import count_parameters
 
 GOAL_SLOPE = 1.1
 
@@ -58,7 +59,7 @@ def sweep(label: str, grids: list[tuple[int, ...]], leaf: int, rank: int, batch:
         params = {"spectralconv": sum(p.numel() for p in sc.parameters())}
         for share in ("none", "level"):
             op = HSSOperator(g, leaf, rank, share=share)
-            params[share] = op.parameter_count()
+            params[share] = count_parameters(op)
             fns[share] = fwd_bwd(op, x)
         t = interleaved(fns, rounds)
         rows.append({"grid": list(g), "N": n, "params": params,

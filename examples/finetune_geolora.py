@@ -269,7 +269,7 @@ def finetune(method: str, pretrained: nn.Module, data: dict, n: int, seed: int, 
         wall.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
         if geo is not None:
-            hist_params.append(geo.adapter_parameters())
+            hist_params.append(geo.adapter_size())
             hist_rank.append(sum(geo.ranks().values()))
     err, pred = test_error(model, *data["target_test"])
     skip = min(3, len(wall) - 1)
@@ -287,7 +287,7 @@ def finetune(method: str, pretrained: nn.Module, data: dict, n: int, seed: int, 
                 alloc += m.lora_E["default"].numel() * (n_out + n_in + 1)
         info.update({"trainable_params": eff, "allocated_params": alloc})
     if geo is not None:
-        info.update({"trainable_params": geo.adapter_parameters(), "peak_params": max(hist_params),
+        info.update({"trainable_params": geo.adapter_size(), "peak_params": max(hist_params),
                      "ranks": geo.ranks(), "total_rank": sum(geo.ranks().values()),
                      "param_history": hist_params, "rank_history": hist_rank,
                      "n_adapters": len(adapters(model))})

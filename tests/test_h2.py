@@ -34,7 +34,8 @@ def test_linear_and_shapes(shape):
     y = op(x)
     assert y.shape == x.shape
     assert torch.allclose(op(2 * x - z), 2 * y - op(z), atol=1e-10)
-    assert op.parameter_count() == sum(p.numel() for p in op.parameters())
+    with pytest.warns(DeprecationWarning, match="count_parameters"):
+        assert op.parameter_count() == sum(p.numel() for p in op.parameters())
 
 
 def test_periodic_operator_commutes_with_box_shifts():

@@ -89,3 +89,22 @@ def test_fit_method_builds_the_registry_defaults(grid):
             {k: v for k, v in defaults.items() if k in cfg}
         assert set(defaults) - set(cfg) == {"in_channels", "out_channels"}
     assert default_config("fno", 1, 1, (16, 16, 16))["hidden_channels"] == 16
+
+
+def test_d4_images_are_the_square_symmetries():
+    """Each image pair is again a (source, solution) pair of a square-symmetric PDE, the eight
+    images differ, and a non-square grid is refused."""
+    import numpy as np
+
+    from neuralhss.solvers import poisson
+    from neuralhss.train.loop import InMemory
+    from neuralhss.train.methods import d4_images
+
+    f = np.random.default_rng(0).standard_normal((2, 1, 9, 9))
+    u = poisson.solve(f, dim=2)
+    aug = d4_images(InMemory(torch.from_numpy(f), torch.from_numpy(u)))
+    assert aug.x.shape == (16, 1, 9, 9)
+    np.testing.assert_allclose(poisson.solve(aug.x.numpy(), dim=2), aug.y.numpy(), atol=1e-12)
+    assert len({tuple(np.round(x.numpy().ravel(), 12)) for x in aug.x[::2]}) == 8
+    with pytest.raises(ValueError, match="square grid"):
+        d4_images(InMemory(torch.zeros(1, 1, 4, 5), torch.zeros(1, 1, 4, 5)))

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -324,7 +325,10 @@ class H2Operator(nn.Module):
         return len(self.sides)
 
     def parameter_count(self) -> int:
-        """Trainable scalars."""
+        """Deprecated (removed in 0.2): ``neuralhss.models.count_parameters(op)`` counts the
+        parameters of any module."""
+        warnings.warn("H2Operator.parameter_count() is deprecated; use "
+                      "neuralhss.models.count_parameters(op)", DeprecationWarning, stacklevel=2)
         return sum(p.numel() for p in self.parameters())
 
     def _kernel(self, j: int) -> torch.Tensor:

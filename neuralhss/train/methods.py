@@ -42,7 +42,7 @@ from torch import nn
 from ..models import build, count_parameters, default_config
 from ..models.linear import fit_least_squares
 from ..models.neural_h2 import default_size
-from .loop import TrainConfig, evaluate, fit, relative_l2, to_memory
+from .loop import InMemory, TrainConfig, evaluate, fit, relative_l2, to_memory
 
 
 def _leaf(grid: tuple[int, ...]) -> int:
@@ -180,6 +180,24 @@ def data_model_args(model_name: str, dataset) -> dict[str, Any]:
                                      else {})}
 
 
+def d4_images(mem: InMemory) -> InMemory:
+    """The samples ``(x, y)`` of shape ``(n, C, s, s)`` and their images under the seven other
+    symmetries of the square (three rotations by 90°, four reflections), inputs and outputs
+    transformed alike: ``(8 n, C, s, s)``. Scalar fields only (a vector field's components
+    would also have to rotate)."""
+    x, y = mem.x, mem.y
+    if x.ndim != 4 or x.shape[-1] != x.shape[-2]:
+        raise ValueError(f"augment='d4' needs 2-D fields on a square grid; got inputs of shape "
+                         f"{tuple(x.shape[1:])}")
+    xs, ys = [], []
+    for flip in (False, True):
+        fx, fy = (x.flip(-1), y.flip(-1)) if flip else (x, y)
+        for k in range(4):
+            xs.append(torch.rot90(fx, k, dims=(-2, -1)))
+            ys.append(torch.rot90(fy, k, dims=(-2, -1)))
+    return InMemory(torch.cat(xs), torch.cat(ys))
+
+
 class Float64Channel(nn.Module):
     """Apply a one-channel operator fitted in float64 to float32 ``(B, 1, *grid)`` data."""
 
@@ -196,7 +214,7 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
                leaf_size: int | None = None, progress: bool = False,
                model_args: dict[str, Any] | None = None, device: str = "auto",
                linear_fit: str = "auto", freeze_linear: bool = True,
-               weight_decay: float = 0.0,
+               weight_decay: float = 0.0, augment: str | None = None,
                ) -> tuple[nn.Module, dict[str, Any]]:
     """Fit method ``name`` on ``train`` and evaluate it on ``test`` (both ``PDEDataset``).
 
@@ -219,12 +237,18 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
     model without it generalises better: choose it on a validation split). ``h2_linear`` uses
     whichever of linear and affine validates better. ``freeze_linear`` (default) keeps a
     fitted linear path fixed during the gradient steps, so that they only add the nonlinear
-    correction. Returns ``(model, metrics)`` with
+    correction. ``augment="d4"`` trains the gradient-trained methods on the training samples
+    and their images under the eight symmetries of the square (rotations by 90° and
+    reflections, :func:`d4_images`), with the same number of steps; valid only for scalar fields
+    on a square grid whose operator commutes with those symmetries (Poisson or Darcy with one
+    boundary condition on all sides and a symmetric source). Returns ``(model, metrics)`` with
     ``test_rel_l2`` (data units), ``n_params`` (real scalars that were fitted) and
     ``train_seconds``.
     """
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; available: {list(METHODS)}")
+    if augment not in (None, "d4"):
+        raise ValueError(f"augment={augment!r}; use None or 'd4'")
     mem, tmem = to_memory(train), to_memory(test)
     grid = tuple(train.grid_shape)
     t0 = time.perf_counter()
@@ -242,7 +266,7 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
         model, start = start_neural_h2(model.double().to(dev), {}, mem, dev, lbfgs_iter, "always")
         extra["linear_start"] = start
         model = Float64Channel(model)
-        n_params = model.op.linear.parameter_count()
+        n_params = count_parameters(model.op.linear, trainable_only=False)
     elif name == "hss_poly":
         from ..hss.polynomial import fit_polynomial_hss
 
@@ -270,10 +294,11 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
                     # until trained)
                     extra["linear_test_rel_l2"] = evaluate(model, tmem, train.normalizer,
                                                            device=dev)["test_rel_l2"]
-        bs = min(len(mem), 8)
-        epochs = max(1, steps // -(-len(mem) // bs))
+        data = d4_images(mem) if augment == "d4" else mem
+        bs = min(len(data), 8)
+        epochs = max(1, steps // -(-len(data) // bs))
         lowrank = LOWRANK_METHODS[name][1] if name in LOWRANK_METHODS else None
-        res = fit(model, mem, TrainConfig(epochs=epochs, batch_size=bs, lr=lr,
+        res = fit(model, data, TrainConfig(epochs=epochs, batch_size=bs, lr=lr,
                                           weight_decay=weight_decay,
                                           seed=seed, progress=progress, lowrank=lowrank,
                                           device=str(dev)))
