@@ -1,10 +1,24 @@
 """Cartesian grids shared by the fields, the solvers and the datasets.
 
-Convention: a Dirichlet axis of length ``L`` with ``n`` unknowns stores the interior
-nodes ``x_i = i*L/(n+1)``, ``i = 1..n`` (boundary values are zero and not stored); a periodic
-axis stores ``x_i = i*L/n``, ``i = 0..n-1``. Arrays are ``(..., n_1, ..., n_d)``: leading batch
-axes, spatial axes last, row-major. Lengths are in the user's length unit (dimensionless by
-default); the grid attaches no physical unit of its own.
+The package's one axis convention
+---------------------------------
+Array axis k is coordinate axis k, and the axes are named ``x``, ``y``, ``z`` in that order:
+a field on a d-D grid is an array ``(..., n_x[, n_y[, n_z]])`` with leading batch axes and the
+spatial axes last, row-major, and ``a[..., i, j]`` is the value at ``(x_i, y_j)``. Every
+per-axis argument (``lengths``, ``bc``, ``shape``, a position such as a source centre, a
+velocity or field component named after an axis) is given in this order: ``lengths = (L_x,
+L_y)``, and "the x-component" means the component along array axis 0. Coordinate systems
+named this way are right-handed: (x, y, z) = (axis 0, axis 1, axis 2), so a 2-D vorticity is
+``∂v/∂x − ∂u/∂y`` with ``u`` along axis 0 and ``v`` along axis 1. Every solver in
+:mod:`neuralhss.solvers`, every dataset problem and the HDF5 files (``coords/x`` is axis 0)
+follow it.
+
+Node positions
+--------------
+A Dirichlet axis of length ``L`` with ``n`` unknowns stores the interior nodes
+``x_i = i*L/(n+1)``, ``i = 1..n`` (boundary values are zero and not stored); a periodic axis
+stores ``x_i = i*L/n``, ``i = 0..n-1``. Lengths are in the user's length unit (dimensionless
+by default); the grid attaches no physical unit of its own.
 """
 
 from __future__ import annotations

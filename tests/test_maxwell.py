@@ -8,25 +8,25 @@ import pytest
 
 from neuralhss.solvers import helmholtz, maxwell
 
-LENGTHS = (1.5, 1.0)  # (L_y, L_x)
+LENGTHS = (1.5, 1.0)  # (L_x, L_y): x is array axis 0
 
 
 def nodes(shape, lengths):
-    """(Y, X) of the interior nodes, shape (n_y, n_x)."""
-    y = np.arange(1, shape[0] + 1) * lengths[0] / (shape[0] + 1)
-    x = np.arange(1, shape[1] + 1) * lengths[1] / (shape[1] + 1)
-    return np.meshgrid(y, x, indexing="ij")
+    """(X, Y) of the interior nodes, shape (n_x, n_y)."""
+    x = np.arange(1, shape[0] + 1) * lengths[0] / (shape[0] + 1)
+    y = np.arange(1, shape[1] + 1) * lengths[1] / (shape[1] + 1)
+    return np.meshgrid(x, y, indexing="ij")
 
 
 def gaussian(shape, lengths, center, width):
-    Y, X = nodes(shape, lengths)
-    return np.exp(-((Y - center[0]) ** 2 + (X - center[1]) ** 2) / (2 * width**2))
+    X, Y = nodes(shape, lengths)
+    return np.exp(-((X - center[0]) ** 2 + (Y - center[1]) ** 2) / (2 * width**2))
 
 
 def test_pec_cavity_conserves_discrete_energy():
     shape = (47, 31)
-    Y, X = nodes(shape, LENGTHS)
-    eps = 1.5 + 0.5 * np.sin(3 * X + 2 * Y)
+    X, Y = nodes(shape, LENGTHS)
+    eps = 1.5 + 0.5 * np.sin(2 * X + 3 * Y)
     ez0 = gaussian(shape, LENGTHS, (0.7, 0.4), 0.1)
     deviation = {}
     for courant in (0.9, 0.45):
@@ -49,8 +49,8 @@ def mode_frequency(shape, m, n, eps, courant, periods=2.0, n_snapshots=64):
     A single discrete mode evolves as e_k = cos(ω t_k) exactly, so
     e_{k+1} + e_{k−1} = 2 cos(ωτ) e_k gives cos(ωτ) by least squares (τ the snapshot spacing).
     """
-    Y, X = nodes(shape, LENGTHS)
-    mode = np.sin(m * np.pi * X / LENGTHS[1]) * np.sin(n * np.pi * Y / LENGTHS[0])
+    X, Y = nodes(shape, LENGTHS)
+    mode = np.sin(m * np.pi * X / LENGTHS[0]) * np.sin(n * np.pi * Y / LENGTHS[1])
     omega = maxwell.cavity_frequency(m, n, LENGTHS, eps)
     dt = courant * maxwell.cfl_limit(eps, LENGTHS, shape)
     per = max(1, round(periods * 2 * np.pi / omega / dt / n_snapshots))

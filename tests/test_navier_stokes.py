@@ -9,28 +9,29 @@ import pytest
 
 from neuralhss.solvers import navier_stokes as ns
 
-# (Ly, Lx) unequal, so that a mix-up of the x and y axes would show.
+# (Lx, Ly) unequal, so that a mix-up of the x and y axes would show.
 LENGTHS = (2.0, 1.0)
 
 
 def nodes(shape, lengths=LENGTHS):
-    ly, lx = lengths
-    y = np.arange(shape[0])[:, None] * (ly / shape[0])
-    x = np.arange(shape[1])[None, :] * (lx / shape[1])
-    return y, x
+    """x along axis 0, y along axis 1 (the package's axis convention)."""
+    lx, ly = lengths
+    x = np.arange(shape[0])[:, None] * (lx / shape[0])
+    y = np.arange(shape[1])[None, :] * (ly / shape[1])
+    return x, y
 
 
 def smooth_field(shape, seed, lengths=LENGTHS, kmax=4, amplitude=10.0):
     """Zero-mean random trigonometric polynomial with |k| ≤ kmax (coefficients ~ 1/|k|²)."""
     rng = np.random.default_rng(seed)
-    y, x = nodes(shape, lengths)
+    x, y = nodes(shape, lengths)
     w = np.zeros(shape)
-    for kx in range(-kmax, kmax + 1):
-        for ky in range(0, kmax + 1):
+    for ky in range(-kmax, kmax + 1):
+        for kx in range(0, kmax + 1):
             if (kx, ky) == (0, 0):
                 continue
             a, b = rng.standard_normal(2)
-            phase = 2 * np.pi * (kx * x / lengths[1] + ky * y / lengths[0])
+            phase = 2 * np.pi * (ky * y / lengths[1] + kx * x / lengths[0])
             w += (a * np.cos(phase) + b * np.sin(phase)) / (kx * kx + ky * ky)
     w -= w.mean()
     return amplitude * w
@@ -56,8 +57,8 @@ def test_taylor_green_second_order_and_discrete_decay_rate():
         errors.append(np.abs(w[-1] - exact).max() / np.abs(exact).max())
         # The discrete TG mode is an eigenvector of −Δ_h with eigenvalue λ_h; J_A vanishes on it,
         # so the scheme multiplies it by the SSP-RK3 amplification factor R(−νλ_h dt) each step.
-        ly, lx = LENGTHS
-        hy, hx = ly / n, lx / n
+        lx, ly = LENGTHS
+        hx, hy = lx / n, ly / n
         lam_h = 4 / hx**2 * math.sin(math.pi * hx / lx) ** 2 + 4 / hy**2 * math.sin(math.pi * hy / ly) ** 2
         z = -nu * lam_h * dt
         amp = (1 + z + z**2 / 2 + z**3 / 6) ** int(info.steps)
@@ -79,11 +80,11 @@ def test_taylor_green_jacobian_vanishes_to_roundoff():
 
 
 def test_jacobian_second_order_against_analytic():
-    ly, lx = LENGTHS
+    lx, ly = LENGTHS
     a, b = 2 * np.pi / lx, 2 * np.pi / ly
     errors = []
     for n in (32, 64, 128):
-        y, x = nodes((n, n))
+        x, y = nodes((n, n))
         psi = np.exp(np.sin(a * x)) * np.cos(b * y)
         psi_x = a * np.cos(a * x) * psi
         psi_y = -b * np.exp(np.sin(a * x)) * np.sin(b * y)
@@ -97,10 +98,10 @@ def test_jacobian_second_order_against_analytic():
 
 
 def test_velocity_and_energy_of_taylor_green():
-    ly, lx = LENGTHS
+    lx, ly = LENGTHS
     errors = []
     for n in (16, 32, 64):
-        y, x = nodes((n, n))
+        x, y = nodes((n, n))
         w = ns.taylor_green((n, n), LENGTHS)
         u, v = ns.velocity(w, LENGTHS)
         kx, ky = 2 * np.pi / lx, 2 * np.pi / ly
@@ -116,13 +117,13 @@ def test_velocity_and_energy_of_taylor_green():
 def test_energy_is_sum_of_squared_forward_differences():
     w = smooth_field((12, 20), 3)
     psi = ns.streamfunction(w, LENGTHS)
-    hy, hx = LENGTHS[0] / 12, LENGTHS[1] / 20
-    grad2 = ((np.roll(psi, -1, -1) - psi) / hx) ** 2 + ((np.roll(psi, -1, -2) - psi) / hy) ** 2
+    hx, hy = LENGTHS[0] / 12, LENGTHS[1] / 20
+    grad2 = ((np.roll(psi, -1, -1) - psi) / hy) ** 2 + ((np.roll(psi, -1, -2) - psi) / hx) ** 2
     assert ns.energy(w, LENGTHS) == pytest.approx(0.5 * grad2.sum() * hx * hy, rel=1e-12)
     assert ns.enstrophy(w, LENGTHS) == pytest.approx(0.5 * (w**2).sum() * hx * hy, rel=1e-15)
     # −Δ_h ψ = w exactly (5-point stencil)
-    lap = ((np.roll(psi, 1, -1) + np.roll(psi, -1, -1) - 2 * psi) / hx**2
-           + (np.roll(psi, 1, -2) + np.roll(psi, -1, -2) - 2 * psi) / hy**2)
+    lap = ((np.roll(psi, 1, -1) + np.roll(psi, -1, -1) - 2 * psi) / hy**2
+           + (np.roll(psi, 1, -2) + np.roll(psi, -1, -2) - 2 * psi) / hx**2)
     assert np.abs(-lap - w).max() < 1e-12 * np.abs(w).max()
 
 
@@ -184,7 +185,7 @@ def test_batch_with_li_forcing_matches_single_samples():
     w0 = np.stack([smooth_field(shape, s, (1.0, 1.0), amplitude=a) for s, a in ((4, 1.0), (5, 5.0))])
     f = ns.li_forcing(shape)
     assert abs(f.sum()) < 1e-13
-    y, x = nodes(shape, (1.0, 1.0))
+    x, y = nodes(shape, (1.0, 1.0))
     np.testing.assert_allclose(f, 0.1 * (np.sin(2 * np.pi * (x + y)) + np.cos(2 * np.pi * (x + y))),
                                atol=1e-15)
     out, info = ns.solve(w0, 1e-3, 0.3, forcing="li", n_snapshots=3, return_info=True)

@@ -2,8 +2,10 @@
 
 Every solver follows the package grid convention (neuralhss.grid): a homogeneous-Dirichlet axis
 of length L with n unknowns uses the interior nodes x_i = i·L/(n+1), a periodic axis the
-nodes x_i = i·L/n; arrays are ``(..., n_1, ..., n_d)`` with leading batch axes, ``dim=``
-counts the trailing spatial axes, and the result has the kind of the input (NumPy float64,
+nodes x_i = i·L/n; arrays are ``(..., n_x[, n_y[, n_z]])`` with leading batch axes: the
+first spatial axis is x, then y, z, and ``lengths`` and positions follow that order (also for
+the field components of maxwell and the velocity of navier_stokes); ``dim=`` counts the
+trailing spatial axes, and the result has the kind of the input (NumPy float64,
 or a torch tensor on the input's device and dtype).
 
 Solvers

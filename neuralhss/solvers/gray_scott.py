@@ -12,15 +12,16 @@ Pearson's (1993) units: Du = 2e-5, Dv = 1e-5 on a square of side L = 2.5 (:data:
 
 Grid
 ----
-Fully periodic rectangle [0, Ly) × [0, Lx) on the package grid (neuralhss.grid): nodes
-x_i = i·Lx/nx, y_j = j·Ly/ny, spacings hx = Lx/nx, hy = Ly/ny. Arrays are ``(..., ny, nx)``
-(last axis x), leading axes a batch of independent samples; ``lengths`` is ``L`` or
-``(Ly, Lx)`` in axis order.
+Fully periodic rectangle [0, Lx) × [0, Ly) on the package grid (neuralhss.grid): nodes
+x_i = i·Lx/nx, y_j = j·Ly/ny, spacings hx = Lx/nx, hy = Ly/ny. Arrays are ``(..., nx, ny)``
+(axis −2 is x, the package's axis convention), leading axes a batch of independent samples;
+``lengths`` is ``L`` or ``(Lx, Ly)`` in axis order. The equations are isotropic, so the naming
+only matters for ``lengths`` and positions.
 
 Discretisation
 --------------
 * Space: the 5-point Laplacian Δ_h, diagonalised by the real 2-D FFT with eigenvalues
-  −λ_h, λ_h = (4/hx²) sin²(πk/nx) + (4/hy²) sin²(πl/ny). The implicit solves are exact for
+  −λ_h, λ_h = (4/hy²) sin²(πk/ny) + (4/hx²) sin²(πl/nx). The implicit solves are exact for
   this discrete operator, so a pure-diffusion mode decays at the discrete rate of the scheme
   (backward Euler: exactly 1/(1 + dt·D·λ_h) per step).
 * Variables: the solver integrates w = 1 − u and v, so that the homogeneous state
@@ -199,35 +200,35 @@ def laplacian_eigenvalues(shape: Sequence[int], lengths: float | Sequence[float]
 
     Parameters
     ----------
-    shape : (ny, nx)
+    shape : (nx, ny)
         Grid shape.
-    lengths : float or (Ly, Lx), default 1.0
+    lengths : float or (Lx, Ly), default 1.0
         Domain lengths in axis order (spacing L/n per axis).
 
     Returns
     -------
-    ndarray, shape (ny, nx//2 + 1)
-        λ_h[l, k] = (4/hy²) sin²(πl/ny) + (4/hx²) sin²(πk/nx), units 1/length²; the Fourier
-        mode exp(2πi(l·j/ny + k·i/nx)) satisfies −Δ_h e = λ_h[l, k] e.
+    ndarray, shape (nx, ny//2 + 1)
+        λ_h[l, k] = (4/hx²) sin²(πl/nx) + (4/hy²) sin²(πk/ny), units 1/length²; the Fourier
+        mode exp(2πi(l·i/nx + k·j/ny)) at node (x_i, y_j) satisfies −Δ_h e = λ_h[l, k] e.
     """
     dims = tuple(shape)
     if len(dims) != 2 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool)
                                  and n >= 1 for n in dims):
-        raise ValueError(f"shape must be (ny, nx) with positive integers; got {shape!r}.")
-    ny, nx = (int(n) for n in dims)
-    ly, lx = st.normalize_lengths(lengths, 2)
-    hy, hx = ly / ny, lx / nx
-    lam_y = (4.0 / hy**2) * np.sin(np.pi * np.arange(ny) / ny) ** 2
-    lam_x = (4.0 / hx**2) * np.sin(np.pi * np.arange(nx // 2 + 1) / nx) ** 2
-    return lam_y[:, None] + lam_x[None, :]
+        raise ValueError(f"shape must be (nx, ny) with positive integers; got {shape!r}.")
+    nx, ny = (int(n) for n in dims)
+    lx, ly = st.normalize_lengths(lengths, 2)
+    hx, hy = lx / nx, ly / ny
+    lam_x = (4.0 / hx**2) * np.sin(np.pi * np.arange(nx) / nx) ** 2
+    lam_y = (4.0 / hy**2) * np.sin(np.pi * np.arange(ny // 2 + 1) / ny) ** 2
+    return lam_x[:, None] + lam_y[None, :]
 
 
 class _Transform:
     """Real 2-D FFT over the last two axes, as two 1-D passes (faster than scipy's rfft2/irfft2
     pair for these shapes, and it lets the inverse overwrite its own temporary)."""
 
-    def __init__(self, nx: int, workers: int):
-        self.nx = nx
+    def __init__(self, ny: int, workers: int):
+        self.ny = ny
         self.workers = workers
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -236,7 +237,7 @@ class _Transform:
 
     def inverse(self, xh: np.ndarray) -> np.ndarray:
         tmp = sfft.ifft(xh, axis=-2, workers=self.workers)
-        return sfft.irfft(tmp, n=self.nx, axis=-1, overwrite_x=True, workers=self.workers)
+        return sfft.irfft(tmp, n=self.ny, axis=-1, overwrite_x=True, workers=self.workers)
 
 
 def _reaction(phys: np.ndarray) -> np.ndarray:
@@ -274,9 +275,9 @@ def _interleave(m: np.ndarray) -> np.ndarray:
 def _integrate(phys: np.ndarray, lam: np.ndarray, coeffs: np.ndarray, rates: np.ndarray,
                scheme: str, dt: float, per: np.ndarray, out_u: np.ndarray, out_v: np.ndarray,
                tr: _Transform) -> int:
-    """Advance the stacked physical state ``phys`` = (w, v), shape (2, nb, ny, nx), writing the
-    snapshots into ``out_u``/``out_v`` (nb, n_snapshots, ny, nx). Returns the number of steps."""
-    # Implicit rates a = D·λ_h + c per field, shape (2, 1, ny, nx//2+1), broadcast over the batch.
+    """Advance the stacked physical state ``phys`` = (w, v), shape (2, nb, nx, ny), writing the
+    snapshots into ``out_u``/``out_v`` (nb, n_snapshots, nx, ny). Returns the number of steps."""
+    # Implicit rates a = D·λ_h + c per field, shape (2, 1, nx, ny//2+1), broadcast over the batch.
     a = coeffs[:, None, None, None] * lam[None, None] + rates[:, None, None, None]
     m_euler = _interleave(1.0 / (1.0 + dt * a))
     if scheme == "sbdf2":
@@ -349,8 +350,8 @@ def solve(u0: Any, v0: Any, Du: float, Dv: float, F: float, k: float, t_final: f
 
     Parameters
     ----------
-    u0, v0 : array_like or torch.Tensor, shape (..., ny, nx)
-        Initial fields at the nodes x_i = i·Lx/nx, y_j = j·Ly/ny (last axis x); leading axes
+    u0, v0 : array_like or torch.Tensor, shape (..., nx, ny)
+        Initial fields at the nodes x_i = i·Lx/nx, y_j = j·Ly/ny (axis −2 is x); leading axes
         are a batch of independent samples. Same shape; the stability bound assumes values
         in [0, 1] (e.g. :func:`initial_perturbation`).
     Du, Dv : float
@@ -363,7 +364,7 @@ def solve(u0: Any, v0: Any, Du: float, Dv: float, F: float, k: float, t_final: f
         Time step, at most :data:`STABILITY_LIMIT` [scheme] (2, 4/3, 1 for euler, sbdf2,
         cnab2); shortened to T/(n_snapshots·m) for an integer m so that the steps land on the
         snapshot times. Default ``min(1, 0.75·limit)``: 1 for euler/sbdf2, 0.75 for cnab2.
-    lengths : float or (Ly, Lx), default 1.0
+    lengths : float or (Lx, Ly), default 1.0
         Domain lengths in axis order.
     n_snapshots : int, default 1
         Number of snapshots, at t_k = k·T/n_snapshots, k = 1..n_snapshots (the initial state
@@ -378,7 +379,7 @@ def solve(u0: Any, v0: Any, Du: float, Dv: float, F: float, k: float, t_final: f
 
     Returns
     -------
-    u, v : same kind as u0 and v0, shape (..., n_snapshots, ny, nx)
+    u, v : same kind as u0 and v0, shape (..., n_snapshots, nx, ny)
         The fields at the snapshot times (float64 NumPy, or tensors on the inputs' devices
         with their floating dtypes, computed in float64 on the CPU).
     info : SolveInfo
@@ -398,11 +399,11 @@ def solve(u0: Any, v0: Any, Du: float, Dv: float, F: float, k: float, t_final: f
     u_arr, back_u = st.to_numpy(u0, "u0")
     v_arr, back_v = st.to_numpy(v0, "v0")
     if u_arr.ndim < 2:
-        raise ValueError(f"u0 must have at least 2 axes (..., ny, nx); got shape {u_arr.shape}.")
+        raise ValueError(f"u0 must have at least 2 axes (..., nx, ny); got shape {u_arr.shape}.")
     if u_arr.shape != v_arr.shape:
-        raise ValueError(f"u0 and v0 must have the same shape (..., ny, nx); got {u_arr.shape} and "
+        raise ValueError(f"u0 and v0 must have the same shape (..., nx, ny); got {u_arr.shape} and "
                          f"{v_arr.shape}.")
-    ny, nx = st.check_spatial_shape(u_arr.shape[-2:], "u0")
+    nx, ny = st.check_spatial_shape(u_arr.shape[-2:], "u0")
     st.check_finite(u_arr, "u0")
     st.check_finite(v_arr, "v0")
     Du = check_number(Du, "Du", strict=False, hint=" (diffusivity of u)")
@@ -423,27 +424,27 @@ def solve(u0: Any, v0: Any, Du: float, Dv: float, F: float, k: float, t_final: f
                              f"reaction for scheme {scheme!r} (dt·max|v(2u - v)| <= {limit:.4g} for "
                              f"u, v in [0, 1]); pass dt <= {limit:.4g}.")
     dt_used, per = st.steps_between(times, float(dt))
-    nworkers = st.fft_workers(ny * nx, workers)
+    nworkers = st.fft_workers(nx * ny, workers)
 
     batch = u_arr.shape[:-2]
     nb = math.prod(batch)
-    out_u = np.empty((nb, len(times), ny, nx))
-    out_v = np.empty((nb, len(times), ny, nx))
+    out_u = np.empty((nb, len(times), nx, ny))
+    out_v = np.empty((nb, len(times), nx, ny))
     steps = 0
     if nb:
-        u_flat, v_flat = u_arr.reshape(nb, ny, nx), v_arr.reshape(nb, ny, nx)
-        lam = laplacian_eigenvalues((ny, nx), lens)
-        tr = _Transform(nx, nworkers)
-        chunk = max(1, CHUNK_NODES // (ny * nx))
+        u_flat, v_flat = u_arr.reshape(nb, nx, ny), v_arr.reshape(nb, nx, ny)
+        lam = laplacian_eigenvalues((nx, ny), lens)
+        tr = _Transform(ny, nworkers)
+        chunk = max(1, CHUNK_NODES // (nx * ny))
         for b0 in range(0, nb, chunk):
             b1 = min(nb, b0 + chunk)
-            phys = np.empty((2, b1 - b0, ny, nx))
+            phys = np.empty((2, b1 - b0, nx, ny))
             np.subtract(1.0, u_flat[b0:b1], out=phys[0])
             phys[1] = v_flat[b0:b1]
             with np.errstate(over="ignore", invalid="ignore"):
                 steps = _integrate(phys, lam, np.array([Du, Dv]), np.array([F, F + k]), scheme,
                                    dt_used, per, out_u[b0:b1], out_v[b0:b1], tr)
-    shape = batch + (len(times), ny, nx)
+    shape = batch + (len(times), nx, ny)
     u = out_u.reshape(shape)
     v = out_v.reshape(shape)
     u = back_u(u) if back_u else u
@@ -468,18 +469,18 @@ def initial_perturbation(shape: Sequence[int], lengths: float | Sequence[float],
 
     Parameters
     ----------
-    shape : (..., ny, nx)
+    shape : (..., nx, ny)
         Output shape; leading axes are a batch, each sample with its own patches.
-    lengths : float or (Ly, Lx)
+    lengths : float or (Lx, Ly)
         Domain lengths in axis order (node x_i = i·Lx/nx).
     rng : numpy.random.Generator or int
         Source of randomness (an int is a seed for ``numpy.random.default_rng``).
     n_patches : int, optional
         Number of squares per sample (≥ 0; they may overlap). Default
-        max(1, round(:data:`PATCH_DENSITY`·Ly·Lx)): 19 on Pearson's 2.5 × 2.5 square, 5 on
+        max(1, round(:data:`PATCH_DENSITY`·Lx·Ly)): 19 on Pearson's 2.5 × 2.5 square, 5 on
         1.25 × 1.25, so that patterns fill the domain in about the same time.
     patch_size : float, optional
-        Side of the squares in length units; default 0.08·min(Ly, Lx) (Pearson: 20 nodes of
+        Side of the squares in length units; default 0.08·min(Lx, Ly) (Pearson: 20 nodes of
         256 on a side of 2.5).
     noise : float, default 0.01
         Amplitude of the additive uniform noise (≥ 0).
@@ -490,32 +491,32 @@ def initial_perturbation(shape: Sequence[int], lengths: float | Sequence[float],
     """
     shape_t = tuple(int(n) for n in shape)
     if len(shape_t) < 2 or any(n < 1 for n in shape_t):
-        raise ValueError(f"shape must be (..., ny, nx) with positive entries; got {shape!r}.")
-    ly, lx = st.normalize_lengths(lengths, 2)
+        raise ValueError(f"shape must be (..., nx, ny) with positive entries; got {shape!r}.")
+    lx, ly = st.normalize_lengths(lengths, 2)
     if n_patches is None:
-        n_patches = max(1, round(PATCH_DENSITY * ly * lx))
+        n_patches = max(1, round(PATCH_DENSITY * lx * ly))
     if isinstance(n_patches, bool) or not isinstance(n_patches, (int, np.integer)) or n_patches < 0:
         raise ValueError(f"n_patches must be an integer >= 0; got {n_patches!r}.")
     if patch_size is None:
-        patch_size = 0.08 * min(ly, lx)
+        patch_size = 0.08 * min(lx, ly)
     patch_size = check_number(patch_size, "patch_size", hint=" (side in length units)")
     noise = check_number(noise, "noise", strict=False, hint=" (noise amplitude)")
     if not isinstance(rng, np.random.Generator):
         if isinstance(rng, bool) or not isinstance(rng, (int, np.integer)):
             raise ValueError(f"rng must be a numpy.random.Generator or an int seed; got {rng!r}.")
         rng = np.random.default_rng(int(rng))
-    ny, nx = shape_t[-2:]
+    nx, ny = shape_t[-2:]
     nb = math.prod(shape_t[:-2])
-    u = np.ones((nb, ny, nx))
-    v = np.zeros((nb, ny, nx))
-    sy = max(1, round(patch_size / ly * ny))
+    u = np.ones((nb, nx, ny))
+    v = np.zeros((nb, nx, ny))
     sx = max(1, round(patch_size / lx * nx))
-    rows = np.arange(sy)
-    cols = np.arange(sx)
+    sy = max(1, round(patch_size / ly * ny))
+    rows = np.arange(sx)
+    cols = np.arange(sy)
     for b in range(nb):
         for _ in range(n_patches):
-            j0, i0 = int(rng.integers(ny)), int(rng.integers(nx))
-            idx = np.ix_((j0 + rows) % ny, (i0 + cols) % nx)
+            i0, j0 = int(rng.integers(nx)), int(rng.integers(ny))
+            idx = np.ix_((i0 + rows) % nx, (j0 + cols) % ny)
             u[b][idx] = 0.5
             v[b][idx] = 0.25
     if noise:

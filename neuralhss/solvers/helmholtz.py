@@ -8,7 +8,8 @@ Grid
 ----
 u, ε_r and f live on the interior nodes of the package grid (neuralhss.grid): axis k of length
 L_k with n_k unknowns uses x_i = i·h_k, i = 1..n_k, h_k = L_k/(n_k+1), with u = 0 on the box
-boundary (not stored). Arrays are ``(..., n_0, n_1)``; ``lengths`` follows the axis order.
+boundary (not stored). Arrays are ``(..., n_x, n_y)`` (axis 0 of a field is x, the package's
+axis convention); ``lengths`` = (L_x, L_y) follows the axis order.
 
 PML
 ---
@@ -293,7 +294,7 @@ def point_source(shape: Sequence[int], lengths: float | Sequence[float] = 1.0,
     lengths : float or pair of floats, default 1.0
         Domain lengths per axis.
     center : pair of floats, optional
-        Source position (x_0, x_1) in the box; default the box centre. It snaps to the nearest
+        Source position (x, y) in the box, in axis order; default the box centre. It snaps to the nearest
         node x_i = i·L/(n+1); place it on a node for an exact comparison.
 
     Returns

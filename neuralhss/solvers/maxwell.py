@@ -11,12 +11,13 @@ with the current J_z(x, t) = source(x)·g(t). Time is in units of length/c0; wav
 
 Grid
 ----
-Arrays are ``(..., n_y, n_x)``: axis −2 is y, axis −1 is x, and ``lengths = (L_y, L_x)``
-follows the axis order. E_z lives on the interior nodes of the package grid (neuralhss.grid),
-x_j = j·h_x, j = 1..n_x, h_x = L_x/(n_x+1) (same in y), and E_z = 0 on the box boundary
-(perfect electric conductor, PEC; not stored). H_x sits at (y_{i+½}, x_j), shape
-(n_y+1, n_x); H_y at (y_i, x_{j+½}), shape (n_y, n_x+1) — half a cell from E_z in space and
-half a step in time (leapfrog: E at t_n = n·Δt, H at t_{n+½}). ε_r is given at the E_z nodes.
+Arrays are ``(..., n_x, n_y)`` in the package's axis convention: axis −2 is x, axis −1 is y,
+and ``lengths = (L_x, L_y)`` follows the axis order; (x, y, z) is right-handed. E_z lives on
+the interior nodes of the package grid (neuralhss.grid), x_i = i·h_x, i = 1..n_x,
+h_x = L_x/(n_x+1) (same in y), and E_z = 0 on the box boundary (perfect electric conductor,
+PEC; not stored). H_x sits at (x_i, y_{j+½}), shape (n_x, n_y+1); H_y at (x_{i+½}, y_j), shape
+(n_x+1, n_y) — half a cell from E_z in space and half a step in time (leapfrog: E at
+t_n = n·Δt, H at t_{n+½}). ε_r is given at the E_z nodes.
 
 Scheme
 ------
@@ -129,7 +130,7 @@ def ricker(t: Any, frequency: float) -> Any:
 def cfl_limit(eps_min: float, lengths: float | Sequence[float], shape: Sequence[int]) -> float:
     """Largest stable Yee time step 1/(c_max·sqrt(1/h_x² + 1/h_y²)), c_max = 1/sqrt(eps_min).
 
-    ``shape`` = (n_y, n_x) interior nodes, ``lengths`` = (L_y, L_x) (or one number for both).
+    ``shape`` = (n_x, n_y) interior nodes, ``lengths`` = (L_x, L_y) (or one number for both).
     """
     lens = st.normalize_lengths(lengths, 2)
     h = [L / (n + 1) for L, n in zip(lens, shape, strict=True)]
@@ -138,19 +139,20 @@ def cfl_limit(eps_min: float, lengths: float | Sequence[float], shape: Sequence[
 
 def cavity_frequency(m: int, n: int, lengths: float | Sequence[float] = 1.0, eps_r: float = 1.0,
                      shape: Sequence[int] | None = None, dt: float | None = None) -> float:
-    """Angular frequency of the PEC-cavity mode E_z = sin(nπy/L_y)·sin(mπx/L_x).
+    """Angular frequency of the PEC-cavity mode E_z = sin(mπx/L_x)·sin(nπy/L_y).
 
-    Without ``shape``: the continuous ω = π·sqrt((m/L_x)² + (n/L_y)²)/sqrt(ε_r). With ``shape``
-    (n_y, n_x) and ``dt``: the Yee scheme's exact discrete frequency,
+    ``m`` counts half-waves along x (array axis 0), ``n`` along y (axis 1); ``lengths`` =
+    (L_x, L_y). Without ``shape``: the continuous ω = π·sqrt((m/L_x)² + (n/L_y)²)/sqrt(ε_r).
+    With ``shape`` (n_x, n_y) and ``dt``: the Yee scheme's exact discrete frequency,
     sin(ωΔt/2) = (Δt/2)·sqrt(λ/ε_r), λ = Σ_k (4/h_k²)·sin²(m_k π h_k/(2L_k)) (the mode shape is
     an exact eigenvector of the discrete curl-curl operator).
     """
-    ly, lx = st.normalize_lengths(lengths, 2)
+    lx, ly = st.normalize_lengths(lengths, 2)
     if shape is None:
         return math.pi * math.hypot(m / lx, n / ly) / math.sqrt(eps_r)
     if dt is None:
         raise ValueError("dt is required with shape (the discrete frequency depends on the step).")
-    hy, hx = ly / (shape[0] + 1), lx / (shape[1] + 1)
+    hx, hy = lx / (shape[0] + 1), ly / (shape[1] + 1)
     lam = (4 / hx**2) * math.sin(m * math.pi * hx / (2 * lx)) ** 2 \
         + (4 / hy**2) * math.sin(n * math.pi * hy / (2 * ly)) ** 2
     return (2.0 / dt) * math.asin(0.5 * dt * math.sqrt(lam / eps_r))
@@ -193,14 +195,14 @@ def solve(eps_r: Any, t_final: float, ez0: Any = None, source: Any = None,
 
     Parameters
     ----------
-    eps_r : float, array_like or torch.Tensor, shape (..., n_y, n_x)
+    eps_r : float, array_like or torch.Tensor, shape (..., n_x, n_y)
         Relative permittivity (real, finite, > 0) at the E_z nodes; a scalar is a homogeneous
         medium (the grid shape then comes from ez0 or source). Leading axes are a batch.
     t_final : float
         Final time (> 0), in units of length/c0.
-    ez0 : array_like or torch.Tensor, shape (..., n_y, n_x), optional
+    ez0 : array_like or torch.Tensor, shape (..., n_x, n_y), optional
         Initial E_z at the interior nodes x_j = j·L/(n+1) (default 0). H = 0 at t = 0.
-    source : array_like or torch.Tensor, shape (..., n_y, n_x), optional
+    source : array_like or torch.Tensor, shape (..., n_x, n_y), optional
         Spatial profile of the current density J_z(x, t) = source(x)·g(t); at least one of ez0
         and source must be given. A point current of unit strength is 1/(h_x h_y) at one node.
     frequency : float, optional
@@ -215,7 +217,7 @@ def solve(eps_r: Any, t_final: float, ez0: Any = None, source: Any = None,
         1/(c_max·sqrt(1/h_x² + 1/h_y²)), c_max = 1/sqrt(min ε_r) over the batch. Shortened if
         needed so that every snapshot time is a whole number of steps.
     lengths : float or pair of floats, default 1.0
-        Box lengths (L_y, L_x).
+        Box lengths (L_x, L_y), in axis order.
     boundary : {"pec", "absorbing"}, default "pec"
         "pec": E_z = 0 on the walls (a closed, lossless cavity). "absorbing": a split-field PML
         of ``width`` nodes inside the box next to every wall, PEC behind it (module docstring);
@@ -234,7 +236,7 @@ def solve(eps_r: Any, t_final: float, ez0: Any = None, source: Any = None,
 
     Returns
     -------
-    ez : same kind as the inputs, shape (..., n_snapshots, n_y, n_x)
+    ez : same kind as the inputs, shape (..., n_snapshots, n_x, n_y)
         E_z at the snapshot times; leading axes = the broadcast batch axes of eps_r, ez0 and
         source. float64 NumPy, or a tensor on the first tensor input's device and dtype.
     info : SolveInfo
@@ -250,7 +252,7 @@ def solve(eps_r: Any, t_final: float, ez0: Any = None, source: Any = None,
 
     Notes
     -----
-    Cost O(n_y·n_x) per step and sample; a batch is advanced together with NumPy array
+    Cost O(n_x·n_y) per step and sample; a batch is advanced together with NumPy array
     operations. Second order (cavity-mode frequency error observed order 2.00–2.01,
     ``tests/test_maxwell.py``).
     """
@@ -278,7 +280,7 @@ def solve(eps_r: Any, t_final: float, ez0: Any = None, source: Any = None,
     ref_name, ref = next(((k, v) for k, v in (("eps_r", eps_arr), *arrays.items()) if v.ndim > 0),
                          ("eps_r", eps_arr))
     if ref.ndim < 2:
-        raise ValueError(f"{ref_name} must have at least 2 axes (..., n_y, n_x); got shape "
+        raise ValueError(f"{ref_name} must have at least 2 axes (..., n_x, n_y); got shape "
                          f"{ref.shape}.")
     shape = st.check_spatial_shape(ref.shape[-2:], ref_name)
     if eps_arr.ndim == 0:
@@ -354,96 +356,100 @@ def solve(eps_r: Any, t_final: float, ez0: Any = None, source: Any = None,
 
 
 class _Yee:
-    """State and update of a batch of 2-D TMz Yee grids (E_z padded with its PEC zeros)."""
+    """State and update of a batch of 2-D TMz Yee grids (E_z padded with its PEC zeros).
+
+    x is axis −2, y axis −1: H_x (from ∂E_z/∂y) lives on the y-faces, shape (nb, n_x, n_y+1),
+    H_y (from ∂E_z/∂x) on the x-faces, shape (nb, n_x+1, n_y).
+    """
 
     def __init__(self, eps: np.ndarray, lengths: Sequence[float], dt: float, boundary: str,
                  width: int, strength: float) -> None:
-        nb, ny, nx = eps.shape
-        self.dy, self.dx = lengths[0] / (ny + 1), lengths[1] / (nx + 1)  # grid spacings
+        nb, nx, ny = eps.shape
+        self.dx, self.dy = lengths[0] / (nx + 1), lengths[1] / (ny + 1)  # grid spacings
         self.dt = dt
         self.eps = np.ascontiguousarray(eps)
         self.dt_over_eps = dt / self.eps
         self.absorbing = boundary == "absorbing"
-        self.ezp = np.zeros((nb, ny + 2, nx + 2))  # E_z with its zero boundary values
+        self.ezp = np.zeros((nb, nx + 2, ny + 2))  # E_z with its zero boundary values
         self.ez = self.ezp[:, 1:-1, 1:-1]
-        self.hx = np.zeros((nb, ny + 1, nx))       # at (y_{i+½}, x_j)
-        self.hy = np.zeros((nb, ny, nx + 1))       # at (y_i, x_{j+½})
+        self.hx = np.zeros((nb, nx, ny + 1))       # at (x_i, y_{j+½})
+        self.hy = np.zeros((nb, nx + 1, ny))       # at (x_{i+½}, y_j)
         self.buf_hx = np.empty_like(self.hx)
         self.buf_hy = np.empty_like(self.hy)
-        self.buf_e = np.empty((nb, ny, nx))
+        self.buf_e = np.empty((nb, nx, ny))
         if self.absorbing:
-            sy_node, sy_face = _layer_profile(ny, lengths[0], width, strength)
-            sx_node, sx_face = _layer_profile(nx, lengths[1], width, strength)
+            sx_node, sx_face = _layer_profile(nx, lengths[0], width, strength)
+            sy_node, sy_face = _layer_profile(ny, lengths[1], width, strength)
 
             def coefficients(sigma: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
                 # ∂u/∂t + σu = r  →  u⁺ = a·u + b·r, a = (1 − σΔt/2)/(1 + σΔt/2), b = Δt/(1 + σΔt/2)
                 return (1 - 0.5 * sigma * step) / (1 + 0.5 * sigma * step), step / (1 + 0.5 * sigma * step)
 
-            self.a_ex, self.b_ex = coefficients(sx_node[None, None, :], dt)
-            self.a_ey, self.b_ey = coefficients(sy_node[None, :, None], dt)
-            self.a_hx, self.b_hx = coefficients(sy_face[None, :, None], dt)
-            self.a_hy, self.b_hy = coefficients(sx_face[None, None, :], dt)
-            self.b_hx_half = coefficients(sy_face[None, :, None], 0.5 * dt)[1]
-            self.b_hy_half = coefficients(sx_face[None, None, :], 0.5 * dt)[1]
-            self.src_x, self.src_y = self.b_ex / dt, self.b_ey / dt  # J enters like the curl term
-            self.ezx = np.zeros((nb, ny, nx))
-            self.ezy = np.zeros((nb, ny, nx))
-            self.b_ex = self.b_ex / (self.eps * self.dx)
+            self.a_ey, self.b_ey = coefficients(sy_node[None, None, :], dt)
+            self.a_ex, self.b_ex = coefficients(sx_node[None, :, None], dt)
+            self.a_hy, self.b_hy = coefficients(sx_face[None, :, None], dt)
+            self.a_hx, self.b_hx = coefficients(sy_face[None, None, :], dt)
+            self.b_hy_half = coefficients(sx_face[None, :, None], 0.5 * dt)[1]
+            self.b_hx_half = coefficients(sy_face[None, None, :], 0.5 * dt)[1]
+            self.src_y, self.src_x = self.b_ey / dt, self.b_ex / dt  # J enters like the curl term
+            self.ezy = np.zeros((nb, nx, ny))
+            self.ezx = np.zeros((nb, nx, ny))
             self.b_ey = self.b_ey / (self.eps * self.dy)
+            self.b_ex = self.b_ex / (self.eps * self.dx)
         else:
-            self.c_ex = self.dt_over_eps / self.dx
             self.c_ey = self.dt_over_eps / self.dy
+            self.c_ex = self.dt_over_eps / self.dx
 
     def set_initial(self, ez0: np.ndarray) -> None:
         self.ez[...] = ez0
         if self.absorbing:
-            self.ezx[...] = 0.5 * ez0
             self.ezy[...] = 0.5 * ez0
+            self.ezx[...] = 0.5 * ez0
         self._advance_h(half=True)  # H^{½} from H^0 = 0
 
     def _advance_h(self, half: bool = False) -> None:
-        np.subtract(self.ezp[:, 1:, 1:-1], self.ezp[:, :-1, 1:-1], out=self.buf_hx)  # h_y·∂E/∂y
-        np.subtract(self.ezp[:, 1:-1, 1:], self.ezp[:, 1:-1, :-1], out=self.buf_hy)  # h_x·∂E/∂x
+        np.subtract(self.ezp[:, 1:, 1:-1], self.ezp[:, :-1, 1:-1], out=self.buf_hy)  # h_x·∂E/∂x
+        np.subtract(self.ezp[:, 1:-1, 1:], self.ezp[:, 1:-1, :-1], out=self.buf_hx)  # h_y·∂E/∂y
         if self.absorbing:
             if half:  # H^0 = 0, so only the source term of the damped update remains
-                self.hx[...] = -(self.b_hx_half / self.dy) * self.buf_hx
                 self.hy[...] = (self.b_hy_half / self.dx) * self.buf_hy
+                self.hx[...] = -(self.b_hx_half / self.dy) * self.buf_hx
                 return
-            self.hx *= self.a_hx
-            self.buf_hx *= self.b_hx / self.dy
-            self.hx -= self.buf_hx
             self.hy *= self.a_hy
             self.buf_hy *= self.b_hy / self.dx
             self.hy += self.buf_hy
+            self.hx *= self.a_hx
+            self.buf_hx *= self.b_hx / self.dy
+            self.hx -= self.buf_hx
             return
         step = 0.5 * self.dt if half else self.dt
-        self.buf_hx *= step / self.dy
         self.buf_hy *= step / self.dx
-        self.hx -= self.buf_hx
+        self.buf_hx *= step / self.dy
         self.hy += self.buf_hy
+        self.hx -= self.buf_hx
 
     def step(self, cj: np.ndarray | None, g: float | None,
              keep_h: bool) -> tuple[np.ndarray, np.ndarray] | None:
         """E^n → E^{n+1} with H^{n+½}, then H^{n+½} → H^{n+3/2}; optionally return H^{n+½}."""
         buf = self.buf_e
-        dx_hy = np.subtract(self.hy[:, :, 1:], self.hy[:, :, :-1], out=buf)
+        dy_hx = np.subtract(self.hx[:, :, 1:], self.hx[:, :, :-1], out=buf)
         if self.absorbing:
-            self.ezx *= self.a_ex
-            self.ezx += self.b_ex * dx_hy
-            dy_hx = np.subtract(self.hx[:, 1:, :], self.hx[:, :-1, :], out=buf)
             self.ezy *= self.a_ey
             self.ezy -= self.b_ey * dy_hx
+            dx_hy = np.subtract(self.hy[:, 1:, :], self.hy[:, :-1, :], out=buf)
+            self.ezx *= self.a_ex
+            self.ezx += self.b_ex * dx_hy
             if cj is not None:
                 # half of −J/ε into each split part (the sum E_z is what J drives)
-                self.ezx -= (0.5 * g) * self.src_x * cj
                 self.ezy -= (0.5 * g) * self.src_y * cj
-            np.add(self.ezx, self.ezy, out=self.ez)
+                self.ezx -= (0.5 * g) * self.src_x * cj
+            np.add(self.ezy, self.ezx, out=self.ez)
         else:
-            dx_hy *= self.c_ex
-            self.ez += dx_hy
-            dy_hx = np.subtract(self.hx[:, 1:, :], self.hx[:, :-1, :], out=buf)
             dy_hx *= self.c_ey
             self.ez -= dy_hx
+            dx_hy = np.subtract(self.hy[:, 1:, :], self.hy[:, :-1, :], out=buf)
+            dx_hy *= self.c_ex
+            self.ez += dx_hy
             if cj is not None:
                 self.ez -= g * cj
         h_prev = (self.hx.copy(), self.hy.copy()) if keep_h else None
@@ -455,13 +461,13 @@ class _Yee:
 
     def energies(self, h_prev: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
         """(W, plain) per sample: W = ½Σε E² + ½Σ H^{n−½}·H^{n+½}; plain uses the mean H."""
-        area = self.dx * self.dy
+        area = self.dy * self.dx
         e_part = 0.5 * np.einsum("bij,bij,bij->b", self.eps, self.ez, self.ez)
         if h_prev is None:  # t = 0: H^{−½} = −H^{½} (H^0 = 0) for the undamped start
             hxm, hym = -self.hx, -self.hy
         else:
             hxm, hym = h_prev
-        cross = 0.5 * (np.einsum("bij,bij->b", hxm, self.hx) + np.einsum("bij,bij->b", hym, self.hy))
-        mean = 0.125 * (np.einsum("bij,bij->b", hxm + self.hx, hxm + self.hx)
-                        + np.einsum("bij,bij->b", hym + self.hy, hym + self.hy))
+        cross = 0.5 * (np.einsum("bij,bij->b", hym, self.hy) + np.einsum("bij,bij->b", hxm, self.hx))
+        mean = 0.125 * (np.einsum("bij,bij->b", hym + self.hy, hym + self.hy)
+                        + np.einsum("bij,bij->b", hxm + self.hx, hxm + self.hx))
         return area * (e_part + cross), area * (e_part + mean)

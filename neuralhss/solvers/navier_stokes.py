@@ -6,20 +6,20 @@ Equations and sign convention
 
     ∂t w + J(ψ, w) = ν Δw + f,      −Δψ = w,      u = ∂yψ,  v = −∂xψ,
 
-with w = ∂x v − ∂y u the vorticity, (u, v) the velocity along (x, y) and
+with w = ∂x v − ∂y u the vorticity (positive for counter-clockwise rotation in the (x, y)
+plane), (u, v) the velocity along (x, y) and
 
-    J(ψ, w) = ∂yψ ∂xw − ∂xψ ∂yw = u·∇w,
+    J(ψ, w) = ∂yψ ∂xw − ∂xψ ∂yw = u·∇w = −∂(ψ, w)/∂(x, y),
 
-the advection term (the Jacobian determinant ∂(ψ, w)/∂(y, x), i.e. with the coordinates in
-array-axis order y, x; it is minus the Jacobian ∂(ψ, w)/∂(x, y) of Arakawa's paper).
+the advection term (minus the Jacobian determinant ∂(ψ, w)/∂(x, y) of Arakawa's paper).
 
 Grid
 ----
-Fully periodic rectangle [0, Ly) × [0, Lx) on the package grid (neuralhss.grid): nodes
+Fully periodic rectangle [0, Lx) × [0, Ly) on the package grid (neuralhss.grid): nodes
 x_i = i·Lx/nx, i = 0..nx−1 and y_j = j·Ly/ny, j = 0..ny−1, spacings hx = Lx/nx, hy = Ly/ny.
-Arrays are ``(..., ny, nx)``: the **last axis is x**, the second to last is y (``w[..., j, i]``
-is the value at (x_i, y_j)), leading axes are a batch. ``lengths`` is ``L`` (both axes) or
-``(Ly, Lx)`` in axis order.
+Arrays are ``(..., nx, ny)`` in the package's axis convention: axis −2 is x, axis −1 is y
+(``w[..., i, j]`` is the value at (x_i, y_j)), leading axes are a batch. ``lengths`` is ``L``
+(both axes) or ``(Lx, Ly)`` in axis order.
 
 Discretisation
 --------------
@@ -48,7 +48,7 @@ Discretisation
   steps that land exactly on the snapshot times. A fixed ``dt`` is checked against S ≤ 1
   for w0 (ValueError) and at every step (FloatingPointError if the flow has sped up).
 
-Validated accuracy (``tests/test_navier_stokes.py``, box Ly × Lx = 2 × 1)
+Validated accuracy (``tests/test_navier_stokes.py``, box Lx × Ly = 2 × 1)
 ------------------------------------------------------------------------
 * Taylor–Green vortex: J = 0 in the continuum, and J_A of the discrete fields vanishes to
   round-off (3e-17 relative) because ψ_h is a multiple of w_h (an eigenvector of −Δ_h). The
@@ -149,12 +149,12 @@ class SolveInfo:
 
 def _check_field(w: np.ndarray, name: str) -> tuple[int, int]:
     if w.ndim < 2:
-        raise ValueError(f"{name} must have at least 2 axes (..., ny, nx); got shape {w.shape}.")
-    ny, nx = w.shape[-2:]
-    if ny < 3 or nx < 3:
+        raise ValueError(f"{name} must have at least 2 axes (..., nx, ny); got shape {w.shape}.")
+    nx, ny = w.shape[-2:]
+    if nx < 3 or ny < 3:
         raise ValueError(f"{name} needs at least 3 nodes per spatial axis; got spatial shape "
-                         f"{(ny, nx)}.")
-    return ny, nx
+                         f"{(nx, ny)}.")
+    return nx, ny
 
 
 def _spacings(shape: tuple[int, int], lengths: Any) -> tuple[float, float, tuple[float, float]]:
@@ -164,8 +164,8 @@ def _spacings(shape: tuple[int, int], lengths: Any) -> tuple[float, float, tuple
 
 def _pad(a: np.ndarray) -> np.ndarray:
     """Periodic extension by one node on each side of the last two axes."""
-    ny, nx = a.shape[-2:]
-    p = np.empty(a.shape[:-2] + (ny + 2, nx + 2))
+    nx, ny = a.shape[-2:]
+    p = np.empty(a.shape[:-2] + (nx + 2, ny + 2))
     p[..., 1:-1, 1:-1] = a
     p[..., 0, 1:-1] = a[..., -1, :]
     p[..., -1, 1:-1] = a[..., 0, :]
@@ -183,35 +183,35 @@ def _psi(w: np.ndarray, lens: tuple[float, float], workers: int) -> np.ndarray:
 
 def _arakawa(P: np.ndarray, Q: np.ndarray, hx: float, hy: float,
              want_rate: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """Arakawa's ∂(ψ, w)/∂(x, y) = ψ_x w_y − ψ_y w_x from the periodically padded ψ (P) and w (Q).
+    """Arakawa's J(ψ, w) = ψ_y w_x − ψ_x w_y from the periodically padded ψ (P) and w (Q).
 
-    Returns it and, if ``want_rate``, max(|u|/hx + |v|/hy) over the last two axes (central
-    differences of ψ), the Courant rate.
+    x is axis −2, y axis −1. Returns it and, if ``want_rate``, max(|u|/hx + |v|/hy) over the
+    last two axes (central differences of ψ), the Courant rate.
     """
     c = slice(1, -1)
-    dxp = P[..., :, 2:] - P[..., :, :-2]  # 2hx·ψ_x on rows j = −1..ny
-    dyp = P[..., 2:, :] - P[..., :-2, :]  # 2hy·ψ_y on columns i = −1..nx
-    dxw = Q[..., :, 2:] - Q[..., :, :-2]
-    dyw = Q[..., 2:, :] - Q[..., :-2, :]
+    dyp = P[..., :, 2:] - P[..., :, :-2]  # 2hy·ψ_y on rows i = −1..nx
+    dxp = P[..., 2:, :] - P[..., :-2, :]  # 2hx·ψ_x on columns j = −1..ny
+    dyw = Q[..., :, 2:] - Q[..., :, :-2]
+    dxw = Q[..., 2:, :] - Q[..., :-2, :]
     rate = None
     if want_rate:
-        speed = np.abs(dxp[..., c, :])
-        speed += np.abs(dyp[..., :, c])
-        rate = speed.max(axis=(-2, -1)) / (2.0 * hx * hy)
-    # J⁺⁺: ψ_x w_y − ψ_y w_x
-    j = dxp[..., c, :] * dyw[..., :, c]
-    j -= dyp[..., :, c] * dxw[..., c, :]
-    # J⁺ˣ: ∂y(w ψ_x) − ∂x(w ψ_y)
-    j += Q[..., 2:, c] * dxp[..., 2:, :]
-    j -= Q[..., :-2, c] * dxp[..., :-2, :]
-    j -= Q[..., c, 2:] * dyp[..., :, 2:]
-    j += Q[..., c, :-2] * dyp[..., :, :-2]
-    # Jˣ⁺: ∂x(ψ w_y) − ∂y(ψ w_x)
-    j += P[..., c, 2:] * dyw[..., :, 2:]
-    j -= P[..., c, :-2] * dyw[..., :, :-2]
-    j -= P[..., 2:, c] * dxw[..., 2:, :]
-    j += P[..., :-2, c] * dxw[..., :-2, :]
-    j *= 1.0 / (12.0 * hx * hy)
+        speed = np.abs(dyp[..., c, :])
+        speed += np.abs(dxp[..., :, c])
+        rate = speed.max(axis=(-2, -1)) / (2.0 * hy * hx)
+    # J⁺⁺: ψ_y w_x − ψ_x w_y
+    j = dyp[..., c, :] * dxw[..., :, c]
+    j -= dxp[..., :, c] * dyw[..., c, :]
+    # J⁺ˣ: ∂x(w ψ_y) − ∂y(w ψ_x)
+    j += Q[..., 2:, c] * dyp[..., 2:, :]
+    j -= Q[..., :-2, c] * dyp[..., :-2, :]
+    j -= Q[..., c, 2:] * dxp[..., :, 2:]
+    j += Q[..., c, :-2] * dxp[..., :, :-2]
+    # Jˣ⁺: ∂y(ψ w_x) − ∂x(ψ w_y)
+    j += P[..., c, 2:] * dxw[..., :, 2:]
+    j -= P[..., c, :-2] * dxw[..., :, :-2]
+    j -= P[..., 2:, c] * dyw[..., 2:, :]
+    j += P[..., :-2, c] * dyw[..., :-2, :]
+    j *= 1.0 / (12.0 * hy * hx)
     return j, rate
 
 
@@ -220,7 +220,7 @@ def _courant_rate(psi: np.ndarray, hx: float, hy: float) -> np.ndarray:
     P = _pad(psi)
     speed = np.abs(P[..., 1:-1, 2:] - P[..., 1:-1, :-2])
     speed += np.abs(P[..., 2:, 1:-1] - P[..., :-2, 1:-1])
-    return speed.max(axis=(-2, -1)) / (2.0 * hx * hy)
+    return speed.max(axis=(-2, -1)) / (2.0 * hy * hx)
 
 
 def _check_zero_mean(a: np.ndarray, name: str, eps: float, fix: str) -> None:
@@ -241,7 +241,7 @@ def _check_zero_mean(a: np.ndarray, name: str, eps: float, fix: str) -> None:
 
 
 def _vorticity_input(w: Any, lengths: Any):
-    """Validated float64 vorticity, its converter back, and (hy, hx, (Ly, Lx)) of its grid."""
+    """Validated float64 vorticity, its converter back, and (hx, hy, (Lx, Ly)) of its grid."""
     arr, back = st.to_numpy(w, "w")
     shape = _check_field(arr, "w")
     st.check_finite(arr, "w")
@@ -253,17 +253,17 @@ def jacobian(psi: Any, w: Any, lengths: float | Sequence[float] = 1.0) -> Any:
 
     Parameters
     ----------
-    psi, w : array_like or torch.Tensor, shape (..., ny, nx)
-        Periodic fields at the grid nodes (last axis x, second to last y); leading axes
+    psi, w : array_like or torch.Tensor, shape (..., nx, ny)
+        Periodic fields at the grid nodes (axis −2 is x, axis −1 is y); leading axes
         broadcast.
-    lengths : float or (Ly, Lx), default 1.0
+    lengths : float or (Lx, Ly), default 1.0
         Domain lengths in axis order.
 
     Returns
     -------
     J : same kind as w, shape broadcast(psi, w).shape
-        J_A(ψ, w) ≈ ∂yψ ∂xw − ∂xψ ∂yw, the term that :func:`solve` moves to the left-hand
-        side (−∂(ψ, w)/∂(x, y) in Arakawa's notation). Second-order accurate; for every ψ, w
+        J_A(ψ, w) ≈ ∂yψ ∂xw − ∂xψ ∂yw = u·∇w, the term that :func:`solve` has on the
+        left-hand side (−∂(ψ, w)/∂(x, y) in Arakawa's notation). Second-order accurate; for every ψ, w
         Σ J = Σ ψ J = Σ w J = 0 to round-off.
     """
     p, _ = st.to_numpy(psi, "psi")
@@ -273,9 +273,8 @@ def jacobian(psi: Any, w: Any, lengths: float | Sequence[float] = 1.0) -> Any:
     if p.shape[-2:] != q.shape[-2:]:
         raise ValueError(f"psi and w must share the spatial shape; got {p.shape} and {q.shape}.")
     p, q = np.broadcast_arrays(p, q)
-    hy, hx, _ = _spacings(q.shape[-2:], lengths)
+    hx, hy, _ = _spacings(q.shape[-2:], lengths)
     j, _ = _arakawa(_pad(p), _pad(q), hx, hy, want_rate=False)
-    j = np.negative(j, out=j)
     return back(j) if back else j
 
 
@@ -285,16 +284,16 @@ def streamfunction(w: Any, lengths: float | Sequence[float] = 1.0, *,
 
     Parameters
     ----------
-    w : array_like or torch.Tensor, shape (..., ny, nx)
-        Vorticity at the periodic grid nodes (last axis x).
-    lengths : float or (Ly, Lx), default 1.0
+    w : array_like or torch.Tensor, shape (..., nx, ny)
+        Vorticity at the periodic grid nodes (axis −2 is x).
+    lengths : float or (Lx, Ly), default 1.0
         Domain lengths in axis order.
     workers : int, optional
         Threads for ``scipy.fft`` (default as in :func:`neuralhss.solvers.poisson.solve`).
 
     Returns
     -------
-    psi : same kind as w, shape (..., ny, nx)
+    psi : same kind as w, shape (..., nx, ny)
         Units of w·length².
     """
     arr, back, (_, _, lens) = _vorticity_input(w, lengths)
@@ -307,22 +306,23 @@ def velocity(w: Any, lengths: float | Sequence[float] = 1.0) -> tuple[Any, Any]:
 
     Parameters
     ----------
-    w : array_like or torch.Tensor, shape (..., ny, nx)
-        Vorticity at the periodic grid nodes (last axis x). Its mean induces no velocity on a
+    w : array_like or torch.Tensor, shape (..., nx, ny)
+        Vorticity at the periodic grid nodes (axis −2 is x). Its mean induces no velocity on a
         periodic domain and is ignored.
-    lengths : float or (Ly, Lx), default 1.0
+    lengths : float or (Lx, Ly), default 1.0
         Domain lengths in axis order.
 
     Returns
     -------
-    u, v : same kind as w, shape (..., ny, nx) each
-        x- and y-components, units of w·length. Second-order accurate; these are the
-        velocities the adaptive time step's Courant number is measured with.
+    u, v : same kind as w, shape (..., nx, ny) each
+        x-component (along axis −2) and y-component (along axis −1), units of w·length.
+        Second-order accurate; these are the velocities the adaptive time step's Courant
+        number is measured with.
     """
-    arr, back, (hy, hx, lens) = _vorticity_input(w, lengths)
+    arr, back, (hx, hy, lens) = _vorticity_input(w, lengths)
     P = _pad(_psi(arr, lens, st.fft_workers(math.prod(arr.shape[-2:]), None)))
-    u = (P[..., 2:, 1:-1] - P[..., :-2, 1:-1]) / (2.0 * hy)
-    v = (P[..., 1:-1, :-2] - P[..., 1:-1, 2:]) / (2.0 * hx)
+    u = (P[..., 1:-1, 2:] - P[..., 1:-1, :-2]) / (2.0 * hy)
+    v = (P[..., :-2, 1:-1] - P[..., 2:, 1:-1]) / (2.0 * hx)
     return (back(u), back(v)) if back else (u, v)
 
 
@@ -334,9 +334,9 @@ def energy(w: Any, lengths: float | Sequence[float] = 1.0) -> float | np.ndarray
 
     Parameters
     ----------
-    w : array_like or torch.Tensor, shape (..., ny, nx)
-        Vorticity (last axis x); its mean is ignored (ψ has zero mean).
-    lengths : float or (Ly, Lx), default 1.0
+    w : array_like or torch.Tensor, shape (..., nx, ny)
+        Vorticity (axis −2 is x); its mean is ignored (ψ has zero mean).
+    lengths : float or (Lx, Ly), default 1.0
         Domain lengths in axis order.
 
     Returns
@@ -344,9 +344,9 @@ def energy(w: Any, lengths: float | Sequence[float] = 1.0) -> float | np.ndarray
     float or ndarray, shape (...)
         Units of w²·length⁴.
     """
-    arr, _, (hy, hx, lens) = _vorticity_input(w, lengths)
+    arr, _, (hx, hy, lens) = _vorticity_input(w, lengths)
     psi = _psi(arr, lens, st.fft_workers(math.prod(arr.shape[-2:]), None))
-    e = 0.5 * hx * hy * np.einsum("...ij,...ij->...", psi, arr)
+    e = 0.5 * hy * hx * np.einsum("...ij,...ij->...", psi, arr)
     return float(e) if e.ndim == 0 else e
 
 
@@ -355,9 +355,9 @@ def enstrophy(w: Any, lengths: float | Sequence[float] = 1.0) -> float | np.ndar
 
     Parameters
     ----------
-    w : array_like or torch.Tensor, shape (..., ny, nx)
-        Vorticity (last axis x).
-    lengths : float or (Ly, Lx), default 1.0
+    w : array_like or torch.Tensor, shape (..., nx, ny)
+        Vorticity (axis −2 is x).
+    lengths : float or (Lx, Ly), default 1.0
         Domain lengths in axis order.
 
     Returns
@@ -365,19 +365,19 @@ def enstrophy(w: Any, lengths: float | Sequence[float] = 1.0) -> float | np.ndar
     float or ndarray, shape (...)
         Units of w²·length².
     """
-    arr, _, (hy, hx, _) = _vorticity_input(w, lengths)
-    z = 0.5 * hx * hy * np.einsum("...ij,...ij->...", arr, arr)
+    arr, _, (hx, hy, _) = _vorticity_input(w, lengths)
+    z = 0.5 * hy * hx * np.einsum("...ij,...ij->...", arr, arr)
     return float(z) if z.ndim == 0 else z
 
 
 def _nodes(shape: Sequence[int], lengths: Any) -> tuple[np.ndarray, np.ndarray, float, float]:
     if (len(shape) != 2 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool)
                                    for n in shape) or min(shape) < 1):
-        raise ValueError(f"shape must be two positive ints (ny, nx); got {shape!r}.")
-    ly, lx = st.normalize_lengths(lengths, 2)
-    y = np.arange(shape[0]) * (ly / shape[0])
-    x = np.arange(shape[1]) * (lx / shape[1])
-    return y[:, None], x[None, :], ly, lx
+        raise ValueError(f"shape must be two positive ints (nx, ny); got {shape!r}.")
+    lx, ly = st.normalize_lengths(lengths, 2)
+    x = np.arange(shape[0]) * (lx / shape[0])
+    y = np.arange(shape[1]) * (ly / shape[1])
+    return x[:, None], y[None, :], lx, ly
 
 
 def taylor_green(shape: Sequence[int], lengths: float | Sequence[float] = 1.0, t: float = 0.0,
@@ -391,9 +391,9 @@ def taylor_green(shape: Sequence[int], lengths: float | Sequence[float] = 1.0, t
 
     Parameters
     ----------
-    shape : (ny, nx)
-        Grid shape; last axis x.
-    lengths : float or (Ly, Lx), default 1.0
+    shape : (nx, ny)
+        Grid shape; axis 0 is x.
+    lengths : float or (Lx, Ly), default 1.0
         Domain lengths in axis order.
     t : float, default 0
         Time.
@@ -402,9 +402,9 @@ def taylor_green(shape: Sequence[int], lengths: float | Sequence[float] = 1.0, t
 
     Returns
     -------
-    ndarray, shape (ny, nx)
+    ndarray, shape (nx, ny)
     """
-    y, x, ly, lx = _nodes(shape, lengths)
+    x, y, lx, ly = _nodes(shape, lengths)
     kx, ky = 2.0 * np.pi / lx, 2.0 * np.pi / ly
     return ((kx**2 + ky**2) / ky * math.exp(-nu * (kx**2 + ky**2) * t)) * (np.sin(kx * x)
                                                                             * np.sin(ky * y))
@@ -419,16 +419,16 @@ def li_forcing(shape: Sequence[int], lengths: float | Sequence[float] = 1.0) -> 
 
     Parameters
     ----------
-    shape : (ny, nx)
-        Grid shape; last axis x.
-    lengths : float or (Ly, Lx), default 1.0
+    shape : (nx, ny)
+        Grid shape; axis 0 is x.
+    lengths : float or (Lx, Ly), default 1.0
         Domain lengths in axis order.
 
     Returns
     -------
-    ndarray, shape (ny, nx)
+    ndarray, shape (nx, ny)
     """
-    y, x, ly, lx = _nodes(shape, lengths)
+    x, y, lx, ly = _nodes(shape, lengths)
     phase = 2.0 * np.pi * (x / lx + y / ly)
     return 0.1 * (np.sin(phase) + np.cos(phase))
 
@@ -442,30 +442,31 @@ class _Model:
 
     def __init__(self, shape: tuple[int, int], lens: tuple[float, float], nu: float,
                  workers: int):
-        self.hy, self.hx = lens[0] / shape[0], lens[1] / shape[1]
+        self.hx, self.hy = lens[0] / shape[0], lens[1] / shape[1]
         self.lens = lens
         self.nu = nu
         self.workers = workers
         self.cx = nu / self.hx**2
         self.cy = nu / self.hy**2
         #: dt·diff_rate is the diffusion number.
-        self.diff_rate = 4.0 * (self.cx + self.cy)
+        self.diff_rate = 4.0 * (self.cy + self.cx)
 
     def rhs(self, w: np.ndarray, f: np.ndarray | None,
             want_rate: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         P = _pad(_psi(w, self.lens, self.workers))
         Q = _pad(w)
-        r, rate = _arakawa(P, Q, self.hx, self.hy, want_rate)  # −J(ψ, w) in our convention
+        r, rate = _arakawa(P, Q, self.hx, self.hy, want_rate)
+        r = np.negative(r, out=r)  # −J(ψ, w) = −u·∇w
         if self.nu > 0:
             c = slice(1, -1)
-            lap_x = Q[..., c, 2:] + Q[..., c, :-2]
-            lap_x -= 2.0 * w
-            lap_x *= self.cx
-            r += lap_x
-            lap_y = Q[..., 2:, c] + Q[..., :-2, c]
+            lap_y = Q[..., c, 2:] + Q[..., c, :-2]
             lap_y -= 2.0 * w
             lap_y *= self.cy
             r += lap_y
+            lap_x = Q[..., 2:, c] + Q[..., :-2, c]
+            lap_x -= 2.0 * w
+            lap_x *= self.cx
+            r += lap_x
         if f is not None:
             r += f
         return r, rate
@@ -577,7 +578,7 @@ def _integrate_adaptive(model: _Model, w: np.ndarray, f: np.ndarray | None, time
 
 def _forcing_array(forcing: Any, shape: tuple[int, ...],
                    lengths: tuple[float, float]) -> tuple[np.ndarray | None, float]:
-    """The forcing as a float64 array of shape (..., ny, nx) that broadcasts to ``shape``."""
+    """The forcing as a float64 array of shape (..., nx, ny) that broadcasts to ``shape``."""
     if forcing is None:
         return None, 0.0
     if isinstance(forcing, str):
@@ -592,7 +593,7 @@ def _forcing_array(forcing: Any, shape: tuple[int, ...],
         full = None
     if full != tuple(shape):
         raise ValueError(f"forcing of shape {f.shape} does not broadcast to w0's shape {shape}; "
-                         f"pass an (ny, nx) field or one per sample.")
+                         f"pass an (nx, ny) field or one per sample.")
     st.check_finite(f, "forcing")
     lead = f.shape[:max(0, f.ndim - 2)]
     return np.broadcast_to(f, lead + tuple(shape[-2:])), eps
@@ -605,8 +606,8 @@ def solve(w0: Any, nu: float, t_final: float, forcing: Any = None, dt: float | N
 
     Parameters
     ----------
-    w0 : array_like or torch.Tensor, shape (..., ny, nx)
-        Initial vorticity at the nodes x_i = i·Lx/nx, y_j = j·Ly/ny (last axis x); leading axes
+    w0 : array_like or torch.Tensor, shape (..., nx, ny)
+        Initial vorticity at the nodes x_i = i·Lx/nx, y_j = j·Ly/ny (axis −2 is x); leading axes
         are a batch of independent samples. Must have zero mean over the grid (relative to
         max|w0|: 1e-10 for float64 data, 1000·eps for lower precision); the remaining
         round-off mean is removed. At least 3 nodes per axis.
@@ -622,7 +623,7 @@ def solve(w0: Any, nu: float, t_final: float, forcing: Any = None, dt: float | N
         Fixed time step. It is shortened to T/(n_snapshots·m) for an integer m so that the steps
         land on the snapshot times, and must be within SSP-RK3's stability limit for w0
         (checked: ValueError naming the limit). Default: adaptive (see ``cfl``).
-    lengths : float or (Ly, Lx), default 1.0
+    lengths : float or (Lx, Ly), default 1.0
         Domain lengths in axis order.
     n_snapshots : int, default 1
         Number of snapshots, at t_k = k·T/n_snapshots, k = 1..n_snapshots (w0 not repeated).
@@ -640,7 +641,7 @@ def solve(w0: Any, nu: float, t_final: float, forcing: Any = None, dt: float | N
 
     Returns
     -------
-    w : same kind as w0, shape (..., n_snapshots, ny, nx)
+    w : same kind as w0, shape (..., n_snapshots, nx, ny)
         Vorticity at the snapshot times (float64 NumPy, or a tensor with w0's device and
         floating dtype, computed in float64 on the CPU).
     info : SolveInfo
@@ -659,7 +660,7 @@ def solve(w0: Any, nu: float, t_final: float, forcing: Any = None, dt: float | N
     t_start = time.perf_counter()
     eps = st.input_eps(w0)
     arr, back = st.to_numpy(w0, "w0")
-    ny, nx = _check_field(arr, "w0")
+    nx, ny = _check_field(arr, "w0")
     st.check_finite(arr, "w0")
     nu = check_number(nu, "nu", strict=False, hint=" (kinematic viscosity)")
     times = st.snapshot_times(t_final, n_snapshots)
@@ -669,7 +670,7 @@ def solve(w0: Any, nu: float, t_final: float, forcing: Any = None, dt: float | N
                          f"the adaptive step); got {cfl!r}.")
     if dt is not None:
         dt = check_number(dt, "dt", hint=", or None for adaptive steps")
-    hy, hx, lens = _spacings((ny, nx), lengths)
+    hx, hy, lens = _spacings((nx, ny), lengths)
     f, f_eps = _forcing_array(forcing, arr.shape, lens)
     _check_zero_mean(arr, "w0", eps, "the mean vorticity of a periodic flow is invariant and "
                      "induces no velocity")
@@ -679,15 +680,15 @@ def solve(w0: Any, nu: float, t_final: float, forcing: Any = None, dt: float | N
 
     batch = arr.shape[:-2]
     nb = math.prod(batch)
-    w = arr.reshape(nb, ny, nx) - arr.mean(axis=(-2, -1), keepdims=True).reshape(nb, 1, 1)
+    w = arr.reshape(nb, nx, ny) - arr.mean(axis=(-2, -1), keepdims=True).reshape(nb, 1, 1)
     if f is not None:
         f = f - f.mean(axis=(-2, -1), keepdims=True)
         if math.prod(f.shape[:-2]) == 1:  # one field for every sample
-            f = np.ascontiguousarray(f.reshape(1, ny, nx))
+            f = np.ascontiguousarray(f.reshape(1, nx, ny))
         else:
-            f = np.ascontiguousarray(np.broadcast_to(f, arr.shape)).reshape(nb, ny, nx)
-    model = _Model((ny, nx), lens, nu, st.fft_workers(ny * nx, workers))
-    out = np.empty((nb, len(times), ny, nx))
+            f = np.ascontiguousarray(np.broadcast_to(f, arr.shape)).reshape(nb, nx, ny)
+    model = _Model((nx, ny), lens, nu, st.fft_workers(nx * ny, workers))
+    out = np.empty((nb, len(times), nx, ny))
 
     if nb == 0:
         steps = np.zeros(batch, dtype=np.int64)
@@ -718,7 +719,7 @@ def solve(w0: Any, nu: float, t_final: float, forcing: Any = None, dt: float | N
         nsteps, dt_min, dt_max = _integrate_adaptive(model, w, f, times, float(cfl), dt_force, out)
         steps = nsteps.reshape(batch)
 
-    out = out.reshape(batch + (len(times), ny, nx))
+    out = out.reshape(batch + (len(times), nx, ny))
     if not return_info:
         return back(out) if back else out
     info = SolveInfo(times=times, steps=steps, dt_min=float(dt_min), dt_max=float(dt_max),
