@@ -78,6 +78,7 @@ from neuralhss.datasets import PDEDataset, generate  # noqa: E402
 from neuralhss.lowrank.geolora import GeoLoRA, adapters, add_adapters  # noqa: E402
 from neuralhss.models import build  # noqa: E402
 from neuralhss.models.neural_hss import Pointwise  # noqa: E402
+from neuralhss.train import GeoLoRAStep, PlainStep, StepStrategy, Trainer  # noqa: E402
 from neuralhss.train.loop import relative_l2, to_memory  # noqa: E402
 
 MODELS = {
@@ -159,22 +160,20 @@ def test_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
 
 def pretrain(name: str, data: dict, steps: int, batch: int, work: Path) -> tuple[nn.Module, dict]:
     path = work / f"pretrained_{name}_{steps}.pt"
+    torch.manual_seed(0)  # before building: the initial weights depend on it
     model = build(name, **MODELS[name])
     if path.exists():
         ckpt = torch.load(path, weights_only=False)
         model.load_state_dict(ckpt["state_dict"])
         return model, ckpt["info"]
-    torch.manual_seed(0)
     x, y = data["source_train"]
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    trainer = make_trainer(model, PlainStep(lambda ps: torch.optim.Adam(ps, lr=1e-3)))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(trainer.optimizer, steps)
     g = torch.Generator().manual_seed(0)
     t0 = time.perf_counter()
-    for _ in range(steps):
+    for step in range(steps):  # batches drawn with replacement, the schedule stepped per batch
         idx = torch.randint(len(x), (min(batch, len(x)),), generator=g)
-        opt.zero_grad()
-        relative_l2(model(x[idx]), y[idx], 2).mean().backward()
-        opt.step()
+        trainer.train_one_batch(step, {"x": x[idx], "y": y[idx]})
         sched.step()
     info = {"pretrain_seconds": time.perf_counter() - t0, "pretrain_steps": steps,
             "source_test_rel_l2": test_error(model, *data["source_test"])[0],
@@ -201,17 +200,41 @@ def _adalora_orth(model: nn.Module) -> torch.Tensor:
     return total / max(k, 1)
 
 
-def setup(method: str, pretrained: nn.Module, args) -> tuple[nn.Module, object, GeoLoRA | None, dict]:
-    """A fresh copy of ``pretrained`` prepared for ``method``: ``(model, optimizer, geolora, info)``."""
-    from peft import AdaLoraConfig, LoraConfig, get_peft_model
+def make_trainer(model: nn.Module, strategy: StepStrategy) -> Trainer:
+    """A trainer taking single steps on given batches (relative L2 over all channels, CPU)."""
+    trainer = Trainer(model, strategy, loss=lambda pred, y: relative_l2(pred, y, 2).mean())
+    trainer.setup()
+    return trainer
 
+
+class AdaLoRAStep(PlainStep):
+    """peft AdaLoRA: its orthogonality penalty (weight 0.5) added to the loss by hand (peft adds
+    it only to HF-style outputs), ``update_and_allocate`` after every step."""
+
+    def __init__(self, optimizer) -> None:
+        super().__init__(optimizer)
+        self.steps = 0
+
+    def step(self, loss, recompute):
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss + 0.5 * _adalora_orth(self.model)).backward()
+        self.optimizer.step()
+        self.model.base_model.update_and_allocate(self.steps)
+        self.steps += 1
+        return loss
+
+
+def setup(method: str, pretrained: nn.Module, args) -> tuple[nn.Module, Trainer, GeoLoRA | None, dict]:
+    """A fresh copy of ``pretrained`` prepared for ``method``: ``(model, trainer, geolora, info)``."""
     model = copy.deepcopy(pretrained)
     steps, r = args.steps, args.rank
     geo, info = None, {}
     if method == "full":
-        opt = torch.optim.Adam(model.parameters(), lr=args.lr_full)
+        strategy = PlainStep(lambda ps: torch.optim.Adam(ps, lr=args.lr_full))
         info["trainable_params"] = n_real(model.parameters())
     elif method in ("lora", "adalora"):
+        from peft import AdaLoraConfig, LoraConfig, get_peft_model
+
         if method == "lora":
             cfg = LoraConfig(r=r, lora_alpha=r, target_modules=["linear"], lora_dropout=0.0)
         else:
@@ -221,7 +244,8 @@ def setup(method: str, pretrained: nn.Module, args) -> tuple[nn.Module, object, 
                                 tfinal=max(1, steps // 5), deltaT=1, orth_reg_weight=0.5)
         model = get_peft_model(model, cfg)
         params = [p for p in model.parameters() if p.requires_grad]
-        opt = torch.optim.Adam(params, lr=args.lr_adapter)
+        strategy = (AdaLoRAStep if method == "adalora" else PlainStep)(
+            lambda ps: torch.optim.Adam([p for p in ps if p.requires_grad], lr=args.lr_adapter))
         info["trainable_params"] = n_real(params)
     else:
         targets = ("linear", "spectral") if method == "geolora_spectral" else ("linear",)
@@ -238,26 +262,21 @@ def setup(method: str, pretrained: nn.Module, args) -> tuple[nn.Module, object, 
         else:
             def factory(ps):
                 return torch.optim.Adam(ps, lr=args.lr_adapter)
-        geo = GeoLoRA(model, factory, tau=0.0 if budget else None, budget=budget)
-        opt = geo
-    return model, opt, geo, info
+        strategy = GeoLoRAStep(tau=0.0 if budget else None, budget=budget, optimizer=factory)
+    trainer = make_trainer(model, strategy)
+    if isinstance(strategy, GeoLoRAStep):
+        geo = strategy.geolora
+    return model, trainer, geo, info
 
 
-def train_step(method: str, model: nn.Module, opt, x: torch.Tensor, y: torch.Tensor, step: int) -> float:
+def train_step(trainer: Trainer, x: torch.Tensor, y: torch.Tensor, step: int) -> float:
     """One step (forward, backward, optimizer, rank update); returns the data loss."""
-    opt.zero_grad()
-    loss = relative_l2(model(x), y, 2).mean()
-    total = loss + 0.5 * _adalora_orth(model) if method == "adalora" else loss
-    total.backward()
-    opt.step()
-    if method == "adalora":
-        model.base_model.update_and_allocate(step)
-    return loss.item()
+    return trainer.train_one_batch(step, {"x": x, "y": y})
 
 
 def finetune(method: str, pretrained: nn.Module, data: dict, n: int, seed: int, args) -> dict:
     torch.manual_seed(seed)
-    model, opt, geo, info = setup(method, pretrained, args)
+    model, trainer, geo, info = setup(method, pretrained, args)
     x_all, y_all = data["target_train"]
     x, y = x_all[:n], y_all[:n]
     g = torch.Generator().manual_seed(1000 + seed)
@@ -265,7 +284,7 @@ def finetune(method: str, pretrained: nn.Module, data: dict, n: int, seed: int, 
     for step in range(args.steps):
         idx = torch.randperm(n, generator=g)[:min(args.batch, n)]
         t0, c0 = time.perf_counter(), time.process_time()
-        losses.append(train_step(method, model, opt, x[idx], y[idx], step))
+        losses.append(train_step(trainer, x[idx], y[idx], step))
         wall.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
         if geo is not None:
@@ -304,14 +323,13 @@ def timing(methods: list[str], pretrained: nn.Module, data: dict, args) -> dict:
     setups = {}
     for m in methods:
         torch.manual_seed(0)
-        model, opt, _, _ = setup(m, pretrained, args)
-        setups[m] = (model, opt)
+        setups[m] = setup(m, pretrained, args)[1]
     wall = {m: [] for m in methods}
     cpu = {m: [] for m in methods}
     for step in range(args.timing_steps):
-        for m, (model, opt) in setups.items():
+        for m, trainer in setups.items():
             t0, c0 = time.perf_counter(), time.process_time()
-            train_step(m, model, opt, x, y, step)
+            train_step(trainer, x, y, step)
             wall[m].append(time.perf_counter() - t0)
             cpu[m].append(time.process_time() - c0)
     skip = min(3, args.timing_steps - 1)

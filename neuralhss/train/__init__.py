@@ -1,4 +1,5 @@
-"""Training neural operators: the loop, evaluation, checkpoints and torch.distributed support."""
+"""Training neural operators: the trainer and its step strategies, evaluation, checkpoints and
+torch.distributed support."""
 
 from .distributed import DistInfo, init_from_env
 from .loop import (
@@ -6,12 +7,16 @@ from .loop import (
     TrainConfig,
     evaluate,
     fit,
-    load_checkpoint,
     model_from_checkpoint,
     prepare_lowrank,
     relative_l2,
     to_memory,
 )
+from .state import TrainState, load_checkpoint
+from .strategies import DLRTStep, GeoLoRAStep, PlainStep, StepStrategy, make_strategy
+from .trainer import Callback, ProgressBar, Trainer
 
-__all__ = ["DistInfo", "InMemory", "TrainConfig", "evaluate", "fit", "init_from_env",
-           "load_checkpoint", "model_from_checkpoint", "prepare_lowrank", "relative_l2", "to_memory"]
+__all__ = ["Callback", "DLRTStep", "DistInfo", "GeoLoRAStep", "InMemory", "PlainStep",
+           "ProgressBar", "StepStrategy", "TrainConfig", "TrainState", "Trainer", "evaluate", "fit",
+           "init_from_env", "load_checkpoint", "make_strategy", "model_from_checkpoint",
+           "prepare_lowrank", "relative_l2", "to_memory"]

@@ -1,5 +1,10 @@
-"""The training loop: relative L2 loss, AdamW with a schedule, clipping, checkpoints, resume, DDP,
-and dynamical low-rank training (``TrainConfig(lowrank=...)``, :class:`neuralhss.lowrank.DLRT`).
+"""Training runs from a configuration: :func:`fit` (relative L2 loss, AdamW with a schedule,
+clipping, checkpoints, resume, DDP, and dynamical low-rank training with
+``TrainConfig(lowrank=...)``, :class:`neuralhss.lowrank.DLRT`) and :func:`evaluate`.
+
+:func:`fit` builds a :class:`~neuralhss.train.trainer.Trainer` with the step strategy the
+configuration asks for (:func:`~neuralhss.train.strategies.make_strategy`); checkpoints and
+resume live in :mod:`neuralhss.train.state`.
 
 One mechanism serves one process and many: the data order of epoch ``e`` is
 ``torch.randperm(n, generator seeded with seed + e)`` (``DistributedSampler``'s), and with ``K``
@@ -10,28 +15,30 @@ single-process training on the same global batch (up to floating-point summation
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
-from tqdm.auto import tqdm
+from torch.utils.data import DataLoader, Dataset
 
 from .._checks import check_number
-from ..io import atomic_write
-from ..models.registry import count_parameters, tensor_state_dict
+from ..models.registry import count_parameters
 from . import distributed
-
-CHECKPOINT_FORMAT = "neuralhss-checkpoint"
-CHECKPOINT_VERSION = 1
+from .state import (  # noqa: F401  (re-exported: the checkpoint API's historical home)
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    TrainState,
+    check_out_dir,
+    load_checkpoint,
+    run_lock,
+)
+from .strategies import compress_in_place, make_strategy
+from .trainer import Callback, EpochCallback, ProgressBar, Trainer
 
 
 @dataclass
@@ -133,16 +140,7 @@ def _run_config(config: TrainConfig) -> dict[str, Any]:
 def prepare_lowrank(model: nn.Module, lowrank: dict[str, Any]) -> nn.Module:
     """Apply ``lowrank["compress"]`` (``compress`` keyword arguments; ``{}`` is the exact
     full-rank conversion) to ``model`` in place and return it; no-op without that key."""
-    from ..lowrank import compress
-
-    if lowrank.get("compress") is None:
-        return model
-    kw = dict(lowrank["compress"])
-    for key in ("kinds", "spectral_modes"):
-        if key in kw:
-            kw[key] = tuple(kw[key])
-    compress(model, inplace=True, **kw)
-    return model
+    return compress_in_place(model, lowrank.get("compress"))
 
 
 def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
@@ -165,36 +163,6 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
             compress(model, inplace=True)
     model.load_state_dict(ckpt["model"])
     return model
-
-
-def _make_integrator(model: nn.Module, opt: torch.optim.Optimizer, lowrank: dict[str, Any]):
-    from ..lowrank import DLRT
-
-    kw = {k: v for k, v in lowrank.items() if k not in ("closure", "compress")}
-    kw.setdefault("tau", 0.1)
-    return DLRT(model, opt, **kw)
-
-
-def _clip_lowrank(integ, max_norm: float | None) -> None:
-    """Gradient clipping under DLRT: the norm of the gradients the optimizer applies (cores and
-    dense parameters); the factors' gradients, which only give the new basis directions (and the
-    one-pass core's new blocks), are scaled by the same coefficient."""
-    if max_norm is None:
-        return
-    held = [p for g in integ.optimizer.param_groups for p in g["params"]]
-    total = nn.utils.clip_grad_norm_(held, max_norm)
-    coef = min(1.0, max_norm / (float(total) + 1e-6))
-    if coef < 1.0:
-        for layer in integ.layers.values():
-            for f in layer.lowrank_factors():
-                if f.grad is not None:
-                    f.grad.mul_(coef)
-
-
-def _lowrank_record(integ) -> dict[str, Any]:
-    kappas = integ.condition_numbers()
-    return {"ranks": {k: list(v) if isinstance(v, tuple) else v for k, v in integ.ranks().items()},
-            "kappa": max(kappas.values()), "n_params": count_parameters(integ.model)}
 
 
 def relative_l2(pred: torch.Tensor, target: torch.Tensor, dim: int) -> torch.Tensor:
@@ -225,118 +193,12 @@ def to_memory(dataset: Dataset) -> InMemory:
     return InMemory(torch.stack([it["x"] for it in items]), torch.stack([it["y"] for it in items]))
 
 
-def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
 def _make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
     if cfg.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs, eta_min=cfg.lr * 1e-2)
     if cfg.scheduler == "step":
         return torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, cfg.epochs // 4), gamma=0.5)
     return None
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a checkpoint written by :func:`fit` (``weights_only=True``: no code is unpickled).
-
-    Raises
-    ------
-    FileNotFoundError, ValueError
-        Missing file; unreadable, corrupted or foreign file.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for truncated or foreign files
-        raise ValueError(f"checkpoint {path} is corrupted or not a torch file "
-                         f"({type(exc).__name__}); delete it to retrain") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a neuralhss checkpoint")
-    return ckpt
-
-
-def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
-    """``"key: old (run folder) vs new (now)"`` for the keys the two share and that differ."""
-    return ", ".join(f"{k}: {old[k]!r} (run folder) vs {new[k]!r} (now)"
-                     for k in sorted(set(old) & set(new)) if old[k] != new[k])
-
-
-def check_out_dir(out_dir: str | os.PathLike, run: Mapping[str, Any] | None = None,
-                  data: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
-    """Refuse a run folder that belongs to another run; return its checkpoint (or ``None``).
-
-    A run folder holds one (data, model, config): ``out_dir`` must be a folder (or not exist),
-    and a ``checkpoint.pt`` in it must record the same ``run`` (model and config) and the same
-    ``data`` (keys recorded on both sides are compared, so checkpoints written before ``data``
-    was recorded still resume).
-
-    Raises
-    ------
-    FileExistsError
-        ``out_dir`` is a file, or holds a run on other data or with another model or config.
-    ValueError
-        The checkpoint there is corrupted or foreign.
-    """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} is a file, not a run folder; give a new folder or one that "
-                              "holds this run")
-    ckpt_path = out / "checkpoint.pt"
-    if not ckpt_path.exists():
-        return None
-    ckpt = load_checkpoint(ckpt_path)
-    if run is not None and ckpt["run"] != run:
-        raise FileExistsError(f"{ckpt_path} belongs to another run (model or config differ); "
-                              "use another --out folder or delete it")
-    if data is not None:
-        old = ckpt.get("data", {"n_train": ckpt.get("extra", {}).get("n_train")})
-        diff = _differences(old, data)
-        if diff:
-            raise FileExistsError(f"{ckpt_path} was trained on other data ({diff}); use another "
-                                  "--out folder or delete it")
-    return ckpt
-
-
-@contextmanager
-def run_lock(out_dir: str | os.PathLike) -> Iterator[None]:
-    """Hold ``out_dir/.lock`` so that two processes never train into the same folder.
-
-    ``flock`` is released by the kernel when the holder dies, so a killed run never blocks the
-    next one. A folder this call had to create is removed again if nothing else was written.
-    """
-    out = Path(out_dir)
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    lock = out / ".lock"
-    try:
-        with open(lock, "a+") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                fh.seek(0)
-                pid = fh.read().strip() or "?"
-                raise RuntimeError(f"process {pid} is training into {out}; wait for it to finish "
-                                   "or use another --out folder") from None
-            fh.seek(0)
-            fh.truncate()
-            fh.write(f"{os.getpid()}\n")
-            fh.flush()
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-    finally:
-        if created and [p.name for p in out.iterdir()] == [".lock"]:
-            lock.unlink()
-            out.rmdir()
 
 
 @torch.no_grad()
@@ -411,8 +273,6 @@ def fit(
         place (and converted in place when ``lowrank["compress"]`` is given);
         :func:`model_from_checkpoint` rebuilds it from ``checkpoint.pt``.
     """
-    from neuralop.losses import LpLoss
-
     config.validate()
     info = distributed.current()
     device = config.resolved_device()
@@ -424,126 +284,32 @@ def fit(
     n_train = len(train_set)
     if n_train == 0:
         raise ValueError("the training set is empty")
-    sample = train_set[0]
-    dim = sample["y"].ndim - 1
-    lowrank = config.lowrank
-    if lowrank is not None and info.active:
+    if config.lowrank is not None and info.active:
         raise ValueError("low-rank training (config.lowrank) changes parameter shapes, which "
                          "DistributedDataParallel does not support; train in one process")
-    if lowrank is not None:
-        prepare_lowrank(model, lowrank)
-    model = model.to(device)
+    strategy = make_strategy(config)
     spec = getattr(model, "spec", {"name": type(model).__name__, "config": {}})
     run = {"spec": spec, "config": _run_config(config)}
-
-    opt = _make_optimizer(model, config)
-    integ = _make_integrator(model, opt, lowrank) if lowrank is not None else None
-    use_closure = integ is not None and (bool(lowrank.get("closure")) or integ.mode == "kls")
-    penalised = integ is not None and integ.beta > 0
-    sched = _make_scheduler(opt, config)
+    callbacks: list[Callback] = [ProgressBar()] if config.progress else []
+    if callback is not None:
+        callbacks.append(EpochCallback(callback))
+    trainer = Trainer(model, strategy, epochs=config.epochs, batch_size=config.batch_size,
+                      seed=config.seed, scheduler=lambda opt: _make_scheduler(opt, config),
+                      device=device, out_dir=out_dir, checkpoint_every=config.checkpoint_every,
+                      run=run, data={"n_train": n_train, **(data or {})},
+                      extra={"n_train": n_train, **(extra or {})}, normalizer=normalizer,
+                      callbacks=callbacks)
     out = Path(out_dir) if out_dir is not None else None
-    ckpt_path = out / "checkpoint.pt" if out is not None else None
-    data_id = {"n_train": n_train, **(data or {})}
-    # Locked from the check of the folder to the last write into it: two runs into one
-    # folder would interleave their checkpoints.
-    locked = run_lock(out) if out is not None and info.is_main else nullcontext()
-    with locked:
-        start_epoch, history, seconds = 0, [], 0.0
-        ckpt = check_out_dir(out, run, data_id) if out is not None else None
-        if ckpt is not None:
-            # Low-rank layers resize their factors and cores (same Parameter objects, which the
-            # integrator's optimizer holds) to the stored ranks, so the optimizer state fits.
-            model.load_state_dict(ckpt["model"])
-            opt.load_state_dict(ckpt["optimizer"])
-            if sched is not None:
-                sched.load_state_dict(ckpt["scheduler"])
-            start_epoch, history, seconds = ckpt["epoch"], ckpt["history"], ckpt["train_seconds"]
-        train_model: nn.Module = model
-        if info.active:
-            train_model = nn.parallel.DistributedDataParallel(
-                model, device_ids=[device.index] if device.type == "cuda" else None)
-        sampler = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank,
-                                     shuffle=True, seed=config.seed, drop_last=False)
-        loader = DataLoader(train_set, batch_size=config.batch_size // info.world_size,
-                            sampler=sampler)
-        loss_fn = LpLoss(d=dim, p=2, reduction="mean")
-
-        def save(epoch: int) -> None:
-            if ckpt_path is None or not info.is_main:
-                return
-            out.mkdir(parents=True, exist_ok=True)
-            _atomic_save({
-                "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "run": run,
-                "model": tensor_state_dict(model), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict() if sched is not None else None,
-                "epoch": epoch, "history": history, "train_seconds": seconds, "data": data_id,
-                "normalizer": normalizer.to_dict() if normalizer is not None else None,
-                "grid_shape": list(sample["y"].shape[1:]), "extra": {"n_train": n_train, **(extra or {})},
-            }, ckpt_path)
-
-        bar = tqdm(range(start_epoch, config.epochs), initial=start_epoch, total=config.epochs,
-                   desc=spec["name"], unit="epoch", disable=not (config.progress and info.is_main))
-        for epoch in bar:
-            t0 = time.perf_counter()
-            train_model.train()
-            sampler.set_epoch(epoch)
-            total, count = 0.0, 0
-            for step, batch in enumerate(loader):
-                x, y = batch["x"].to(device), batch["y"].to(device)
-                pred = train_model(x)
-                if pred.shape != y.shape:
-                    raise ValueError(f"model output {tuple(pred.shape)} does not match the targets "
-                                     f"{tuple(y.shape)}: wrong out_channels or grid for this dataset")
-                loss = loss_fn.rel(pred, y)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
-                        f"lower the learning rate (lr={config.lr}) or check the data for NaN. The "
-                        "last checkpoint is kept")
-                if integ is None:
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if config.grad_clip is not None:
-                        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                    opt.step()
-                else:
-                    def objective(x=x, y=y) -> torch.Tensor:
-                        value = loss_fn.rel(train_model(x), y)
-                        (value + integ.penalty() if penalised else value).backward()
-                        _clip_lowrank(integ, config.grad_clip)
-                        return value
-
-                    integ.zero_grad()
-                    if integ.mode == "kls":  # KLS takes its gradients from its own passes
-                        loss = loss.detach()
-                    else:
-                        (loss + integ.penalty() if penalised else loss).backward()
-                        _clip_lowrank(integ, config.grad_clip)
-                    integ.step(objective if use_closure else None)
-                total += loss.item() * len(x)
-                count += len(x)
-            if sched is not None:
-                sched.step()
-            seconds += time.perf_counter() - t0
-            record = {"epoch": epoch + 1, "train_rel_l2": total / count, "lr": opt.param_groups[0]["lr"]}
-            if integ is not None:
-                record.update(_lowrank_record(integ))
-            history.append(record)
-            bar.set_postfix(loss=f"{record['train_rel_l2']:.3e}")
-            if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs:
-                save(epoch + 1)
-            if info.is_main and callback is not None:
-                callback(epoch + 1, record)
-        bar.close()
-
+    with trainer.locked():
+        history = trainer.train(train_set).history
+        model = trainer.model
         metrics: dict[str, Any] = {
             "model": spec["name"], "model_config": spec["config"], "n_params": count_parameters(model),
-            "n_train": n_train, "epochs": config.epochs, "train_seconds": seconds,
+            "n_train": n_train, "epochs": config.epochs, "train_seconds": trainer.state.train_seconds,
             "train_rel_l2": history[-1]["train_rel_l2"] if history else float("nan"),
             "train_config": run["config"],
         }
-        if integ is not None:
-            metrics["lowrank"] = {**_lowrank_record(integ), "condition_numbers": integ.condition_numbers()}
+        metrics.update(strategy.summary())
         if test_set is not None and info.is_main:
             metrics.update(evaluate(model, test_set, normalizer, config.batch_size, device))
         metrics.update(extra or {})
