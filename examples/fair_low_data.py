@@ -130,7 +130,7 @@ def run_one(job: dict) -> dict:
     m["val_rel_l2"] = evaluate(model, to_memory(val), train.normalizer, device=where)["test_rel_l2"]
     if job["method"] not in CLOSED:
         m["seconds_per_step"] = m["train_seconds"] / job["steps"]
-    keep = ("problem", "method", "n_train", "seed", "config", "steps")
+    keep = ("problem", "method", "n_train", "seed", "config", "steps", "n_max")
     return {**{k: job[k] for k in keep}, **m}
 
 
@@ -167,7 +167,7 @@ def plan(rows: list[dict], args) -> list[dict]:
     done = {_key(r) for r in rows}
     jobs = []
     base = {"steps": args.steps, "n_val": args.n_val, "n_test": args.n_test,
-            "n_max": max(args.n_train), "device": args.device}
+            "n_max": args.n_max, "device": args.device}
     for n in sorted(args.n_train, key=lambda n: (n != 16, n)):
         for problem in args.problems:
             for method in args.models:
@@ -291,6 +291,9 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=[*GRADIENT, *CLOSED])
     ap.add_argument("--n-train", type=int, nargs="+", default=[4, 16, 64])
     ap.add_argument("--n-val", type=int, default=32)
+    ap.add_argument("--n-max", type=int, default=None,
+                    help="the validation samples follow the first N_MAX training samples "
+                         "(default: the largest --n-train); keep it fixed when adding sizes later")
     ap.add_argument("--n-test", type=int, default=100)
     ap.add_argument("--seeds-at", type=int, nargs="*", default=[16],
                     help="training-set sizes whose chosen configuration runs --n-seeds seeds")
@@ -303,6 +306,9 @@ def main() -> None:
     ap.add_argument("--out", default="examples/results/fair_low_data")
     ap.add_argument("--report", action="store_true", help="only redraw the table and plot")
     args = ap.parse_args()
+    args.n_max = max(args.n_train) if args.n_max is None else args.n_max
+    if args.n_max < max(args.n_train):
+        raise SystemExit(f"--n-max {args.n_max} is below the largest --n-train {max(args.n_train)}")
     if args.problems == ["all"]:
         args.problems = list(PROBLEMS)
     unknown = set(args.problems) - set(PROBLEMS) | set(args.models) - set(GRADIENT) - set(CLOSED)
@@ -310,7 +316,7 @@ def main() -> None:
         raise SystemExit(f"unknown problems or models {sorted(unknown)}; problems: "
                          f"{list(PROBLEMS)}, models: {[*GRADIENT, *CLOSED]}")
     for key in args.problems:
-        need = max(args.n_train) + args.n_val + args.n_test
+        need = args.n_max + args.n_val + args.n_test
         if PROBLEMS[key][2] < need:
             raise SystemExit(f"{key} holds {PROBLEMS[key][2]} samples, fewer than the {need} "
                              "that --n-train, --n-val and --n-test need")
