@@ -23,6 +23,7 @@ by default); the grid attaches no physical unit of its own.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,15 +34,65 @@ BOUNDARY_CONDITIONS = ("dirichlet", "periodic")
 AXIS_NAMES = ("x", "y", "z")
 
 
-def _per_axis(value: Any, dim: int, name: str) -> tuple:
-    """Broadcast a scalar (or validate a sequence) to one entry per axis."""
-    if isinstance(value, (str, int, float, np.integer, np.floating)):
-        return (value,) * dim
-    values = tuple(value)
-    if len(values) != dim:
-        raise ValueError(f"{name} has {len(values)} entries but the grid has {dim} axes; "
-                         f"give one {name[:-1] if name.endswith('s') else name} per axis or a scalar")
-    return values
+def axis_lengths(lengths: Any, dim: int) -> tuple[float, ...]:
+    """Side lengths per axis: a scalar is used on every axis, a sequence needs ``dim`` entries.
+
+    The one validation of ``lengths`` in the package (``Grid`` and every solver).
+
+    Raises
+    ------
+    ValueError
+        A sequence of the wrong length, or an entry that is not a finite number > 0.
+    """
+    if np.ndim(lengths) == 0:
+        values = [lengths] * dim
+    else:
+        values = list(lengths) if isinstance(lengths, (list, tuple)) \
+            else list(np.asarray(lengths).ravel())
+        if len(values) != dim:
+            raise ValueError(f"lengths has {len(values)} entries but the grid has {dim} axes; give a "
+                             f"positive number or a sequence of {dim} positive numbers (one per "
+                             f"spatial axis); got {lengths!r}.")
+    try:
+        out = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise ValueError(f"lengths must be positive: every entry finite and positive; got "
+                         f"{lengths!r}.") from None
+    if not all(math.isfinite(v) and v > 0 for v in out):
+        raise ValueError(f"lengths must be positive: every entry finite and positive; got "
+                         f"{lengths!r}.")
+    return out
+
+
+def axis_bcs(bc: Any, dim: int) -> tuple[str, ...]:
+    """Boundary condition per axis: one name for every axis or a sequence of ``dim`` names.
+
+    The one validation of ``bc`` in the package (``Grid`` and every solver); names are
+    case-insensitive and returned in lower case.
+    """
+    values = [bc] * dim if isinstance(bc, str) else list(bc) if isinstance(bc, (list, tuple)) \
+        else None
+    if values is None or len(values) != dim:
+        raise ValueError(f"bc must be one of {BOUNDARY_CONDITIONS} or a sequence of {dim} of them "
+                         f"(one per spatial axis); got {bc!r}.")
+    out = []
+    for v in values:
+        if not isinstance(v, str) or v.lower() not in BOUNDARY_CONDITIONS:
+            raise ValueError(f"unknown boundary condition {v!r}: bc must be one of "
+                             f"{BOUNDARY_CONDITIONS} (per axis).")
+        out.append(v.lower())
+    return tuple(out)
+
+
+def axis_spacing(n: int, length: float, bc: str) -> float:
+    """Node spacing of one axis: ``L/(n+1)`` if Dirichlet (interior nodes), ``L/n`` if periodic."""
+    return length / (n + 1) if bc == "dirichlet" else length / n
+
+
+def axis_coords(n: int, length: float, bc: str) -> np.ndarray:
+    """Node positions of one axis, float64 ``(n,)``: ``i·h``, i = 1..n (Dirichlet) or 0..n−1."""
+    start = 1 if bc == "dirichlet" else 0
+    return axis_spacing(n, length, bc) * np.arange(start, start + n, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -79,13 +130,8 @@ class Grid:
             raise ValueError(f"grid shape {shape} must hold positive integers")
         shape = tuple(int(n) for n in shape)
         dim = len(shape)
-        lengths = tuple(float(v) for v in _per_axis(self.lengths, dim, "lengths"))
-        if any(not np.isfinite(v) or v <= 0 for v in lengths):
-            raise ValueError(f"lengths {lengths} must be finite and positive")
-        bc = tuple(str(b).lower() for b in _per_axis(self.bc, dim, "bcs"))
-        for b in bc:
-            if b not in BOUNDARY_CONDITIONS:
-                raise ValueError(f"unknown boundary condition {b!r}; use one of {BOUNDARY_CONDITIONS}")
+        lengths = axis_lengths(self.lengths, dim)
+        bc = axis_bcs(tuple(self.bc) if not isinstance(self.bc, str) else self.bc, dim)
         object.__setattr__(self, "shape", shape)
         object.__setattr__(self, "lengths", lengths)
         object.__setattr__(self, "bc", bc)
@@ -108,16 +154,11 @@ class Grid:
     @property
     def spacing(self) -> tuple[float, ...]:
         """Node spacing per axis: ``L/(n+1)`` for Dirichlet, ``L/n`` for periodic."""
-        return tuple(
-            L / (n + 1) if b == "dirichlet" else L / n
-            for n, L, b in zip(self.shape, self.lengths, self.bc, strict=True)
-        )
+        return tuple(axis_spacing(n, L, b) for n, L, b in zip(self.shape, self.lengths, self.bc, strict=True))
 
     def coords(self, axis: int) -> np.ndarray:
         """Node coordinates along ``axis``, float64 of shape ``(n_axis,)``."""
-        n, h = self.shape[axis], self.spacing[axis]
-        start = 1 if self.bc[axis] == "dirichlet" else 0
-        return h * np.arange(start, start + n, dtype=np.float64)
+        return axis_coords(self.shape[axis], self.lengths[axis], self.bc[axis])
 
     def coordinates(self) -> tuple[np.ndarray, ...]:
         """Coordinates of every axis, one 1-D array each."""

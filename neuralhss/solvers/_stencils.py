@@ -1,8 +1,9 @@
 """Shared private helpers of the finite-difference solvers.
 
 Everything here is an implementation detail of :mod:`neuralhss.solvers`: argument
-validation with one-line ``ValueError`` messages, the grid spacing of the package's grid
-convention (neuralhss.grid), Kronecker-sum assembly of the (2d+1)-point negative Laplacian, and
+validation with one-line ``ValueError`` messages (``lengths`` and ``bc`` by the functions of
+neuralhss.grid that ``Grid`` uses, re-exported here), the grid spacing of the package's grid
+convention, Kronecker-sum assembly of the (2d+1)-point negative Laplacian, and
 the NumPy/torch round trip that lets every solver return the kind of array it was given.
 """
 
@@ -18,8 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._checks import check_number
-
-BCS = ("dirichlet", "periodic")
+from ..grid import axis_bcs, axis_coords, axis_lengths, axis_spacing
 
 # Below this many elements a threaded FFT costs more in thread start-up than it saves.
 _THREADED_FFT_MIN_SIZE = 1 << 15
@@ -114,43 +114,11 @@ def check_finite(arr: np.ndarray, name: str) -> None:
                          f"finite numbers.")
 
 
-def normalize_lengths(lengths: Any, dim: int) -> tuple[float, ...]:
-    """Per-axis domain lengths: a scalar is used on every axis, a sequence needs ``dim`` entries."""
-    if np.ndim(lengths) == 0:
-        values = [lengths] * dim
-    else:
-        values = list(np.asarray(lengths).ravel()) if not isinstance(lengths, (list, tuple)) \
-            else list(lengths)
-        if len(values) != dim:
-            raise ValueError(f"lengths must be a positive number or a sequence of {dim} positive "
-                             f"numbers (one per spatial axis); got {lengths!r}.")
-    try:
-        out = tuple(float(v) for v in values)
-    except (TypeError, ValueError):
-        raise ValueError(f"lengths must be positive finite numbers; got {lengths!r}.") from None
-    if not all(math.isfinite(v) and v > 0 for v in out):
-        raise ValueError(f"lengths must be positive finite numbers; got {lengths!r}.")
-    return out
-
-
-def normalize_bc(bc: Any, dim: int) -> tuple[str, ...]:
-    """Per-axis boundary conditions: one name for every axis or a sequence of ``dim`` names."""
-    values = [bc] * dim if isinstance(bc, str) else list(bc) if isinstance(bc, (list, tuple)) \
-        else None
-    if values is None or len(values) != dim:
-        raise ValueError(f"bc must be one of {BCS} or a sequence of {dim} of them (one per spatial "
-                         f"axis); got {bc!r}.")
-    out = []
-    for v in values:
-        if not isinstance(v, str) or v.lower() not in BCS:
-            raise ValueError(f"bc must be one of {BCS} (per axis); got {v!r}.")
-        out.append(v.lower())
-    return tuple(out)
-
-
-def spacing(n: int, length: float, bc: str) -> float:
-    """Grid spacing: L/(n+1) on a Dirichlet axis (interior nodes), L/n on a periodic axis."""
-    return length / (n + 1) if bc == "dirichlet" else length / n
+# The grid's own validation and spacing (one implementation for Grid and every solver).
+normalize_lengths = axis_lengths
+normalize_bc = axis_bcs
+spacing = axis_spacing
+node_coords = axis_coords
 
 
 def fft_workers(size: int, workers: int | None) -> int:

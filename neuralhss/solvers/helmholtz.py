@@ -193,8 +193,8 @@ def stretch(n: int, length: float, k0: float, pml: int,
     s_face : complex ndarray, shape (n+1,)
         s at the half-nodes x_{i+½} = (i+½)·h, i = 0..n (the cell faces, walls' faces included).
     """
-    h = length / (n + 1)
-    x_node = np.arange(1, n + 1) * h
+    h = st.spacing(n, length, "dirichlet")
+    x_node = st.node_coords(n, length, "dirichlet")
     x_face = (np.arange(n + 1) + 0.5) * h
     if pml == 0:
         return np.ones(n, complex), np.ones(n + 1, complex)

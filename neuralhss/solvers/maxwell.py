@@ -160,7 +160,7 @@ def cavity_frequency(m: int, n: int, lengths: float | Sequence[float] = 1.0, eps
 
 def _layer_profile(n: int, length: float, width: int, strength: float) -> tuple[np.ndarray, np.ndarray]:
     """Damping rate σ at the nodes (n,) and at the half-nodes (n+1,) of one axis."""
-    h = length / (n + 1)
+    h = st.spacing(n, length, "dirichlet")
     delta = (width + 1) * h
     sigma_max = (PML_ORDER + 1) * strength / delta
 
@@ -168,7 +168,7 @@ def _layer_profile(n: int, length: float, width: int, strength: float) -> tuple[
         depth = np.maximum(np.maximum(delta - x, x - (length - delta)), 0.0) / delta
         return sigma_max * depth**PML_ORDER
 
-    return sigma(np.arange(1, n + 1) * h), sigma((np.arange(n + 1) + 0.5) * h)
+    return sigma(st.node_coords(n, length, "dirichlet")), sigma((np.arange(n + 1) + 0.5) * h)
 
 
 def _waveform(waveform: Any, frequency: Any) -> Callable[[float], float]:

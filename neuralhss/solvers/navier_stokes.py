@@ -85,6 +85,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from .._checks import check_number
+from ..grid import Grid
 from . import _stencils as st
 from . import poisson
 
@@ -374,10 +375,9 @@ def _nodes(shape: Sequence[int], lengths: Any) -> tuple[np.ndarray, np.ndarray, 
     if (len(shape) != 2 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool)
                                    for n in shape) or min(shape) < 1):
         raise ValueError(f"shape must be two positive ints (nx, ny); got {shape!r}.")
-    lx, ly = st.normalize_lengths(lengths, 2)
-    x = np.arange(shape[0]) * (lx / shape[0])
-    y = np.arange(shape[1]) * (ly / shape[1])
-    return x[:, None], y[None, :], lx, ly
+    grid = Grid(tuple(shape), lengths, "periodic")
+    x, y = grid.meshgrid()
+    return x, y, grid.lengths[0], grid.lengths[1]
 
 
 def taylor_green(shape: Sequence[int], lengths: float | Sequence[float] = 1.0, t: float = 0.0,

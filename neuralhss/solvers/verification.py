@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..grid import Grid
 from . import darcy, poisson
 
 #: Box side lengths used by the studies (unequal, so that axis mix-ups would show).
@@ -28,10 +29,8 @@ GRIDS = {
 
 
 def nodes(shape: Sequence[int], lengths: Sequence[float], bcs: Sequence[str]) -> list[np.ndarray]:
-    """Nodal coordinates (``indexing="ij"``) of the package grid convention."""
-    axes = [np.arange(1, n + 1) * L / (n + 1) if bc == "dirichlet" else np.arange(n) * L / n
-            for n, L, bc in zip(shape, lengths, bcs, strict=True)]
-    return np.meshgrid(*axes, indexing="ij")
+    """Nodal coordinates (``indexing="ij"``, x first): :meth:`neuralhss.grid.Grid.meshgrid`."""
+    return list(Grid(tuple(shape), tuple(lengths), tuple(bcs)).meshgrid())
 
 
 def _dirichlet_factor(x: np.ndarray, L: float):
@@ -227,8 +226,7 @@ def gray_scott_study(scheme: str = "sbdf2") -> OrderStudy:
     from . import gray_scott as gs
 
     n, length = 32, 1.0
-    x = np.arange(n) * length / n
-    x, y = x[:, None], x[None, :]
+    x, y = Grid((n, n), length, "periodic").meshgrid()
     g = (np.exp(-((y - 0.4) ** 2 + (x - 0.55) ** 2) / (2 * 0.1**2))
          + 0.6 * np.exp(-((y - 0.75) ** 2 + (x - 0.2) ** 2) / (2 * 0.07**2)))
     args = {"u0": 1.0 - 0.5 * g, "v0": 0.25 * g, "Du": 2e-4, "Dv": 1e-4, "F": 0.04, "k": 0.06,

@@ -11,10 +11,6 @@ from .base import FieldSpec, Problem, register
 from .common import check_choice, check_dim2, check_grf, check_int, check_positive, grf_kwargs
 
 
-def _nodes(grid: Grid) -> list[np.ndarray]:
-    return np.meshgrid(*[grid.coords(a) for a in range(grid.dim)], indexing="ij")
-
-
 def _interior_mask(grid: Grid, margin: int) -> np.ndarray:
     """0 in the ``margin`` nodes next to each wall, 1 from 8 nodes further in, smoothstep between."""
     masks = []
@@ -37,7 +33,7 @@ def permittivity(params: dict, grid: Grid, rng: np.random.Generator, margin: int
     if params["medium"] == "smooth":
         delta = ndtr(fields.grf(grid, rng, **grf_kwargs(params)))
     else:
-        x, y = _nodes(grid)
+        x, y = grid.meshgrid()
         side = min(grid.lengths)
         delta = np.zeros(grid.shape)
         for _ in range(params["n_inclusions"]):
@@ -67,7 +63,7 @@ MEDIUM_DEFAULTS = {"medium": "smooth", "eps_background": 1.0, "contrast": 3.0, "
 
 def gaussian_source(grid: Grid, center: tuple[float, float], width: float) -> np.ndarray:
     """Unit-integral Gaussian exp(-r²/2w²)/(2πw²) centred at ``center`` (length units)."""
-    x, y = _nodes(grid)
+    x, y = grid.meshgrid()
     r2 = (x - center[0]) ** 2 + (y - center[1]) ** 2
     return np.exp(-r2 / (2 * width**2)) / (2 * np.pi * width**2)
 
@@ -119,7 +115,7 @@ def _draw_maxwell(params: dict, grid: Grid, rng: np.random.Generator) -> dict[st
     absorbing = params["boundary"] == "absorbing"
     eps = permittivity(params, grid, rng, params["pml"] if absorbing else 0)
     center = tuple(rng.uniform(0.3, 0.7) * length for length in grid.lengths)
-    x, y = _nodes(grid)
+    x, y = grid.meshgrid()
     ez0 = np.exp(-((x - center[0]) ** 2 + (y - center[1]) ** 2) / (2 * params["pulse_width"] ** 2))
     ez = maxwell.solve(eps, params["t_final"], ez0=ez0, lengths=grid.lengths,
                        boundary=params["boundary"], n_snapshots=params["n_snapshots"],
