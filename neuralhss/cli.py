@@ -186,6 +186,32 @@ def _cmd_problems(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count_or_fraction(text: str) -> int | float:
+    """``--n-test``: an integer count or a float fraction."""
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is neither a count nor a fraction") from None
+
+
+def _default_n_test() -> float:
+    """PDEDataset's default test split (one default for the library and the command)."""
+    import inspect
+
+    from .datasets import PDEDataset
+
+    return inspect.signature(PDEDataset).parameters["n_test"].default
+
+
+def _train_config_options() -> list[tuple[str, dict]]:
+    from .train.config import cli_options
+
+    return [(opt[2:].replace("-", "_"), kw) for opt, kw in cli_options()]
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train", help="train a neural operator on a dataset file (resumes from --out)",
@@ -202,18 +228,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-arg", type=_param, action="append", default=[], metavar="KEY=VALUE",
                    help="override a model argument, e.g. --model-arg hidden_channels=64")
     p.add_argument("--n-train", type=int, default=None, help="training samples (default: all)")
-    p.add_argument("--n-test", type=int, default=100, help="size of the test split (default 100)")
+    p.add_argument("--n-test", type=_count_or_fraction, default=_default_n_test(),
+                   help="size of the test split: a count, or a fraction of the file "
+                        f"(default {_default_n_test()}, as PDEDataset's)")
     p.add_argument("--time-index", type=int, nargs="+", default=None, metavar="K",
                    help="snapshots of trajectory outputs to learn (-1 = final time; default: all)")
-    p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--scheduler", default="cosine", choices=["cosine", "step", "none"])
-    p.add_argument("--grad-clip", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint-every", type=int, default=10, help="epochs between checkpoints")
-    p.add_argument("--device", default="auto")
+    for name, kw in _train_config_options():  # TrainConfig's fields, defaults and help
+        p.add_argument("--" + name.replace("_", "-"), **kw)
     p.add_argument("--out", required=True, help="run folder (checkpoint.pt, metrics.json)")
     p.add_argument("--no-progress", action="store_true")
 
@@ -298,11 +319,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 print(f"neural_h2 has no linear path: its convex fit did not validate{why}")
             else:
                 print("neural_h2: its linear path starts from zero")
-    cfg = TrainConfig(epochs=args.epochs, batch_size=min(args.batch_size, len(train_set)),
-                      lr=args.lr, weight_decay=args.weight_decay, scheduler=args.scheduler,
-                      grad_clip=args.grad_clip if args.grad_clip > 0 else None, seed=args.seed,
-                      checkpoint_every=args.checkpoint_every, device=args.device,
+    cfg = TrainConfig(**{name: getattr(args, name) for name, _ in _train_config_options()},
                       progress=not args.no_progress)
+    cfg.batch_size = min(cfg.batch_size, len(train_set))
+    cfg.grad_clip = cfg.grad_clip if cfg.grad_clip > 0 else None
     metrics = fit(model, to_memory(train_set), cfg, out_dir=args.out, test_set=test_set,
                   normalizer=train_set.normalizer,
                   extra={"data": str(Path(args.data).resolve()), "split_n_test": args.n_test,
@@ -406,7 +426,8 @@ def _add_attack(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rank", type=int, default=4, help="rank per channel of low-rank PGD (default 4)")
     p.add_argument("--n-samples", type=int, default=16, help="test inputs attacked (default 16)")
     p.add_argument("--steps", type=int, default=20, help="PGD steps (default 20)")
-    p.add_argument("--n-test", type=int, default=None, help="test split size (default: as trained)")
+    p.add_argument("--n-test", type=_count_or_fraction, default=None,
+                   help="test split size, a count or a fraction (default: as trained)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", dest="json_out", help="also write the results to this JSON file")
     p.add_argument("--force", action="store_true",
@@ -521,7 +542,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on a dataset's test split")
     p.add_argument("checkpoint", help="checkpoint.pt written by `neuralhss train`")
     p.add_argument("--data", required=True, help="dataset file (.h5)")
-    p.add_argument("--n-test", type=int, default=None, help="test split size (default: as trained)")
+    p.add_argument("--n-test", type=_count_or_fraction, default=None,
+                   help="test split size, a count or a fraction (default: as trained)")
     p.add_argument("--force", action="store_true",
                    help="evaluate even on data of another problem than the checkpoint's")
     _add_attack(sub)

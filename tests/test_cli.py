@@ -143,3 +143,22 @@ def test_train_neural_h2_follows_the_data_boundary_condition(tmp_path, capsys):
     (ckpt,) = [p for p in out.glob("*.pt")]
     config = torch.load(ckpt, weights_only=False)["run"]["spec"]["config"]
     assert (config["boundary"], config["hidden_boundary"]) == ("periodic", "periodic")
+
+
+def test_train_options_are_derived_from_train_config():
+    """`neuralhss train` takes its defaults from TrainConfig and PDEDataset (one place each)."""
+    import inspect
+    from dataclasses import fields
+
+    from neuralhss.cli import build_parser
+    from neuralhss.datasets import PDEDataset
+    from neuralhss.train import TrainConfig
+
+    args = build_parser().parse_args(["train", "--data", "d.h5", "--out", "run"])
+    for f in fields(TrainConfig):
+        if f.name not in ("lowrank", "progress"):
+            assert getattr(args, f.name) == f.default, f.name
+    assert args.n_test == inspect.signature(PDEDataset).parameters["n_test"].default
+    args = build_parser().parse_args(["train", "--data", "d.h5", "--out", "run", "--n-test", "7",
+                                      "--optimizer", "adam"])
+    assert args.n_test == 7 and isinstance(args.n_test, int) and args.optimizer == "adam"

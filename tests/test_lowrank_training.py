@@ -146,3 +146,18 @@ def test_model_that_already_is_low_rank_and_bad_settings(tmp_path):
     # Dense runs record no lowrank entry (checkpoints from before the field still resume).
     fit(model(), data(), cfg(None, epochs=1), out_dir=tmp_path)
     assert "lowrank" not in load_checkpoint(tmp_path / "checkpoint.pt")["run"]["config"]
+
+
+def test_lowrank_config_and_dict_are_the_same_run(tmp_path):
+    from neuralhss.train.config import LowRankConfig
+
+    typed = LowRankConfig(tau=0.05, compress={"rank": 2})
+    assert TrainConfig(lowrank={"tau": 0.05, "compress": {"rank": 2}}) == TrainConfig(lowrank=typed)
+    assert typed.to_dict() == {"tau": 0.05, "compress": {"rank": 2}}  # what checkpoints record
+    a, b = model(), model()
+    fit(a, data(), cfg({"tau": 0.05, "compress": {"rank": 2}}, epochs=2), out_dir=tmp_path)
+    fit(b, data(), cfg(typed, epochs=2), out_dir=tmp_path)  # same run: resumes, nothing to do
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["run"]["config"]["lowrank"] == typed.to_dict()
+    torch.testing.assert_close(params(b), params(a), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="unknown keys"):
+        LowRankConfig.from_dict({"rnak": 2})

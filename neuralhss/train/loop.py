@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .._checks import check_number
 from ..models.registry import count_parameters
 from . import distributed
+from .config import LOWRANK_KEYS, LowRankConfig, TrainConfig  # noqa: F401  (re-exported)
 from .state import (  # noqa: F401  (re-exported: the checkpoint API's historical home)
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
@@ -41,106 +40,10 @@ from .strategies import compress_in_place, make_strategy
 from .trainer import Callback, EpochCallback, ProgressBar, Trainer
 
 
-@dataclass
-class TrainConfig:
-    """Optimisation settings (all recorded in checkpoints and ``metrics.json``).
-
-    Attributes
-    ----------
-    epochs : int
-        Passes over the training set.
-    batch_size : int
-        Global batch size (split evenly across processes under DDP).
-    lr, weight_decay : float
-        AdamW (or Adam) learning rate and decoupled weight decay.
-    optimizer : {"adamw", "adam"}
-    scheduler : {"cosine", "step", "none"}
-        Per-epoch schedule: cosine annealing to ``lr * 1e-2`` or halving every
-        ``max(1, epochs // 4)`` epochs.
-    grad_clip : float or None
-        Clip the global gradient norm to this value.
-    seed : int
-        Seeds model initialisation (done by the caller) and the data order.
-    checkpoint_every : int
-        Write ``checkpoint.pt`` every this many epochs (and at the end).
-    device : str
-        ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:i]"``.
-    lowrank : dict or None
-        Dynamical low-rank training: :func:`fit` wraps its optimizer in
-        :class:`neuralhss.lowrank.DLRT` and calls ``DLRT.step()`` instead of ``optimizer.step()``.
-        Keys (all optional): DLRT's ``tau`` (default 0.1), ``mode``, ``min_rank``, ``max_rank``,
-        ``kappa_max``, ``kappa_rule``, ``beta`` (the penalty is added to the loss when > 0);
-        ``closure`` (bool, default False: one backward per step; True recomputes the core
-        gradient exactly by a second forward/backward, always so with ``mode="kls"``); and
-        ``compress``, keyword arguments of :func:`neuralhss.lowrank.compress` (``tau``,
-        ``rank``, ``kinds``, ``conv``, ``spectral_modes``) applied *in place* to the model's
-        dense layers before training; without it the model must already hold low-rank
-        layers. Ranks, ``κ`` and the parameter count are logged per epoch; checkpoints keep
-        the rank-adapted shapes. ``grad_clip`` then bounds the norm of the gradients the
-        optimizer applies (cores and dense parameters; the factors' gradients, which only set
-        new basis directions, are scaled alike). Not with DDP (the low-rank parameters change
-        shape).
-    """
-
-    epochs: int = 100
-    batch_size: int = 8
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    optimizer: str = "adamw"
-    scheduler: str = "cosine"
-    grad_clip: float | None = 1.0
-    seed: int = 0
-    checkpoint_every: int = 10
-    device: str = "auto"
-    lowrank: dict[str, Any] | None = None
-    progress: bool = field(default=True, compare=False)
-
-    def validate(self) -> None:
-        if int(self.epochs) != self.epochs or self.epochs < 1:
-            raise ValueError(f"epochs={self.epochs!r} must be a positive integer")
-        if int(self.batch_size) != self.batch_size or self.batch_size < 1:
-            raise ValueError(f"batch_size={self.batch_size!r} must be a positive integer")
-        check_number(self.lr, "lr")
-        if self.optimizer not in ("adamw", "adam"):
-            raise ValueError(f"optimizer={self.optimizer!r}; use 'adamw' or 'adam'")
-        if self.scheduler not in ("cosine", "step", "none"):
-            raise ValueError(f"scheduler={self.scheduler!r}; use 'cosine', 'step' or 'none'")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"grad_clip={self.grad_clip!r} must be > 0 or None")
-        if self.lowrank is not None:
-            if not isinstance(self.lowrank, dict):
-                raise ValueError(f"lowrank={self.lowrank!r} must be a dict of DLRT settings or None")
-            bad = sorted(set(self.lowrank) - set(LOWRANK_KEYS))
-            if bad:
-                raise ValueError(f"lowrank has unknown keys {bad}; use {list(LOWRANK_KEYS)}")
-            comp = self.lowrank.get("compress")
-            if comp is not None and not isinstance(comp, dict):
-                raise ValueError(f"lowrank['compress']={comp!r} must be a dict of compress() arguments")
-            try:
-                json.dumps(self.lowrank)
-            except TypeError as exc:
-                raise ValueError(f"lowrank must be JSON-serialisable (it is recorded): {exc}") from None
-
-    def resolved_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
-
-
-LOWRANK_KEYS = ("tau", "mode", "min_rank", "max_rank", "kappa_max", "kappa_rule", "beta", "closure",
-                "compress")
-
-
-def _run_config(config: TrainConfig) -> dict[str, Any]:
-    # ``lowrank=None`` is left out so that checkpoints written before the field existed resume.
-    return {k: v for k, v in asdict(config).items()
-            if k != "progress" and not (k == "lowrank" and v is None)}
-
-
-def prepare_lowrank(model: nn.Module, lowrank: dict[str, Any]) -> nn.Module:
-    """Apply ``lowrank["compress"]`` (``compress`` keyword arguments; ``{}`` is the exact
-    full-rank conversion) to ``model`` in place and return it; no-op without that key."""
-    return compress_in_place(model, lowrank.get("compress"))
+def prepare_lowrank(model: nn.Module, lowrank: LowRankConfig | dict[str, Any]) -> nn.Module:
+    """Apply ``lowrank.compress`` (``compress`` keyword arguments; ``{}`` is the exact
+    full-rank conversion) to ``model`` in place and return it; no-op without it."""
+    return compress_in_place(model, LowRankConfig.from_dict(lowrank).compress)
 
 
 def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
@@ -289,7 +192,7 @@ def fit(
                          "DistributedDataParallel does not support; train in one process")
     strategy = make_strategy(config)
     spec = getattr(model, "spec", {"name": type(model).__name__, "config": {}})
-    run = {"spec": spec, "config": _run_config(config)}
+    run = {"spec": spec, "config": config.recorded()}
     callbacks: list[Callback] = [ProgressBar()] if config.progress else []
     if callback is not None:
         callbacks.append(EpochCallback(callback))

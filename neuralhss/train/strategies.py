@@ -238,8 +238,6 @@ def make_strategy(config) -> StepStrategy:
               "weight_decay": config.weight_decay, "grad_clip": config.grad_clip}
     if config.lowrank is None:
         return PlainStep(**common)
-    lowrank = dict(config.lowrank)
-    dlrt = {k: v for k, v in lowrank.items() if k not in ("closure", "compress")}
-    dlrt.setdefault("tau", 0.1)
-    return DLRTStep(dlrt, closure=bool(lowrank.get("closure")), compress=lowrank.get("compress"),
+    lowrank = config.lowrank
+    return DLRTStep(lowrank.dlrt_kwargs(), closure=bool(lowrank.closure), compress=lowrank.compress,
                     **common)
