@@ -64,7 +64,7 @@ def main() -> None:
         w = initial(n)[None]
         f = ns.li_forcing((n, n))[None]
         h = 1.0 / n
-        inv = poisson._inverse_symbol((n, n), (1.0, 1.0), ("periodic", "periodic"))
+        inv = poisson.symbol((n, n), (1.0, 1.0), "periodic", inverse=True)
         model = ns._Model((n, n), (1.0, 1.0), nu, 1)
         ours_w = ns._step(model, w, f, dt, model.rhs(w, f, True)[0])
         base_w = roll_step(w, f, nu, h, inv, dt)

@@ -66,6 +66,31 @@ def test_laplacian_matches_eigenvalues():
     assert poisson.laplacian((4, 5)).shape == (20, 20)
 
 
+@pytest.mark.parametrize("bc", [("dirichlet", "periodic"), ("periodic", "dirichlet"),
+                                ("periodic", "periodic")])
+def test_symbol_is_the_spectrum_of_the_laplacian_in_transform_order(bc):
+    shape, lengths = (5, 6), (2.0, 0.7)
+    lam = poisson.symbol(shape, lengths, bc)
+    half = tuple(n // 2 + 1 if k == max(i for i, b in enumerate(bc) if b == "periodic") else n
+                 for k, n in enumerate(shape))
+    assert lam.shape == half and lam.flags.writeable
+    # Every λ is an eigenvalue of the sparse matrix (the full spectrum repeats the rfft half).
+    eig = np.linalg.eigvalsh(poisson.laplacian(shape, lengths, bc).toarray())
+    assert np.abs(eig[None, :] - lam.reshape(-1, 1)).min(axis=1).max() < 1e-12 * eig.max()
+    inv = poisson.symbol(shape, lengths, bc, inverse=True)
+    assert not inv.flags.writeable
+    kernel = lam == 0
+    np.testing.assert_allclose(inv[~kernel] * lam[~kernel], 1.0, rtol=1e-14)
+    assert np.all(inv[kernel] == 0) and kernel.sum() == (bc == ("periodic", "periodic"))
+
+
+def test_gray_scott_eigenvalues_are_the_periodic_symbol():
+    from neuralhss.solvers import gray_scott
+
+    np.testing.assert_array_equal(gray_scott.laplacian_eigenvalues((12, 10), (1.3, 0.9)),
+                                  poisson.symbol((12, 10), (1.3, 0.9), "periodic"))
+
+
 @given(shape=hs.lists(hs.integers(1, 7), min_size=1, max_size=3),
        bc=hs.sampled_from(["dirichlet", "periodic"]), seed=hs.integers(0, 2**16))
 @settings(max_examples=30, deadline=None)

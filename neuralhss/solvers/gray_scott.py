@@ -111,6 +111,7 @@ import scipy.fft as sfft
 
 from .._checks import check_number
 from . import _stencils as st
+from . import poisson
 
 __all__ = ["SolveInfo", "solve", "initial_perturbation", "laplacian_eigenvalues", "REGIMES",
            "SCHEMES", "DEFAULT_SCHEME", "STABILITY_LIMIT"]
@@ -198,6 +199,8 @@ class SolveInfo:
 def laplacian_eigenvalues(shape: Sequence[int], lengths: float | Sequence[float] = 1.0) -> np.ndarray:
     """Eigenvalues λ_h ≥ 0 of the periodic 5-point −Δ_h, in ``rfft2`` order.
 
+    The 2-D periodic case of :func:`neuralhss.solvers.poisson.symbol`, kept under this name.
+
     Parameters
     ----------
     shape : (nx, ny)
@@ -215,12 +218,7 @@ def laplacian_eigenvalues(shape: Sequence[int], lengths: float | Sequence[float]
     if len(dims) != 2 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool)
                                  and n >= 1 for n in dims):
         raise ValueError(f"shape must be (nx, ny) with positive integers; got {shape!r}.")
-    nx, ny = (int(n) for n in dims)
-    lx, ly = st.normalize_lengths(lengths, 2)
-    hx, hy = lx / nx, ly / ny
-    lam_x = (4.0 / hx**2) * np.sin(np.pi * np.arange(nx) / nx) ** 2
-    lam_y = (4.0 / hy**2) * np.sin(np.pi * np.arange(ny // 2 + 1) / ny) ** 2
-    return lam_x[:, None] + lam_y[None, :]
+    return poisson.symbol(tuple(int(n) for n in dims), lengths, "periodic")
 
 
 class _Transform:

@@ -176,7 +176,7 @@ def _pad(a: np.ndarray) -> np.ndarray:
 
 
 def _psi(w: np.ndarray, lens: tuple[float, float], workers: int) -> np.ndarray:
-    inv = poisson._inverse_symbol(w.shape[-2:], lens, ("periodic", "periodic"))
+    inv = poisson.symbol(w.shape[-2:], lens, "periodic", inverse=True)
     wh = sfft.rfft2(w, workers=workers)
     wh *= inv
     return sfft.irfft2(wh, s=w.shape[-2:], workers=workers, overwrite_x=True)

@@ -39,7 +39,7 @@ import scipy.sparse as sp
 
 from . import _stencils as st
 
-__all__ = ["solve", "laplacian", "eigenvalues"]
+__all__ = ["solve", "laplacian", "eigenvalues", "symbol"]
 
 #: Relative tolerance of the zero-mean test for fully periodic sources whose data is float64
 #: (float32 data gets ``1000·eps(float32)`` instead, since subtracting the mean in single
@@ -63,11 +63,8 @@ def eigenvalues(n: int, length: float = 1.0, bc: str = "dirichlet") -> np.ndarra
     return (4.0 / h**2) * np.sin(np.pi * k / n) ** 2
 
 
-@functools.lru_cache(maxsize=4)
-def _inverse_symbol(shape: tuple[int, ...], lengths: tuple[float, ...],
-                    bcs: tuple[str, ...]) -> np.ndarray:
-    # Cached because building the n^d reciprocal costs ~10 % of a 128^3 solve and datasets
-    # solve thousands of systems on one grid.
+def _eigen_sum(shape: tuple[int, ...], lengths: tuple[float, ...],
+               bcs: tuple[str, ...]) -> np.ndarray:
     periodic_axes = [k for k, bc in enumerate(bcs) if bc == "periodic"]
     last_periodic = periodic_axes[-1] if periodic_axes else None
     lam = np.zeros((1,) * len(shape))
@@ -76,6 +73,16 @@ def _inverse_symbol(shape: tuple[int, ...], lengths: tuple[float, ...],
         if k == last_periodic:
             lam_k = lam_k[: n // 2 + 1]  # rfftn keeps the non-negative half on its last axis
         lam = lam + lam_k.reshape((-1,) + (1,) * (len(shape) - k - 1))
+    return lam
+
+
+@functools.lru_cache(maxsize=4)
+def _inverse_symbol(shape: tuple[int, ...], lengths: tuple[float, ...],
+                    bcs: tuple[str, ...]) -> np.ndarray:
+    # Cached because building the n^d reciprocal costs ~10 % of a 128^3 solve and datasets
+    # solve thousands of systems on one grid.
+    periodic_axes = [k for k, bc in enumerate(bcs) if bc == "periodic"]
+    lam = _eigen_sum(shape, lengths, bcs)
     with np.errstate(divide="ignore"):
         inv = 1.0 / lam
     if len(periodic_axes) == len(shape):
@@ -84,6 +91,44 @@ def _inverse_symbol(shape: tuple[int, ...], lengths: tuple[float, ...],
         inv[(0,) * len(shape)] = 0.0
     inv.setflags(write=False)
     return inv
+
+
+def symbol(shape: int | Sequence[int], lengths: float | Sequence[float] = 1.0,
+           bc: str | Sequence[str] = "dirichlet", *, inverse: bool = False) -> np.ndarray:
+    """Eigenvalues λ of the d-D (2d+1)-point −Δ_h, in the order of the transforms that diagonalise it.
+
+    The one implementation of the discrete Laplacian's symbol, used by :func:`solve`,
+    :mod:`~neuralhss.solvers.navier_stokes` (streamfunction) and
+    :mod:`~neuralhss.solvers.gray_scott` (implicit diffusion).
+
+    Parameters
+    ----------
+    shape : int or sequence of d ints
+        Spatial grid shape (n_x[, n_y[, n_z]]), d = 1..3, axis 0 first.
+    lengths, bc
+        As in :func:`solve`, in axis order.
+    inverse : bool, default False
+        Return 1/λ instead, with 0 for the constant mode when every axis is periodic (the
+        pseudo-inverse that :func:`solve` applies: it picks the zero-mean solution).
+
+    Returns
+    -------
+    ndarray, float64
+        λ = Σ_k λ_k(i_k) with λ_k the 1-D :func:`eigenvalues` of axis k (units 1/length²),
+        shape (n_1, ..., n_d) except that the last periodic axis keeps n//2 + 1 entries (the
+        order of ``scipy.fft.rfftn`` over the periodic axes, DST-I order on Dirichlet axes).
+        ``inverse=True`` returns a cached read-only array (units length²); otherwise a new one.
+    """
+    shape_t = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    if not shape_t or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool)
+                              for n in shape_t):
+        raise ValueError(f"shape must be an int or a sequence of 1..3 ints; got {shape!r}.")
+    d = st.check_dim(len(shape_t), None, "shape")
+    shape_t = st.check_spatial_shape(shape_t, "shape")
+    lens, bcs = st.normalize_lengths(lengths, d), st.normalize_bc(bc, d)
+    if inverse:
+        return _inverse_symbol(shape_t, lens, bcs)
+    return _eigen_sum(shape_t, lens, bcs)
 
 
 def _check_zero_mean(f: np.ndarray, dim: int, eps: float) -> None:
