@@ -286,3 +286,52 @@ def test_recipes_in_the_repository_are_valid():
 def test_blocks_align_to_multiples():
     assert blocks_of(range(5, 23), 8) == [(5, 8), (8, 16), (16, 23)]
     assert blocks_of(range(0, 0), 8) == []
+
+
+@pytest.mark.parametrize("compression", ["gzip", "lzf", "none"])
+def test_chunks_encoded_by_workers_are_the_bytes_hdf5_stores(tmp_path, compression):
+    from neuralhss.datasets.generation import ChunkCodec
+    from neuralhss.datasets.schema import filter_options
+
+    rng = np.random.default_rng(0)
+    chunks = [rng.standard_normal((16, 16)).astype(np.float32), np.zeros((16, 16), np.float32),
+              np.full((16, 16), np.nan, np.float32),
+              rng.integers(0, 2**32, (16, 16), dtype=np.uint32).view(np.float32),  # incompressible
+              np.cumsum(rng.standard_normal((16, 16)), 0).astype(np.float32)]
+    path = tmp_path / "plain.h5"
+    with h5py.File(path, "w") as f:  # written by HDF5's own filter pipeline
+        ds = f.create_dataset("x", shape=(len(chunks), 16, 16), dtype=np.float32,
+                              chunks=(1, 16, 16), **filter_options(compression))
+        for i, c in enumerate(chunks):
+            ds[i] = c
+    codec = ChunkCodec(compression)
+    with h5py.File(path, "r") as f:
+        for i, c in enumerate(chunks):
+            mask, stored = f["x"].id.read_direct_chunk((i, 0, 0))
+            assert codec.encode(c) == (mask, bytes(stored))
+            if compression != "lzf":
+                np.testing.assert_array_equal(codec.decode(mask, stored, (16, 16)), c)
+
+
+@pytest.mark.parametrize("compression", ["lzf", "none"])
+def test_other_filters_are_deterministic_and_read_by_plain_h5py(tmp_path, poisson_file,
+                                                                compression):
+    files = []
+    for workers, block in ((1, 8), (2, 3)):
+        files.append(tmp_path / f"{compression}{workers}.h5")
+        generate("poisson", files[-1], n_samples=40, seed=3, params=SMALL, workers=workers,
+                 progress=False, block_size=block, compression=compression)
+    assert sha(files[0]) == sha(files[1]) != sha(poisson_file)
+    with h5py.File(files[0], "r") as f, h5py.File(poisson_file, "r") as ref:
+        assert f["outputs/u"].compression == (None if compression == "none" else compression)
+        for p in ("inputs/f", "outputs/u"):
+            np.testing.assert_array_equal(f[p][...], ref[p][...])
+    assert check_file(files[0]).ok
+    shards = [tmp_path / f"{compression}s{i}.h5" for i in range(2)]
+    for i, s in enumerate(shards):
+        generate("poisson", s, n_samples=40, seed=3, params=SMALL, shard=f"{i}/2",
+                 progress=False, compression=compression)
+    assert sha(merge(shards, tmp_path / "m.h5", progress=False)) == sha(files[0])
+    with pytest.raises(ValueError, match="compression='zip' is not one of gzip, lzf, none"):
+        generate("poisson", tmp_path / "z.h5", n_samples=4, params=SMALL, progress=False,
+                 compression="zip")

@@ -2,17 +2,24 @@
 
 How a file comes to be (``FILE.h5``):
 
-1. Samples are computed in blocks of consecutive indices by a pool of worker processes. Each
-   finished block is saved to ``FILE.h5.parts/<start>-<stop>.npz`` by writing a temporary file
-   and renaming it, so a block file either exists whole or not at all.
-2. When every block exists, the HDF5 file is written to ``FILE.h5.partial`` sample by sample
-   in index order and renamed to ``FILE.h5``; then the parts folder is removed.
+1. Samples are computed in blocks of consecutive indices by a pool of worker processes (with
+   one worker: in the main process, with a helper thread that compresses). Each sample is
+   encoded as soon as it is computed into the bytes its HDF5 chunks store (:class:`ChunkCodec`:
+   shuffle + zlib, exactly as HDF5's gzip filter), and each finished block is saved to
+   ``FILE.h5.parts/<start>-<stop>.npz`` by writing a temporary file and renaming it, so a block
+   file either exists whole or not at all.
+2. Meanwhile the main process writes ``FILE.h5.partial`` in sample order, each block as soon
+   as the blocks before it are written (``write_direct_chunk``: no compression in the main
+   process); at most ``workers + 1`` blocks are computed or waiting at any time. When the last
+   block is written the file is synced and renamed to ``FILE.h5``; then the parts folder is
+   removed.
 
 Killing the process at any moment (even ``kill -9``) therefore never leaves a corrupt
 ``FILE.h5``: re-running the same command finds the finished blocks and computes only the rest.
 Sample ``i`` is drawn from ``SeedSequence(seed, spawn_key=(i,))`` and computed with one BLAS/FFT
-thread, and the file is always written in the same order, so the output is bit-identical
-for any number of workers, and ``merge`` of shards equals a single run byte for byte.
+thread, and the file is always written with the same calls in the same order, so the output is
+bit-identical for any number of workers (for a given filter), and ``merge`` of shards equals a
+single run byte for byte.
 """
 
 from __future__ import annotations
@@ -24,8 +31,15 @@ import os
 import shutil
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_all_start_methods, get_context
@@ -38,7 +52,15 @@ from tqdm.auto import tqdm
 
 from ..io import atomic_write
 from .problems import Problem, get_problem
-from .schema import Meta, create_layout, field_paths, read_meta, shard_range
+from .schema import (
+    Meta,
+    compression_of,
+    create_layout,
+    field_paths,
+    filter_options,
+    read_meta,
+    shard_range,
+)
 
 MANIFEST = "manifest.json"
 
@@ -159,7 +181,9 @@ def estimate(meta: Meta, block_size: int, workers: int) -> Estimate:
     per_sample = sum(4 * math.prod(meta.field_shape(n)) for n in fields)
     output = len(owned) * (per_sample + CHUNK_OVERHEAD * len(fields)) + meta.n_samples  # + /done
     block = min(block_size, len(owned)) * per_sample
-    # Each worker holds its block and one sample's working memory; the writer holds one block.
+    # At most workers + 1 blocks are computed or waiting to be written at any time (each at
+    # most its float32 size; compressed once computed), plus one sample's working memory per
+    # worker.
     memory = workers * (block + WORK_FACTOR * per_sample) + block
     return Estimate(per_sample, len(owned), output, output + len(owned) * per_sample, memory,
                     workers)
@@ -225,49 +249,168 @@ def sample_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
 
 
+#: This process's threadpoolctl controller and the number of modules loaded when it was made.
+_POOLS: tuple[Any, int] | None = None
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """One BLAS/OpenMP/FFT thread, so that the bits of a reduction do not depend on the core
+    count. Finding the thread pools walks the loaded libraries (about 1.4 ms), so the
+    controller is kept and only renewed when modules (and maybe libraries) were loaded since."""
+    global _POOLS
+    import scipy.fft
+    from threadpoolctl import ThreadpoolController
+
+    if _POOLS is None or _POOLS[1] != len(sys.modules):
+        _POOLS = (ThreadpoolController(), len(sys.modules))
+    with _POOLS[0].limit(limits=1), scipy.fft.set_workers(1):
+        yield
+
+
 def compute_samples(problem: Problem, params: Mapping[str, Any], seed: int,
                     start: int, stop: int) -> dict[str, np.ndarray]:
     """Compute samples ``start..stop-1``: float32 arrays ``(stop-start, *field shape)`` per field."""
-    import scipy.fft
-    from threadpoolctl import threadpool_limits
-
     out = {s.name: np.empty((stop - start, *problem.field_shape(s, params)), np.float32)
            for s in problem.field_specs}
-    # One thread per process: the bits of a reduction must not depend on the core count.
-    with threadpool_limits(limits=1), scipy.fft.set_workers(1):
+    for i, sample in _iter_samples(problem, params, seed, start, stop):
+        for name, arr in sample.items():
+            out[name][i - start] = arr
+    return out
+
+
+def _iter_samples(problem: Problem, params: Mapping[str, Any], seed: int, start: int,
+                  stop: int) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """``(i, fields of sample i)`` for ``i`` in ``start..stop-1``, each computed with one thread
+    and checked to be finite."""
+    with _one_thread():
         for i in range(start, stop):
             sample = problem.sample(params, sample_rng(seed, i))
             for name, arr in sample.items():
                 if not np.isfinite(arr).all():
                     raise RuntimeError(f"{problem.name}: sample {i} has non-finite {name!r} "
                                        f"(params {dict(params)}); this is a solver bug, please report it")
-                out[name][i - start] = arr
-    return out
+            yield i, sample
+
+
+class ChunkCodec:
+    """Encodes a float32 chunk into the bytes HDF5 stores for it under a file's filter, so that
+    workers compress and the file is written with ``write_direct_chunk``.
+
+    ``gzip``: the HDF5 shuffle filter (byte ``k`` of every value, for ``k`` = 0..3) then zlib at
+    the file's level, which is what HDF5's deflate filter calls (``compress2``); the bytes equal
+    HDF5's own output (``tests/test_datasets.py`` checks it against ``read_direct_chunk``).
+    ``none``: the raw bytes. Any other filter (``lzf``): HDF5 itself compresses the chunk in an
+    in-memory file and the stored bytes are read back. Each chunk is ``(filter mask, bytes)``.
+    """
+
+    def __init__(self, compression: str = "gzip", level: int = 1) -> None:
+        self.compression = compression
+        self.level = level
+        self.options = filter_options(compression, level)
+        self._scratch: dict[tuple[int, ...], h5py.Dataset] = {}
+        self._file: h5py.File | None = None
+
+    def encode(self, chunk: np.ndarray) -> tuple[int, bytes]:
+        chunk = np.ascontiguousarray(chunk, dtype=np.float32)
+        if self.compression == "gzip":
+            shuffled = chunk.view(np.uint8).reshape(-1, 4).T.tobytes()
+            return 0, zlib.compress(shuffled, self.level)
+        if self.compression == "none":
+            return 0, chunk.tobytes()
+        ds = self._scratch.get(chunk.shape)
+        if ds is None:
+            if self._file is None:  # rdcc_nbytes=0: every write goes through the filters at once
+                self._file = h5py.File(f"chunks-{id(self)}", "w", driver="core",
+                                       backing_store=False, rdcc_nbytes=0)
+            ds = self._file.create_dataset(f"c{len(self._scratch)}", shape=chunk.shape,
+                                           dtype=np.float32, chunks=chunk.shape, **self.options)
+            self._scratch[chunk.shape] = ds
+        ds[...] = chunk
+        mask, data = ds.id.read_direct_chunk((0,) * chunk.ndim)
+        return int(mask), bytes(data)
+
+    def encode_sample(self, meta: Meta, fields: Mapping[str, np.ndarray]) -> dict[str, list]:
+        """The chunks of one sample: per field, one chunk (or one per snapshot of a trajectory)."""
+        out = {}
+        for name in meta.input_fields + meta.output_fields:
+            arr = np.asarray(fields[name])
+            if name in meta.temporal_fields:
+                out[name] = [self.encode(a) for a in arr]
+            else:
+                out[name] = [self.encode(arr)]
+        return out
+
+    def decode(self, mask: int, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
+        """The float32 chunk of :meth:`encode`'s output (gzip and none; used by ``merge``)."""
+        if self.compression == "none" or mask:
+            return np.frombuffer(data, np.float32).reshape(shape)
+        if self.compression == "gzip":
+            raw = np.frombuffer(zlib.decompress(data), np.uint8)
+            return raw.reshape(4, -1).T.copy().view(np.float32).reshape(shape)
+        raise ValueError(f"cannot decode {self.compression} chunks")
+
+
+#: A block of samples as written: ``(index, data)``, the filter mask and byte size of each chunk
+#: (int64, shape ``(chunks, 2)``) and their concatenated bytes (uint8), the chunks in the order
+#: they are written: sample by sample, each sample's fields in channel order, each field's
+#: snapshots in time order.
+Block = tuple[np.ndarray, np.ndarray]
+
+
+def _chunks_per_sample(meta: Meta, name: str) -> int:
+    return len(meta.times) if name in meta.temporal_fields and meta.times is not None else 1
+
+
+def _pack(per_sample: Sequence[Mapping[str, list]], names: Sequence[str]) -> Block:
+    chunks = [c for s in per_sample for name in names for c in s[name]]
+    index = np.array([(m, len(d)) for m, d in chunks], np.int64).reshape(len(chunks), 2)
+    return index, np.frombuffer(b"".join(d for _, d in chunks), np.uint8)
+
+
+def compute_block(problem: Problem, params: Mapping[str, Any], seed: int, start: int,
+                  stop: int, meta: Meta, codec: ChunkCodec) -> Block:
+    """Compute samples ``start..stop-1`` and encode each as soon as it is computed, so that a
+    block in memory is its compressed chunks plus one sample."""
+    names = meta.input_fields + meta.output_fields
+    per_sample = [codec.encode_sample(meta, {n: s[n] for n in names})
+                  for _, s in _iter_samples(problem, params, seed, start, stop)]
+    return _pack(per_sample, names)
 
 
 def _block_path(parts: Path, start: int, stop: int) -> Path:
     return parts / f"{start:010d}-{stop:010d}.npz"
 
 
-def _save_block(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+def _save_block(path: Path, block: Block) -> None:
     def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+        with open(tmp, "wb") as fh:  # stored, not deflated: the chunks are compressed already
+            np.savez(fh, index=block[0], data=block[1])
 
     # Not durable: a killed process loses nothing that reached the page cache, and a block cut
-    # short by a power failure fails _block_is_valid on resume and is recomputed. The hidden
+    # short by a power failure fails _load_block on resume and is recomputed. The hidden
     # ".tmp" name is what _scan_parts clears after a kill.
     atomic_write(path, write, temp=path.with_name(f".{path.name}.{os.getpid()}.tmp"),
                  durable=False)
 
 
-def _block_is_valid(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> bool:
-    """Whether a block file holds every field with the expected shape and is readable."""
+def _load_block(path: Path, meta: Meta, n: int) -> Block | None:
+    """The block of ``n`` samples in ``path``, or ``None`` if it is torn, garbled or another's
+    (the zip's CRCs are checked as it is read)."""
+    count = n * sum(_chunks_per_sample(meta, name)
+                    for name in meta.input_fields + meta.output_fields)
     try:
         with np.load(path) as z:
-            return set(z.files) == set(shapes) and all(z[n].shape == s for n, s in shapes.items())
+            if sorted(z.files) != ["data", "index"]:
+                return None
+            index, data = z["index"], z["data"]
     except Exception:  # truncated or garbled zip: recompute the block
-        return False
+        return None
+    if (index.shape != (count, 2) or index.dtype != np.int64 or data.ndim != 1
+            or data.dtype != np.uint8 or (index < 0).any() or (index[:, 0] >= 2**32).any()
+            or int(index[:, 1].sum()) != data.size):
+        return None
+    return index, data
 
 
 def _scan_parts(parts: Path, meta: Meta, owned: range, block_size: int) -> tuple[int, int]:
@@ -289,9 +432,8 @@ def _scan_parts(parts: Path, meta: Meta, owned: range, block_size: int) -> tuple
                 a, b = (int(v) for v in name[:-4].split("-"))
             except ValueError:
                 continue
-            shapes = {n: (b - a, *meta.field_shape(n))
-                      for n in meta.input_fields + meta.output_fields}
-            if _block_of(a, owned, block_size) == (a, b) and _block_is_valid(Path(entry.path), shapes):
+            if (_block_of(a, owned, block_size) == (a, b)
+                    and _load_block(Path(entry.path), meta, b - a) is not None):
                 n_samples += b - a
                 n_valid += 1
             else:
@@ -299,11 +441,59 @@ def _scan_parts(parts: Path, meta: Meta, owned: range, block_size: int) -> tuple
     return n_samples, n_valid
 
 
+def _run_settings(problem_name: str, params: dict, seed: int, parts: str
+                  ) -> tuple[Meta, ChunkCodec]:
+    """The layout and codec of the run whose blocks go to ``parts``: the filter is read from
+    the run's manifest (kept per process until the manifest changes)."""
+    man = Path(parts) / MANIFEST
+    st = man.stat()
+    key = (parts, st.st_ino, st.st_mtime_ns)
+    if _SETTINGS.get("key") != key:
+        compression = json.loads(man.read_text()).get("compression", DEFAULT_COMPRESSION)
+        prob = get_problem(problem_name)
+        _SETTINGS.update(key=key, meta=_meta_for(prob, params, seed, 1, None),
+                         codec=ChunkCodec(*compression))
+    return _SETTINGS["meta"], _SETTINGS["codec"]
+
+
+#: The settings :func:`_run_settings` last read in this process.
+_SETTINGS: dict[str, Any] = {}
+#: Filter of generated files unless asked otherwise: (name, gzip level).
+DEFAULT_COMPRESSION = ("gzip", 1)
+
+
 def _worker(problem_name: str, params: dict, seed: int, start: int, stop: int,
-            parts: str) -> tuple[int, int]:
-    arrays = compute_samples(get_problem(problem_name), params, seed, start, stop)
-    _save_block(_block_path(Path(parts), start, stop), arrays)
-    return start, stop
+            parts: str) -> tuple[int, int, Block | Future]:
+    """Compute, encode and save one block; return it for the writer.
+
+    With a helper thread (:data:`_HELPER`, one worker computing in the main process), each
+    sample is handed to the helper to be compressed as soon as it is computed, and the block
+    is returned as the helper's future: compression overlaps the computing."""
+    meta, codec = _run_settings(problem_name, params, seed, parts)
+    prob = get_problem(problem_name)
+    path = _block_path(Path(parts), start, stop)
+    helper = _HELPER
+    if helper is None:
+        block = compute_block(prob, params, seed, start, stop, meta, codec)
+        _save_block(path, block)
+        return start, stop, block
+    names = meta.input_fields + meta.output_fields
+    encoded = [helper.submit(codec.encode_sample, meta,
+                             {n: np.array(s[n], np.float32) for n in names})
+               for _, s in _iter_samples(prob, params, seed, start, stop)]
+    return start, stop, helper.submit(_pack_and_save, path, encoded, names)
+
+
+def _pack_and_save(path: Path, encoded: list[Future], names: Sequence[str]) -> Block:
+    """The helper's last task for a block (its encodings, queued before, are done)."""
+    block = _pack([f.result() for f in encoded], names)
+    _save_block(path, block)
+    return block
+
+
+#: The helper thread that compresses the blocks computed in the main process (``None``: no
+#: helper, e.g. in a worker process).
+_HELPER: ThreadPoolExecutor | None = None
 
 
 #: File descriptor of the lock held by :func:`_exclusive` in this process (``None``: none).
@@ -355,41 +545,112 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+class _Writer:
+    """Writes a schema-v1 file block by block in sample order, chunks as they are stored
+    (``write_direct_chunk``), to ``path.partial``; :meth:`close` renames it to ``path``.
+
+    Every writer (``generate`` with any number of workers, resumed or not, ``merge``,
+    ``write_hdf5``) makes the same HDF5 calls for the same samples: the layout, then the chunks
+    of each held sample in index order, then ``/done`` for each run of consecutive held
+    samples when it ends. So the bytes of the file are a function of its contents alone.
+    """
+
+    def __init__(self, path: Path, meta: Meta, compression: tuple[str, int],
+                 progress: bool = False, desc: str = "writing") -> None:
+        self.path = path
+        self.meta = meta
+        self.tmp = path.with_name(path.name + ".partial")
+        if self.tmp.exists():
+            self.tmp.unlink()  # left by a killed write of ours; its samples are still in the source
+        self.file = h5py.File(self.tmp, "w")
+        try:
+            create_layout(self.file, meta, compression_level=compression[1],
+                          compression=compression[0])
+            self.names = meta.input_fields + meta.output_fields
+            self.datasets = {p.split("/", 1)[1]: self.file[p].id for p in field_paths(meta)}
+            self.temporal = {n: n in meta.temporal_fields for n in self.names}
+            self.zeros = (0,) * meta.grid.dim
+            self.layout = [(self.datasets[n], self.temporal[n], _chunks_per_sample(meta, n))
+                           for n in self.names]
+        except BaseException:
+            self.abort()
+            raise
+        self.run: tuple[int, int] | None = None  # the run of held samples not yet marked done
+        self.bar = tqdm(total=meta.n_samples, desc=desc, unit="sample", disable=not progress,
+                        leave=False)
+
+    def write_block(self, start: int, stop: int, block: Block) -> None:
+        """Write samples ``start..stop-1`` (after every sample written before)."""
+        if self.run is not None and self.run[1] != start:
+            self._mark_done()
+        if self.run is None:
+            self.run = (start, stop)
+        self.run = (self.run[0], stop)
+        # Sample by sample, whatever the block size: the chunks land in the file in the order
+        # they are written, so this order must not depend on how the samples were grouped.
+        index, data = block
+        view = memoryview(np.ascontiguousarray(data)).cast("B")
+        ends = np.cumsum(index[:, 1]).tolist()
+        masks = index[:, 0].tolist()
+        k = begin = 0
+        for i in range(start, stop):
+            for dsid, temporal, per in self.layout:
+                for t in range(per):
+                    offset = ((i, t) if temporal else (i,)) + self.zeros
+                    dsid.write_direct_chunk(offset, view[begin:ends[k]], masks[k])
+                    begin = ends[k]
+                    k += 1
+        self.bar.update(stop - start)
+
+    def _mark_done(self) -> None:
+        a, b = self.run
+        self.file["done"][a:b] = True
+        self.run = None
+
+    def close(self) -> None:
+        """Finish the file and rename it to ``path`` (synced first)."""
+        try:
+            if self.run is not None:
+                self._mark_done()
+            self.file.close()
+            self.bar.close()
+            atomic_write(self.path, lambda t: None, temp=self.tmp)
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Close and remove ``path.partial``."""
+        try:
+            self.file.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
+            if hasattr(self, "bar"):
+                self.bar.close()
+
+
 def write_hdf5(path: Path, meta: Meta, get_sample: Callable[[int], Mapping[str, np.ndarray] | None],
-               progress: bool = False, desc: str = "writing") -> None:
+               progress: bool = False, desc: str = "writing",
+               compression: tuple[str, int] = DEFAULT_COMPRESSION) -> None:
     """Write a schema-v1 file through ``path.partial`` and an atomic, durable rename.
 
     ``get_sample(i)`` returns the fields of sample ``i`` or ``None`` when the file does not
     hold it (shard files). Samples are written in index order, which makes the bytes of the
     file a function of its contents alone. A failed write removes ``path.partial``.
+    ``compression``: ``(filter, gzip level)``, a filter of :data:`~.schema.COMPRESSIONS`.
     """
-    tmp = path.with_name(path.name + ".partial")
-    if tmp.exists():
-        tmp.unlink()  # left by a killed write of ours; its samples are still in the source
-    atomic_write(path, lambda t: _write_layout(t, meta, get_sample, progress, desc), temp=tmp)
-
-
-def _write_layout(tmp: Path, meta: Meta, get_sample: Callable[[int], Mapping[str, np.ndarray] | None],
-                  progress: bool, desc: str) -> None:
-    with h5py.File(tmp, "w") as f:
-        create_layout(f, meta)
-        datasets = [(p.split("/", 1)[1], f[p]) for p in field_paths(meta)]
-        # /done is written one run of consecutive samples at a time, not from an array of
-        # n_samples flags: memory stays O(1) in the number of samples.
-        run_start = None
-        for i in tqdm(range(meta.n_samples), desc=desc, unit="sample", disable=not progress,
-                      leave=False):
+    codec = ChunkCodec(*compression)
+    writer = _Writer(path, meta, compression, progress, desc)
+    try:
+        for i in range(meta.n_samples):
             sample = get_sample(i)
-            if sample is None:
-                if run_start is not None:
-                    f["done"][run_start:i] = True
-                    run_start = None
-                continue
-            for name, ds in datasets:
-                ds[i] = sample[name]
-            run_start = i if run_start is None else run_start
-        if run_start is not None:
-            f["done"][run_start:meta.n_samples] = True
+            if sample is not None:
+                writer.write_block(i, i + 1, _pack([codec.encode_sample(meta, sample)],
+                                                   writer.names))
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
 
 
 @dataclass
@@ -471,6 +732,8 @@ def generate(
     shard: str | Sequence[int] | None = None,
     progress: bool = True,
     block_size: int | None = None,
+    compression: str = "gzip",
+    compression_level: int = 1,
 ) -> GenerateResult:
     """Generate (or resume, or confirm) a dataset file.
 
@@ -496,6 +759,11 @@ def generate(
         Show a progress bar (samples/s).
     block_size : int, optional
         Samples per crash-safe block (default: about 2**18 grid points per block).
+    compression : {"gzip", "lzf", "none"}, default "gzip"
+        Chunk filter (:data:`~.schema.COMPRESSIONS`): gzip + shuffle is read by every HDF5
+        tool; lzf + shuffle (an h5py filter) and none write faster and larger files.
+    compression_level : int, default 1
+        gzip level (1-9); the output is bit-identical for a given filter and level.
 
     Returns
     -------
@@ -511,6 +779,10 @@ def generate(
     if block_size is not None:
         block_size = _check_int("block_size", block_size, 1, None, "a positive integer "
                                 "(omit it for the default)")
+    compression_level = _check_int("compression_level", compression_level, 1, 9,
+                                   "an integer from 1 to 9")
+    filter_options(compression, compression_level)  # a ValueError names the filters
+    filters = (compression, compression_level if compression == "gzip" else 1)
     shard_t = parse_shard(shard)
     if shard_t is not None and shard_t[1] > n_samples:
         raise ValueError(f"{shard_t[1]} shards for {n_samples} samples leaves shards empty; "
@@ -539,6 +811,8 @@ def generate(
     path.parent.mkdir(parents=True, exist_ok=True)
     manifest = {**meta.identity(), "shard": list(shard_t) if shard_t else None,
                 "block_size": bsize}
+    if filters != DEFAULT_COMPRESSION:  # the default keeps the manifests of earlier versions
+        manifest["compression"] = list(filters)
     with _exclusive(parts / ".lock"):
         man_path = parts / MANIFEST
         if man_path.exists():
@@ -559,26 +833,22 @@ def generate(
         workers = min(workers, max(1, n_blocks(owned, bsize) - n_done_blocks))
         bar = tqdm(total=len(owned), initial=n_resumed, unit="sample", disable=not progress,
                    desc=f"{prob.name} {'x'.join(map(str, meta.grid.shape))}", smoothing=0.1)
+        # The file is written while the blocks are computed, each as soon as the blocks before
+        # it are written; the block files stay until the end, for a resume.
+        writer = _Writer(path, meta, filters)
         try:
-            _run_blocks(prob.name, params, seed, todo, parts, workers, bar)
+            sink = _InOrder(writer, parts, meta, owned, bsize)
+            _run_blocks(prob.name, params, seed, todo, parts, workers, bar, sink)
+            sink.finish()
+        except BaseException:
+            writer.abort()
+            raise
         finally:
             bar.close()
-        compute_seconds = time.perf_counter() - t0
-        cache: dict[str, Any] = {"block": None, "data": None}
-
-        def get_sample(i: int) -> dict[str, np.ndarray] | None:
-            if i not in owned:
-                return None
-            start = max(i // bsize * bsize, owned.start)
-            if cache["block"] != start:
-                with np.load(_block_path(parts, *_block_of(start, owned, bsize))) as z:
-                    cache["data"] = {k: z[k] for k in z.files}
-                cache["block"] = start
-            return {k: v[i - start] for k, v in cache["data"].items()}
-
-        write_hdf5(path, meta, get_sample, progress=progress)
+        writer.close()
+        seconds = time.perf_counter() - t0
     shutil.rmtree(parts)
-    return GenerateResult(path, n_todo, n_resumed, len(owned), compute_seconds)
+    return GenerateResult(path, n_todo, n_resumed, len(owned), seconds)
 
 
 def _mp_context():
@@ -622,34 +892,122 @@ def _worker_init(parent: int, lock_fd: int | None) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+class _InOrder:
+    """Hands finished blocks to a :class:`_Writer` in sample order: a block that finishes
+    before those in front of it waits in memory, and a block found complete on disk (resumed)
+    is read back when its turn comes."""
+
+    def __init__(self, writer: _Writer, parts: Path, meta: Meta, owned: range,
+                 block_size: int) -> None:
+        self.writer, self.parts, self.meta = writer, parts, meta
+        self.order = iter_blocks(owned, block_size)
+        self.next = next(self.order, None)
+        self.buffer: dict[int, tuple[int, Block]] = {}
+        self.in_flight: set[int] = set()
+
+    def backlog(self) -> int:
+        """Blocks submitted and not yet written (each in a worker or waiting here)."""
+        return len(self.in_flight) + len(self.buffer)
+
+    def submitted(self, start: int) -> None:
+        self.in_flight.add(start)
+
+    def add(self, start: int, stop: int, block: Block) -> None:
+        self.in_flight.discard(start)
+        self.buffer[start] = (stop, block)
+        self._drain()
+
+    def finish(self) -> None:
+        self._drain()
+        if self.next is not None or self.buffer:  # pragma: no cover - a bug, not a user error
+            raise RuntimeError(f"block {self.next} of {self.parts} was never computed")
+
+    def _drain(self) -> None:
+        while self.next is not None:
+            a, b = self.next
+            if a in self.buffer:
+                block = self.buffer.pop(a)[1]
+            elif a in self.in_flight:
+                return
+            else:
+                path = _block_path(self.parts, a, b)
+                if not path.exists():
+                    return  # not computed yet
+                loaded = _load_block(path, self.meta, b - a)
+                if loaded is None:
+                    raise RuntimeError(f"{path} was damaged during the run; run the command "
+                                       "again to recompute it")
+                block = loaded
+            self.writer.write_block(a, b, block)
+            self.next = next(self.order, None)
+
+
+def _run_here(problem: str, params: dict, seed: int, todo: Iterator[tuple[int, int]],
+              parts: Path, bar: tqdm, sink: _InOrder | None) -> None:
+    """One worker: compute in this process while one helper thread compresses and saves the
+    block before (two blocks at most: the one computed and the one compressed). On an error
+    or an interruption, the blocks already computed are still saved before it propagates."""
+    global _HELPER
+
+    def hand(result: tuple[int, int, Block | Future]) -> None:
+        a, b, block = result
+        block = block.result() if isinstance(block, Future) else block
+        if sink is not None:
+            sink.add(a, b, block)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="neuralhss-compress") as helper:
+        _HELPER = helper
+        try:
+            before = None
+            for a, b in todo:
+                if sink is not None:
+                    sink.submitted(a)  # its file appears before the sink is handed the block
+                result = _worker(problem, params, seed, a, b, str(parts))
+                bar.update(b - a)
+                if before is not None:
+                    hand(before)
+                before = result
+            if before is not None:
+                hand(before)
+        finally:
+            _HELPER = None
+
+
 def _run_blocks(problem: str, params: dict, seed: int, todo: Iterable[tuple[int, int]],
-                parts: Path, workers: int, bar: tqdm) -> None:
+                parts: Path, workers: int, bar: tqdm, sink: _InOrder | None = None) -> None:
+    """Compute the blocks of ``todo`` with ``workers`` processes (1: in this one) and hand each
+    to ``sink`` as it finishes. At most ``workers + 1`` blocks are submitted and not yet
+    written at any time, which bounds the memory to ``workers + 1`` blocks."""
     todo = iter(todo)
     if workers == 1:
-        for a, b in todo:
-            _worker(problem, params, seed, a, b, str(parts))
-            bar.update(b - a)
+        _run_here(problem, params, seed, todo, parts, bar, sink)
         return
     ctx = _mp_context()
     # Only forked workers inherit the lock's descriptor; in a spawned one the number is another.
     lock_fd = _LOCK_FD if ctx.get_start_method() == "fork" else None
+    window = workers + 1
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
                              initargs=(os.getpid(), lock_fd)) as pool:
         pending: set = set()
 
         def refill() -> None:
-            # Two blocks per worker in flight keep every worker busy; submitting all blocks at
-            # once would hold one future per block, O(samples).
-            while len(pending) < 2 * workers and (block := next(todo, None)) is not None:
+            # One block more than workers keeps every worker busy while the writer catches up;
+            # submitting all blocks at once would hold one future per block, O(samples).
+            while ((sink.backlog() if sink is not None else len(pending)) < window
+                   and (block := next(todo, None)) is not None):
                 pending.add(pool.submit(_worker, problem, params, seed, *block, str(parts)))
+                if sink is not None:
+                    sink.submitted(block[0])
 
         try:
             refill()
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    a, b = fut.result()
+                for fut in sorted(finished, key=lambda f: f.result()[0]):
+                    a, b, block = fut.result()
                     bar.update(b - a)
+                    if sink is not None:
+                        sink.add(a, b, block)
                 refill()
         except BaseException:
             for fut in pending:
@@ -708,17 +1066,42 @@ def merge(shards: Sequence[str | os.PathLike], out: str | os.PathLike,
             raise ValueError(f"the shards lack {missing.size} sample(s) (first: "
                              f"{missing[:5].tolist()}); generate the missing shards first")
         paths = field_paths(ref)
+        names = [p.split("/", 1)[1] for p in paths]
+        # The merged file takes the filter of the first shard; chunks of shards with the same
+        # filter are copied as stored (read_direct_chunk), others are decoded and re-encoded.
+        filters = compression_of(files[0][paths[0]])
+        codec = ChunkCodec(*filters)
+        raw = [all(compression_of(f[p]) == filters for p in paths) for f in files]
+        zeros = (0,) * ref.grid.dim
 
-        def get_sample(i: int) -> dict[str, np.ndarray]:
+        def sample_chunks(i: int) -> dict[str, list]:
             f = files[owner[i]]
-            return {p.split("/", 1)[1]: f[p][i] for p in paths}
+            if not raw[owner[i]]:
+                return codec.encode_sample(ref, {n: f[p][i] for n, p in zip(names, paths,
+                                                                           strict=True)})
+            out_ = {}
+            for n, p in zip(names, paths, strict=True):
+                dsid = f[p].id
+                if n in ref.temporal_fields:
+                    out_[n] = [dsid.read_direct_chunk((i, t, *zeros))
+                               for t in range(f[p].shape[1])]
+                else:
+                    out_[n] = [dsid.read_direct_chunk((i, *zeros))]
+            return out_
 
         meta = Meta(**{**ref.__dict__, "shard": None})
         meta.field_attrs = {p.split("/", 1)[1]: {k: str(v) for k, v in files[0][p].attrs.items()
                                                  if k in ("description", "units")}
                             for p in paths}
         out.parent.mkdir(parents=True, exist_ok=True)
-        write_hdf5(out, meta, get_sample, progress=progress, desc="merging")
+        writer = _Writer(out, meta, filters, progress, desc="merging")
+        try:
+            for i in range(meta.n_samples):
+                writer.write_block(i, i + 1, _pack([sample_chunks(i)], names))
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
     finally:
         for f in files:
             f.close()

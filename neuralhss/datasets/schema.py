@@ -9,6 +9,7 @@
     /coords/<axis>    float64 (n_axis,), HDF5 dimension scales named after the axis
     /coords/t         float64 (n_t,) snapshot times, in files with trajectory fields
     /inputs/<field>   float32 (n_samples, *grid), one chunk per sample, gzip (level 1) + shuffle
+                      by default (``COMPRESSIONS``: lzf + shuffle or none on request)
     /outputs/<field>  float32 (n_samples, *grid) or, for a trajectory, (n_samples, n_t, *grid)
                       with one chunk per snapshot
     /done             bool (n_samples,)  which samples are complete
@@ -160,13 +161,48 @@ def read_meta(f: h5py.File) -> Meta:
     )
 
 
-def create_layout(f: h5py.File, meta: Meta, compression_level: int = 1) -> None:
+#: Chunk filters of the field datasets. ``gzip`` (level 1, after byte shuffling; the default)
+#: is read by every HDF5 tool; ``lzf`` (after shuffling) is faster but is a filter of h5py
+#: (h5py, and xarray through h5py/h5netcdf, read it; the netCDF-C library and h5dump do not);
+#: ``none`` writes the float32 bytes as they are (fastest, largest).
+COMPRESSIONS = ("gzip", "lzf", "none")
+
+
+def filter_options(compression: str = "gzip", level: int = 1) -> dict[str, Any]:
+    """``h5py.Group.create_dataset`` keywords of a :data:`COMPRESSIONS` filter."""
+    if compression == "gzip":
+        return {"compression": "gzip", "compression_opts": level, "shuffle": True}
+    if compression == "lzf":
+        return {"compression": "lzf", "shuffle": True}
+    if compression == "none":
+        return {}
+    raise ValueError(f"compression={compression!r} is not one of {', '.join(COMPRESSIONS)}")
+
+
+def compression_of(ds: h5py.Dataset) -> tuple[str, int]:
+    """``(name, gzip level)`` of a field dataset's filter, as :func:`filter_options` takes them
+    (``ValueError`` for a filter pipeline that neuralhss does not write)."""
+    level = ds.compression_opts if ds.compression == "gzip" else 1
+    name = ds.compression or "none"
+    if name in COMPRESSIONS and filter_options(name, level) == {
+            k: v for k, v in (("compression", ds.compression),
+                              ("compression_opts", ds.compression_opts),
+                              ("shuffle", ds.shuffle)) if v}:
+        return name, int(level)
+    raise ValueError(f"{ds.name} uses the filters {ds.compression!r} (shuffle={ds.shuffle}), "
+                     "which neuralhss does not write")
+
+
+def create_layout(f: h5py.File, meta: Meta, compression_level: int = 1,
+                  compression: str = "gzip") -> None:
     """Create the empty schema-v1 layout in a new, open file.
 
     Datasets are chunked one sample per chunk; chunks never written take no space, which is
-    what lets a shard file hold only its own samples. gzip level 1 with byte shuffling: smooth
-    float32 fields compress little at any level, and level 1 costs a third less time than 4.
+    what lets a shard file hold only its own samples. gzip level 1 with byte shuffling by
+    default: smooth float32 fields compress little at any level, and level 1 costs a third less
+    time than 4. ``compression`` is one of :data:`COMPRESSIONS`.
     """
+    filters = filter_options(compression, compression_level)
     grid = meta.grid
     f.attrs["format"] = FORMAT
     f.attrs["schema_version"] = SCHEMA_VERSION
@@ -216,8 +252,7 @@ def create_layout(f: h5py.File, meta: Meta, compression_level: int = 1) -> None:
             ds = f.create_dataset(
                 f"{group}/{name}", shape=(meta.n_samples, *sample_shape), dtype=np.float32,
                 chunks=(1,) * (1 + len(sample_shape) - grid.dim) + grid.shape,
-                compression="gzip", compression_opts=compression_level, shuffle=True,
-                fillvalue=np.float32(np.nan),
+                fillvalue=np.float32(np.nan), **filters,
             )
             for key, value in meta.field_attrs.get(name, {}).items():
                 ds.attrs[key] = value
