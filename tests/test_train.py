@@ -117,3 +117,27 @@ def test_two_process_ddp_equals_single_process_on_the_same_global_batch(tmp_path
     ddp = torch.load(out, weights_only=True)
     torch.testing.assert_close(ddp, params(single), rtol=1e-4, atol=1e-6)
     assert not torch.allclose(ddp, params(model(seed=0)))  # it did train
+
+
+def test_train_and_test_errors_have_one_definition():
+    """fit's train_rel_l2 is evaluate's metric on the training set; the loss is kept apart."""
+    from neuralhss.train import evaluate
+
+    class Halve:  # a normaliser: data units are twice the stored values
+        def decode_y(self, y, dim):
+            return 2.0 * y
+
+        def to_dict(self):
+            return {}
+
+    m, train = model(), data()
+    metrics = fit(m, train, cfg(epochs=2), test_set=data(8, seed=1), normalizer=Halve())
+    assert metrics["train_rel_l2"] == evaluate(m, train, Halve(), 4)["test_rel_l2"]
+    two = InMemory(torch.randn(8, 2, 8, 8), torch.randn(8, 2, 8, 8))
+    two.y[:, 1] *= 100.0  # all channels together, not a mean of per-channel errors
+    m2 = build("fno", **{**TINY, "in_channels": 2, "out_channels": 2})
+    res = fit(m2, two, cfg(epochs=1))
+    with torch.no_grad():
+        pred = m2.eval()(two.x)
+    expected = ((pred - two.y).flatten(1).norm(dim=1) / two.y.flatten(1).norm(dim=1)).mean()
+    assert abs(res["train_rel_l2"] - float(expected)) < 1e-6

@@ -23,11 +23,12 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from ..models.registry import count_parameters
 from . import distributed
 from .config import LOWRANK_KEYS, LowRankConfig, TrainConfig  # noqa: F401  (re-exported)
+from .metrics import evaluate, relative_l2  # noqa: F401  (re-exported)
 from .state import (  # noqa: F401  (re-exported: the checkpoint API's historical home)
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
@@ -68,13 +69,6 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
     return model
 
 
-def relative_l2(pred: torch.Tensor, target: torch.Tensor, dim: int) -> torch.Tensor:
-    """Per-sample relative L2 error ``||pred - y|| / ||y||`` over channels and the last ``dim``
-    axes, shape ``(B,)`` (the test metric; the training loss is neuraloperator's ``LpLoss``)."""
-    diff = (pred - target).flatten(start_dim=1).norm(dim=1)
-    return diff / target.flatten(start_dim=1).norm(dim=1).clamp_min(1e-30)
-
-
 class InMemory(Dataset):
     """Samples held as two tensors ``X (n, C_in, *grid)``, ``Y (n, C_out, *grid)``."""
 
@@ -102,31 +96,6 @@ def _make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
     if cfg.scheduler == "step":
         return torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, cfg.epochs // 4), gamma=0.5)
     return None
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, dataset: Dataset, normalizer=None, batch_size: int = 16,
-             device: torch.device | str = "cpu") -> dict[str, float]:
-    """Relative L2 test error in the data's own units (outputs decoded when normalised).
-
-    Returns ``{"test_rel_l2": mean, "test_rel_l2_median": median, "n_test": n}``.
-    """
-    model.eval()
-    errs = []
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    for batch in loader:
-        x, y = batch["x"].to(device), batch["y"].to(device)
-        pred = model(x)
-        if pred.shape != y.shape:
-            raise ValueError(f"model output {tuple(pred.shape)} does not match the data "
-                             f"{tuple(y.shape)}: wrong out_channels or grid for this dataset")
-        dim = y.ndim - 2
-        if normalizer is not None:
-            pred, y = normalizer.decode_y(pred, dim), normalizer.decode_y(y, dim)
-        errs.append(relative_l2(pred, y, dim).double().cpu())
-    e = torch.cat(errs)
-    return {"test_rel_l2": float(e.mean()), "test_rel_l2_median": float(e.median()),
-            "n_test": len(e)}
 
 
 def fit(
@@ -168,8 +137,13 @@ def fit(
     Returns
     -------
     dict
-        The metrics also written to ``metrics.json``: ``train_rel_l2`` (last epoch's mean
-        loss), ``test_rel_l2``, ``n_params``, ``train_seconds``, ``n_train``, ``epochs``...
+        The metrics also written to ``metrics.json``: ``train_rel_l2`` and ``test_rel_l2``
+        (:func:`evaluate` of the trained model on the training and the test set: one
+        definition, relative L2 over all channels per sample, mean over samples, data units
+        when ``normalizer`` is given), ``n_params``, ``train_seconds``, ``n_train``,
+        ``epochs``... Each epoch's history record (in ``checkpoint.pt``) carries ``train_loss``
+        (the optimised loss, mean over the epoch's batches) and ``train_rel_l2`` (the same
+        metric on the predictions made during the epoch, before each step).
         With ``config.lowrank``, also ``lowrank``: final ``ranks``, ``kappa`` (largest
         condition number), ``n_params`` and per-layer ``condition_numbers``; each epoch's
         history record carries ``ranks``, ``kappa`` and ``n_params``. ``model`` is trained in
@@ -209,9 +183,14 @@ def fit(
         metrics: dict[str, Any] = {
             "model": spec["name"], "model_config": spec["config"], "n_params": count_parameters(model),
             "n_train": n_train, "epochs": config.epochs, "train_seconds": trainer.state.train_seconds,
-            "train_rel_l2": history[-1]["train_rel_l2"] if history else float("nan"),
-            "train_config": run["config"],
+            "train_rel_l2": float("nan"), "train_config": run["config"],
         }
+        if history:
+            # the training error as evaluate defines it, after training; the global RNG is left
+            # as it was (evaluate's DataLoader draws a seed)
+            with torch.random.fork_rng(devices=[]):
+                metrics["train_rel_l2"] = evaluate(model, train_set, normalizer, config.batch_size,
+                                                   device)["test_rel_l2"]
         metrics.update(strategy.summary())
         if test_set is not None and info.is_main:
             metrics.update(evaluate(model, test_set, normalizer, config.batch_size, device))

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from . import distributed
+from .metrics import evaluate, sample_errors
 from .state import TrainState, check_out_dir, restore, run_lock, save_checkpoint
 from .strategies import PlainStep, StepStrategy
 
@@ -49,9 +50,9 @@ class Callback:
 
 
 class ProgressBar(Callback):
-    """A tqdm bar over epochs showing the last epoch's training error."""
+    """A tqdm bar over epochs showing the last epoch's training loss."""
 
-    def __init__(self, key: str = "train_rel_l2") -> None:
+    def __init__(self, key: str = "train_loss") -> None:
         self.key, self.bar = key, None
 
     def on_train_start(self, trainer):
@@ -239,44 +240,51 @@ class Trainer:
         return self.state
 
     def train_one_epoch(self, epoch: int) -> dict[str, Any]:
-        """One pass over the data in epoch ``epoch``'s order; returns the epoch record
-        (``epoch`` counted from 1, ``train_rel_l2``: mean batch loss weighted by batch size)."""
+        """One pass over the data in epoch ``epoch``'s order; returns the epoch record:
+        ``epoch`` (counted from 1), ``train_loss`` (mean batch loss weighted by batch size) and
+        ``train_rel_l2`` (mean over the epoch's samples of their relative L2 error in data units,
+        :mod:`neuralhss.train.metrics`, of the predictions made before each step)."""
         self.train_model.train()
         self.sampler.set_epoch(epoch)
         self.epoch = epoch
-        total, count = 0.0, 0
+        total, errors, count = 0.0, 0.0, 0
         for step, batch in enumerate(self.loader):
             loss = self.train_one_batch(step, batch)
             n = len(batch["x"])
             total += loss * n
+            errors += float(self.batch_errors.sum())
             count += n
             self._emit("on_batch_end", step, loss)
-        return {"epoch": epoch + 1, "train_rel_l2": total / count}
+        return {"epoch": epoch + 1, "train_rel_l2": errors / count, "train_loss": total / count}
 
-    def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The model's prediction for ``x`` (checked against the shape of ``y``)."""
         pred = self.train_model(x)
         if pred.shape != y.shape:
             raise ValueError(f"model output {tuple(pred.shape)} does not match the targets "
                              f"{tuple(y.shape)}: wrong out_channels or grid for this dataset")
-        return self.loss_fn(pred, y)
+        return pred
 
     def train_one_batch(self, step: int, batch: Mapping[str, torch.Tensor]) -> float:
-        """Forward, check the loss, let the strategy step; returns the batch loss."""
+        """Forward, check the loss, let the strategy step; returns the batch loss and keeps the
+        batch's per-sample errors (:func:`~neuralhss.train.metrics.sample_errors`, before the
+        step) in ``self.batch_errors``."""
         self.setup()
         x, y = batch["x"].to(self.device), batch["y"].to(self.device)
-        loss = self.compute_loss(x, y)
+        pred = self.forward(x, y)
+        loss = self.loss_fn(pred, y)
         if not torch.isfinite(loss):
             epoch = getattr(self, "epoch", 0)
             raise FloatingPointError(
                 f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; lower the "
                 f"learning rate (lr={self.strategy.lr}) or check the data "
                 "for NaN. The last checkpoint is kept")
-        loss = self.strategy.step(loss, lambda: self.compute_loss(x, y))
+        with torch.no_grad():
+            self.batch_errors = sample_errors(pred.detach(), y, self.normalizer)
+        loss = self.strategy.step(loss, lambda: self.loss_fn(self.forward(x, y), y))
         return loss.item()
 
     def evaluate(self, dataset: Dataset, batch_size: int | None = None) -> dict[str, float]:
-        """:func:`neuralhss.train.loop.evaluate` of the model on ``dataset`` (data units)."""
-        from .loop import evaluate
-
+        """:func:`neuralhss.train.metrics.evaluate` of the model on ``dataset`` (data units)."""
         return evaluate(self.model, dataset, self.normalizer, batch_size or self.batch_size,
                         self.device)
