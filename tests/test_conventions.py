@@ -156,3 +156,75 @@ def test_gray_scott_patch_stays_and_diffusion_uses_lx_along_axis_0():
     hx = 2.0 / 48
     rate = 2e-3 * 4 / hx**2 * np.sin(np.pi / 48) ** 2 + 0.01
     np.testing.assert_allclose(1 - u[-1], eps * np.exp(-rate * t) * mode, atol=1e-3 * eps)
+
+
+# ---------------------------------------------------------------------------------------------
+# one solve shape: fields and physical parameters positional, numerical options keyword-only
+
+SOLVERS = {"poisson": poisson, "darcy": darcy, "helmholtz": helmholtz, "maxwell": maxwell,
+           "navier_stokes": navier_stokes, "gray_scott": gray_scott}
+OPTIONS = {"dim", "dt", "n_snapshots", "pml", "pml_strength", "return_info", "workers", "method",
+           "rtol", "cfl", "courant", "scheme"}
+
+
+@pytest.mark.parametrize("name", sorted(SOLVERS))
+def test_numerical_options_are_keyword_only_with_shared_names(name):
+    import inspect
+
+    params = inspect.signature(SOLVERS[name].solve).parameters
+    for p in params.values():
+        if p.name in OPTIONS:
+            assert p.kind is inspect.Parameter.KEYWORD_ONLY, (name, p.name)
+    assert not {"width", "strength"} & set(params)
+    if name in ("poisson", "darcy", "navier_stokes", "gray_scott"):  # FFT-based: threads
+        assert params["workers"].kind is inspect.Parameter.KEYWORD_ONLY
+    if name in ("helmholtz", "maxwell"):
+        assert params["pml"].default == 16 and params["pml_strength"].default == 8.0
+
+
+def test_old_calling_conventions_warn_and_give_the_same_result():
+    rng = np.random.default_rng(0)
+    f = rng.standard_normal((12, 10))
+    a = 1.0 + rng.random((12, 10))
+    with pytest.warns(DeprecationWarning, match="poisson.solve: passing dim by position"):
+        old = poisson.solve(f[None], 1.0, "dirichlet", 2)
+    np.testing.assert_array_equal(old, poisson.solve(f[None], dim=2))
+    with pytest.warns(DeprecationWarning, match="dim, method by position"):
+        old = darcy.solve(a, f, 1.0, 2, "direct")
+    np.testing.assert_array_equal(old, darcy.solve(a, f, dim=2, method="direct"))
+    with pytest.warns(DeprecationWarning, match="pml, pml_strength by position"):
+        old = helmholtz.solve(1.0, f, 3.0, 1.0, 2, 4.0)
+    np.testing.assert_array_equal(old, helmholtz.solve(1.0, f, 3.0, 1.0, pml=2, pml_strength=4.0))
+
+    new = maxwell.solve(1.0, 0.1, f, boundary="absorbing", pml=3, pml_strength=2.0)
+    with pytest.warns(DeprecationWarning, match="width= is deprecated"):
+        with pytest.warns(DeprecationWarning, match="strength= is deprecated"):
+            old = maxwell.solve(1.0, 0.1, f, boundary="absorbing", width=3, strength=2.0)
+    np.testing.assert_array_equal(old, new)
+    with pytest.warns(DeprecationWarning, match="pml=, pml_strength="):
+        old = maxwell.solve(1.0, 0.1, f, None, None, "ricker", None, 1.0, "absorbing", 1, 0.9, 3, 2.0)
+    np.testing.assert_array_equal(old, new)
+    with pytest.raises(TypeError, match="pml="):
+        maxwell.solve(1.0, 0.1, f, width=3, pml=3)
+    with pytest.raises(TypeError, match="positional"):
+        poisson.solve(f, 1.0, "dirichlet", 2, 1)
+
+    w0 = f - f.mean()
+    with pytest.warns(DeprecationWarning, match="dt, lengths, n_snapshots by position"):
+        old = navier_stokes.solve(w0, 0.01, 0.05, None, None, (2.0, 1.0), 2)
+    np.testing.assert_array_equal(old, navier_stokes.solve(w0, 0.01, 0.05, lengths=(2.0, 1.0),
+                                                           n_snapshots=2))
+    u0, v0 = 1.0 - 0.1 * a, 0.1 * a
+    with pytest.warns(DeprecationWarning, match="scheme"):
+        old = gray_scott.solve(u0, v0, 1e-3, 5e-4, 0.04, 0.06, 1.0, 0.1, 1.0, 2, "euler")
+    np.testing.assert_array_equal(old, gray_scott.solve(u0, v0, 1e-3, 5e-4, 0.04, 0.06, 1.0, dt=0.1,
+                                                        lengths=1.0, n_snapshots=2, scheme="euler"))
+
+
+def test_darcy_workers_reach_the_spectral_preconditioner():
+    rng = np.random.default_rng(1)
+    a, f = 1.0 + rng.random((12, 10)), rng.standard_normal((12, 10))
+    ref = darcy.solve(a, f, method="spectral")
+    np.testing.assert_array_equal(darcy.solve(a, f, method="spectral", workers=1), ref)
+    with pytest.raises(ValueError, match="workers"):
+        darcy.solve(a, f, workers=0)

@@ -104,7 +104,7 @@ def test_absorbing_boundary_reflection():
     diff = np.abs(small[inner] - ref[:, pad:-pad, pad:-pad][inner]).max()
     assert diff < 1e-4 * np.abs(ez0).max(), diff  # observed 7e-7
     # with a weak layer the comparison does see the reflection
-    weak = maxwell.solve(1.0, 1.2, ez0=ez0, n_snapshots=6, boundary="absorbing", strength=0.5)
+    weak = maxwell.solve(1.0, 1.2, ez0=ez0, n_snapshots=6, boundary="absorbing", pml_strength=0.5)
     assert np.abs(weak[inner] - ref[:, pad:-pad, pad:-pad][inner]).max() > 1e-2
 
 
@@ -117,7 +117,7 @@ def test_time_harmonic_source_matches_helmholtz():
     j = helmholtz.point_source((n, n), L)
     t_final = 8.0
     ez = maxwell.solve(1.0, t_final, source=j, frequency=k0 / (2 * np.pi), waveform="sine",
-                       lengths=L, boundary="absorbing", width=width)[0]
+                       lengths=L, boundary="absorbing", pml=width)[0]
     u = helmholtz.solve(1.0, -k0 * j, k0, L, pml=width)
     expected = np.real(u * np.exp(-1j * k0 * t_final))
     x = (np.arange(n) - n // 2) * h
@@ -155,7 +155,7 @@ def test_batch_broadcasts_and_matches_single_runs(boundary):
     shape = (24, 22)
     eps = 1.0 + rng.random((2, 1, *shape))
     ez0 = rng.standard_normal((3, *shape))
-    kw = {"lengths": LENGTHS, "n_snapshots": 2, "boundary": boundary, "width": 4}
+    kw = {"lengths": LENGTHS, "n_snapshots": 2, "boundary": boundary, "pml": 4}
     ez, info = maxwell.solve(eps, 0.5, ez0=ez0, return_info=True, **kw)
     assert ez.shape == (2, 3, 2, *shape) and info.energy.shape == (2, 3, 3)
     single = maxwell.solve(eps[1, 0], 0.5, ez0=ez0[2], dt=info.dt, **kw)
@@ -199,8 +199,8 @@ def test_cfl_violation_is_refused():
     ({"dt": -0.01}, "dt"),
     ({"t_final": 0.0}, "t_final"),
     ({"n_snapshots": 0}, "n_snapshots"),
-    ({"boundary": "absorbing", "width": 5}, "width"),
-    ({"boundary": "absorbing", "width": 2, "strength": 0.0}, "strength"),
+    ({"boundary": "absorbing", "pml": 5}, "width"),
+    ({"boundary": "absorbing", "pml": 2, "pml_strength": 0.0}, "strength"),
     ({"ez0": np.ones(10)}, "at least 2 axes"),
 ])
 def test_bad_input(kwargs, match):

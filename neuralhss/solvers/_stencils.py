@@ -9,10 +9,12 @@ the NumPy/torch round trip that lets every solver return the kind of array it wa
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -119,6 +121,63 @@ normalize_lengths = axis_lengths
 normalize_bc = axis_bcs
 spacing = axis_spacing
 node_coords = axis_coords
+
+
+def call_shape(n_positional: int, old_order: Sequence[str] = (),
+               renamed: Mapping[str, str] | None = None,
+               until: str = "0.2") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Keep a solver's old calling convention working, with a DeprecationWarning, until ``until``.
+
+    Every solver's ``solve`` takes its fields and physical parameters positionally and its
+    numerical options as keywords only (docs/design.md §2.2). Before issue 15 some options
+    could be passed by position and Maxwell called its absorbing layer ``width``/``strength``.
+
+    Parameters
+    ----------
+    n_positional : int
+        Number of positional parameters of the new signature.
+    old_order : sequence of str
+        Names of the parameters that followed them positionally in the old signature, in
+        order (old names); extra positional arguments are bound to these.
+    renamed : mapping old name -> new name, optional
+        Keyword arguments renamed in the new signature.
+    """
+    renamed = dict(renamed or {})
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        name = f"{fn.__module__.rsplit('.', 1)[-1]}.{fn.__name__}"
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if len(args) > n_positional:
+                extra = args[n_positional:]
+                if len(extra) > len(old_order):
+                    raise TypeError(f"{name}() takes at most {n_positional + len(old_order)} "
+                                    f"positional arguments ({len(args)} given).")
+                names = list(old_order[:len(extra)])
+                warnings.warn(f"{name}: passing {', '.join(names)} by position is deprecated and "
+                              f"stops working in {until}; pass "
+                              f"{', '.join(renamed.get(n, n) + '=' for n in names)} as keywords.",
+                              DeprecationWarning, stacklevel=2)
+                for key, value in zip(names, extra, strict=True):
+                    key = renamed.get(key, key)
+                    if key in kwargs:
+                        raise TypeError(f"{name}() got multiple values for argument {key!r}.")
+                    kwargs[key] = value
+                args = args[:n_positional]
+            for old, new in renamed.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise TypeError(f"{name}() got both {old}= and its new name {new}=; "
+                                        f"pass {new}= only.")
+                    warnings.warn(f"{name}: {old}= is deprecated and stops working in {until}; "
+                                  f"use {new}=.", DeprecationWarning, stacklevel=2)
+                    kwargs[new] = kwargs.pop(old)
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 def fft_workers(size: int, workers: int | None) -> int:

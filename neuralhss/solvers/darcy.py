@@ -178,7 +178,7 @@ class _Factorised:
     """One operator, prepared once and applied to every right-hand side that shares it."""
 
     def __init__(self, a: np.ndarray, lengths: Sequence[float], method: str,
-                 rtol: float) -> None:
+                 rtol: float, workers: int | None = None) -> None:
         self.mat = _assemble(a, lengths)
         self.method = _resolve_method(method, a)
         self.rtol = rtol
@@ -203,7 +203,7 @@ class _Factorised:
             scale = 1.0 / math.sqrt(float(a.max()) * float(a.min()))
 
             def precond(r: np.ndarray) -> np.ndarray:
-                return poisson.solve(r.reshape(shape), lengths=lens).ravel() * scale
+                return poisson.solve(r.reshape(shape), lengths=lens, workers=workers).ravel() * scale
 
             self.precond = precond
 
@@ -292,9 +292,15 @@ def _norm(x: np.ndarray) -> float:
     return math.sqrt(_dot(x, x))
 
 
-def solve(a: Any, f: Any, lengths: float | Sequence[float] = 1.0, dim: int | None = None,
-          method: str = "auto", rtol: float = 1e-10, return_info: bool = False) -> Any:
+@st.call_shape(3, ("dim", "method", "rtol", "return_info"))
+def solve(a: Any, f: Any, lengths: float | Sequence[float] = 1.0, *, dim: int | None = None,
+          method: str = "auto", rtol: float = 1e-10, return_info: bool = False,
+          workers: int | None = None) -> Any:
     """Solve −∇·(a∇u) = f with u = 0 on the boundary, d = 1, 2 or 3.
+
+    Fields and physical parameters are positional, numerical options keyword-only (the
+    package's ``solve`` shape). Until 0.2 the options after ``lengths`` are still accepted by position,
+    with a ``DeprecationWarning``.
 
     Parameters
     ----------
@@ -321,6 +327,9 @@ def solve(a: Any, f: Any, lengths: float | Sequence[float] = 1.0, dim: int | Non
         Required relative residual ‖f − A u‖₂/‖f‖₂, in (0, 1).
     return_info : bool, default False
         Also return a :class:`SolveInfo`.
+    workers : int, optional
+        Threads for the ``scipy.fft`` transforms of the "spectral" preconditioner (default as
+        in :func:`neuralhss.solvers.poisson.solve`); the other methods do not use threads.
 
     Returns
     -------
@@ -333,7 +342,7 @@ def solve(a: Any, f: Any, lengths: float | Sequence[float] = 1.0, dim: int | Non
     ------
     ValueError
         Spatial shapes of a and f differ, batch axes do not broadcast, bad ``dim``,
-        ``lengths``, ``method`` or ``rtol``, NaN/Inf in a or f, a ≤ 0 anywhere.
+        ``lengths``, ``method``, ``rtol`` or ``workers``, NaN/Inf in a or f, a ≤ 0 anywhere.
     RuntimeError
         CG hit its iteration cap, or the residual stayed above both ``rtol`` and its round-off
         floor 16·eps·‖|A||u|‖/‖f‖ (not seen in practice; on very fine grids the floor, which is what
@@ -360,6 +369,7 @@ def solve(a: Any, f: Any, lengths: float | Sequence[float] = 1.0, dim: int | Non
     d = st.check_dim(a_arr.ndim, dim, "a")
     shape = st.check_spatial_shape(a_arr.shape[a_arr.ndim - d:], "a")
     lens = st.normalize_lengths(lengths, d)
+    st.fft_workers(math.prod(shape), workers)  # refuse a bad value whatever the method
 
     f_arr, back_f = st.to_numpy(f, "f")
     back: Callable[[np.ndarray], Any] | None = back_a if back_a is not None else back_f
@@ -375,7 +385,7 @@ def solve(a: Any, f: Any, lengths: float | Sequence[float] = 1.0, dim: int | Non
     used: set[str] = set()
 
     def prepare(a_field: np.ndarray) -> _Factorised:
-        prepared = _Factorised(a_field, lens, method, rtol)
+        prepared = _Factorised(a_field, lens, method, rtol, workers)
         used.add(prepared.method)
         return prepared
 

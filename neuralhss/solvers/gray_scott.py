@@ -336,15 +336,20 @@ def _integrate(phys: np.ndarray, lam: np.ndarray, coeffs: np.ndarray, rates: np.
     return step
 
 
-def solve(u0: Any, v0: Any, Du: float, Dv: float, F: float, k: float, t_final: float,
+@st.call_shape(7, ("dt", "lengths", "n_snapshots", "scheme", "return_info"))
+def solve(u0: Any, v0: Any, Du: float, Dv: float, F: float, k: float, t_final: float, *,
           dt: float | None = None, lengths: float | Sequence[float] = 1.0, n_snapshots: int = 1,
-          scheme: str = DEFAULT_SCHEME, return_info: bool = False, *,
+          scheme: str = DEFAULT_SCHEME, return_info: bool = False,
           workers: int | None = None) -> Any:
     """Integrate the Gray–Scott system on a periodic rectangle from (u0, v0) to ``t_final``.
 
     ∂t u = Du Δu − u v² + F(1 − u),  ∂t v = Dv Δv + u v² − (F + k) v, with the 5-point Δ_h;
     diffusion and the linear rates implicit (exact FFT solves), u v² explicit (module
     docstring).
+
+    Fields and physical parameters are positional, numerical options keyword-only (the
+    package's ``solve`` shape). Until 0.2 the options after ``t_final`` are still accepted by position,
+    with a ``DeprecationWarning``.
 
     Parameters
     ----------

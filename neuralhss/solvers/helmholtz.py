@@ -323,24 +323,29 @@ def point_source(shape: Sequence[int], lengths: float | Sequence[float] = 1.0,
     return f
 
 
-def solve(eps_r: Any, f: Any, k0: float, lengths: float | Sequence[float] = 1.0,
+@st.call_shape(4, ("pml", "pml_strength", "return_info"))
+def solve(eps_r: Any, f: Any, k0: float, lengths: float | Sequence[float] = 1.0, *,
           pml: int | Sequence[int] = DEFAULT_PML, pml_strength: float = DEFAULT_PML_STRENGTH,
           return_info: bool = False) -> Any:
     """Solve −Δu − k0² ε_r u = f in 2-D with a PML inside the box and u = 0 behind it.
 
+    Fields and physical parameters are positional, numerical options keyword-only (the
+    package's ``solve`` shape). Until 0.2 the options after ``lengths`` are still accepted by position,
+    with a ``DeprecationWarning``.
+
     Parameters
     ----------
-    eps_r : float, array_like or torch.Tensor, shape (..., n_0, n_1)
+    eps_r : float, array_like or torch.Tensor, shape (..., n_x, n_y)
         Relative permittivity at the interior nodes x_i = i·L/(n+1). Real and > 0, or complex
         with Re > 0 and Im ≥ 0 (a lossy medium, e^{−iωt} convention). A scalar is a homogeneous
         medium on f's grid. Leading axes are a batch.
-    f : array_like or torch.Tensor, shape (..., n_0, n_1)
+    f : array_like or torch.Tensor, shape (..., n_x, n_y)
         Source (real or complex) at the same nodes; batch axes broadcast against eps_r's. A
         unit point source is :func:`point_source` (1/(h_0 h_1) at one node).
     k0 : float
         Free-space wavenumber ω/c0 > 0 (in 1/length; wavelength 2π/(k0·sqrt(ε_r))).
     lengths : float or pair of floats, default 1.0
-        Box lengths per axis, PML included.
+        Box lengths (L_x, L_y) in axis order, PML included.
     pml : int or pair of ints, default 16
         PML width in nodes next to each wall, per axis; 0 disables it (a closed cavity with
         u = 0 on the walls, singular when k0² is a cavity eigenvalue). Needs 2·pml < n.

@@ -35,10 +35,10 @@ the snapshot times (:class:`SolveInfo`).
 
 Absorbing boundary
 ------------------
-``boundary="absorbing"`` puts a split-field perfectly matched layer (Berenger) of ``width``
+``boundary="absorbing"`` puts a split-field perfectly matched layer (Berenger) of ``pml``
 nodes inside the box next to each wall, with E_z = 0 behind it: E_z = E_zx + E_zy, and x-derivative
 terms (E_zx, H_y) are damped at rate σ_x, y-derivative terms (E_zy, H_x) at rate σ_y, with
-σ(d) = σ_max·(d/δ)³ graded over δ = (width+1)·h and σ_max = 4·A/δ, A = ``strength`` = ∫σ dx: a
+σ(d) = σ_max·(d/δ)³ graded over δ = (pml+1)·h and σ_max = 4·A/δ, A = ``pml_strength`` = ∫σ dx: a
 plane wave meeting the layer at angle θ returns with amplitude exp(−2·A·sqrt(ε_r)·cos θ) in the
 continuous limit. The damping is integrated semi-implicitly (unconditionally stable, the CFL
 limit is unchanged). Measured in ``tests/test_maxwell.py`` (default layer, 16 nodes and A = 8):
@@ -81,9 +81,12 @@ RICKER_DELAY = 1.5
 #: Polynomial degree of the absorbing layer's conductivity profile.
 PML_ORDER = 3
 
-#: Default absorbing-layer width (nodes per wall) and nominal attenuation A = ∫σ dx.
-DEFAULT_WIDTH = 16
-DEFAULT_STRENGTH = 8.0
+#: Default absorbing-layer width (nodes per wall) and nominal attenuation A = ∫σ dx, the same as
+#: :mod:`~neuralhss.solvers.helmholtz`'s.
+DEFAULT_PML = 16
+DEFAULT_PML_STRENGTH = 8.0
+#: The names before issue 15.
+DEFAULT_WIDTH, DEFAULT_STRENGTH = DEFAULT_PML, DEFAULT_PML_STRENGTH
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,12 +189,19 @@ def _waveform(waveform: Any, frequency: Any) -> Callable[[float], float]:
     return lambda t: math.sin(2.0 * math.pi * f * t)
 
 
+@st.call_shape(6, ("dt", "lengths", "boundary", "n_snapshots", "courant", "width", "strength",
+                   "return_info"), {"width": "pml", "strength": "pml_strength"})
 def solve(eps_r: Any, t_final: float, ez0: Any = None, source: Any = None,
-          frequency: float | None = None, waveform: str | Callable[[float], float] = "ricker",
-          dt: float | None = None, lengths: float | Sequence[float] = 1.0, boundary: str = "pec",
-          n_snapshots: int = 1, courant: float = 0.9, width: int = DEFAULT_WIDTH,
-          strength: float = DEFAULT_STRENGTH, return_info: bool = False) -> Any:
+          frequency: float | None = None, waveform: str | Callable[[float], float] = "ricker", *,
+          lengths: float | Sequence[float] = 1.0, boundary: str = "pec", dt: float | None = None,
+          n_snapshots: int = 1, courant: float = 0.9, pml: int = DEFAULT_PML,
+          pml_strength: float = DEFAULT_PML_STRENGTH, return_info: bool = False) -> Any:
     """Run the 2-D TMz Yee scheme from t = 0 to ``t_final`` and return E_z snapshots.
+
+    Fields and physical parameters are positional, numerical options keyword-only (the
+    package's ``solve`` shape). Until 0.2 the options after ``waveform`` are still accepted by
+    position and ``width``/``strength`` as the old names of ``pml``/``pml_strength``, with a
+    ``DeprecationWarning``.
 
     Parameters
     ----------
@@ -212,25 +222,26 @@ def solve(eps_r: Any, t_final: float, ez0: Any = None, source: Any = None,
     waveform : {"ricker", "sine"} or callable, default "ricker"
         g(t): "ricker" = :func:`ricker` (peak at 1.5/f, ~0 at t = 0); "sine" = sin(2πft);
         or any callable float -> float. J is sampled at the half steps t_{n+½}.
-    dt : float, optional
-        Time step; default ``courant`` × the CFL limit. Must not exceed the limit
-        1/(c_max·sqrt(1/h_x² + 1/h_y²)), c_max = 1/sqrt(min ε_r) over the batch. Shortened if
-        needed so that every snapshot time is a whole number of steps.
     lengths : float or pair of floats, default 1.0
         Box lengths (L_x, L_y), in axis order.
     boundary : {"pec", "absorbing"}, default "pec"
         "pec": E_z = 0 on the walls (a closed, lossless cavity). "absorbing": a split-field PML
-        of ``width`` nodes inside the box next to every wall, PEC behind it (module docstring);
-        the physical region is then the inner n − 2·width nodes per axis.
+        of ``pml`` nodes inside the box next to every wall, PEC behind it (module docstring);
+        the physical region is then the inner n − 2·pml nodes per axis.
+    dt : float, optional
+        Time step; default ``courant`` × the CFL limit. Must not exceed the limit
+        1/(c_max·sqrt(1/h_x² + 1/h_y²)), c_max = 1/sqrt(min ε_r) over the batch. Shortened if
+        needed so that every snapshot time is a whole number of steps.
     n_snapshots : int, default 1
         Number of output times t_k = k·t_final/n_snapshots, k = 1..n (t = 0 not repeated).
     courant : float, default 0.9
         Default step as a fraction of the CFL limit, in (0, 1].
-    width : int, default 16
-        Absorbing-layer width in nodes per wall (``boundary="absorbing"`` only); 2·width < n.
-    strength : float, default 8.0
+    pml : int, default 16
+        Absorbing-layer width in nodes per wall (``boundary="absorbing"`` only); 2·pml < n.
+        Formerly ``width``.
+    pml_strength : float, default 8.0
         Nominal attenuation A = ∫σ dx of the absorbing layer (normal-incidence continuous
-        reflection exp(−2A·sqrt(ε_r))).
+        reflection exp(−2A·sqrt(ε_r))). Formerly ``strength``.
     return_info : bool, default False
         Also return a :class:`SolveInfo` (step, step count, times, energy history).
 
@@ -247,7 +258,7 @@ def solve(eps_r: Any, t_final: float, ez0: Any = None, source: Any = None,
     ValueError
         NaN/Inf in any input, eps_r ≤ 0, mismatched spatial shapes or batch axes that do not
         broadcast, neither ez0 nor source, a source without a waveform frequency, dt above the
-        CFL limit (the message gives the limit), bad courant, boundary, width or strength,
+        CFL limit (the message gives the limit), bad courant, boundary, pml or pml_strength,
         t_final ≤ 0, n_snapshots < 1.
 
     Notes
@@ -295,13 +306,15 @@ def solve(eps_r: Any, t_final: float, ez0: Any = None, source: Any = None,
                          f"pass a physical relative permittivity.")
     lens = st.normalize_lengths(lengths, 2)
     if boundary == "absorbing":
-        if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
-            raise ValueError(f"width must be an integer >= 1 (absorbing-layer nodes per wall); got "
-                             f"{width!r}.")
-        if any(n - 2 * int(width) < 1 for n in shape):
-            raise ValueError(f"width={width} leaves no physical region on a {shape} grid (needs "
-                             f"2·width < n); use a finer grid or width <= {(min(shape) - 1) // 2}.")
-        strength = check_number(strength, "strength", hint=" (nominal attenuation ∫σ dx)")
+        if isinstance(pml, bool) or not isinstance(pml, (int, np.integer)) or pml < 1:
+            raise ValueError(f"pml must be an integer >= 1 (absorbing-layer width in nodes per "
+                             f"wall); got {pml!r}.")
+        if any(n - 2 * int(pml) < 1 for n in shape):
+            raise ValueError(f"pml={pml} (absorbing-layer width) leaves no physical region on a "
+                             f"{shape} grid (needs 2·pml < n); use a finer grid or pml <= "
+                             f"{(min(shape) - 1) // 2}.")
+        pml_strength = check_number(pml_strength, "pml_strength",
+                                    hint=" (nominal attenuation ∫σ dx of the absorbing layer)")
 
     try:
         batch = np.broadcast_shapes(*(a.shape[:-2] for a in (eps_arr, *arrays.values())))
@@ -323,7 +336,7 @@ def solve(eps_r: Any, t_final: float, ez0: Any = None, source: Any = None,
     step, steps = st.steps_between(times, dt_max)
 
     run = _Yee(np.broadcast_to(eps_arr, batch + shape).reshape((-1,) + shape), lens, step,
-               boundary, int(width), float(strength))
+               boundary, int(pml), float(pml_strength))
     nb = run.ez.shape[0]
     if "ez0" in arrays:
         run.set_initial(np.broadcast_to(arrays["ez0"], batch + shape).reshape((-1,) + shape))

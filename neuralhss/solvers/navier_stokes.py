@@ -599,10 +599,15 @@ def _forcing_array(forcing: Any, shape: tuple[int, ...],
     return np.broadcast_to(f, lead + tuple(shape[-2:])), eps
 
 
-def solve(w0: Any, nu: float, t_final: float, forcing: Any = None, dt: float | None = None,
+@st.call_shape(4, ("dt", "lengths", "n_snapshots", "cfl", "return_info"))
+def solve(w0: Any, nu: float, t_final: float, forcing: Any = None, *, dt: float | None = None,
           lengths: float | Sequence[float] = 1.0, n_snapshots: int = 1, cfl: float = DEFAULT_CFL,
-          return_info: bool = False, *, workers: int | None = None) -> Any:
+          return_info: bool = False, workers: int | None = None) -> Any:
     """Integrate ∂t w + J(ψ, w) = ν Δw + f, −Δψ = w on a periodic box from w0 to t_final.
+
+    Fields and physical parameters are positional, numerical options keyword-only (the
+    package's ``solve`` shape). Until 0.2 the options after ``forcing`` are still accepted by position,
+    with a ``DeprecationWarning``.
 
     Parameters
     ----------

@@ -145,9 +145,14 @@ def _check_zero_mean(f: np.ndarray, dim: int, eps: float) -> None:
             f"{int(np.count_nonzero(bad))} sample(s): pass f - f.mean(axis=spatial axes).")
 
 
-def solve(f: Any, lengths: float | Sequence[float] = 1.0, bc: str | Sequence[str] = "dirichlet",
-          dim: int | None = None, *, workers: int | None = None) -> Any:
+@st.call_shape(3, ("dim",))
+def solve(f: Any, lengths: float | Sequence[float] = 1.0, bc: str | Sequence[str] = "dirichlet", *,
+          dim: int | None = None, workers: int | None = None) -> Any:
     """Solve −Δ_h u = f exactly for the (2d+1)-point Laplacian, d = 1, 2 or 3.
+
+    Fields and physical parameters are positional, numerical options keyword-only (the
+    package's ``solve`` shape). Until 0.2 the options ``dim`` are still accepted by position,
+    with a ``DeprecationWarning``.
 
     Parameters
     ----------

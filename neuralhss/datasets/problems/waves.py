@@ -119,7 +119,7 @@ def _draw_maxwell(params: dict, grid: Grid, rng: np.random.Generator) -> dict[st
     ez0 = np.exp(-((x - center[0]) ** 2 + (y - center[1]) ** 2) / (2 * params["pulse_width"] ** 2))
     ez = maxwell.solve(eps, params["t_final"], ez0=ez0, lengths=grid.lengths,
                        boundary=params["boundary"], n_snapshots=params["n_snapshots"],
-                       courant=params["courant"], width=params["pml"])
+                       courant=params["courant"], pml=params["pml"])
     return {"eps_r": eps, "ez0": ez0, "ez": ez}
 
 
