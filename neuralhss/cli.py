@@ -68,8 +68,9 @@ def _at_least(option: str, value: int | Sequence[int] | None, low: int,
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from .datasets import generate, load_recipe
+    from .datasets import generate
     from .datasets.generation import INT64_MAX
+    from .datasets.recipes import resolve_target
 
     # Checked before anything is read or created, with the option's own name in the message.
     _at_least("--samples", args.samples, 1, INT64_MAX)
@@ -78,20 +79,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     _at_least("--block-size", args.block_size, 1)
     _at_least("--dim", args.dim, 1, 3)
     _at_least("--resolution", args.resolution, 1)
-    params: dict[str, Any] = {}
-    samples, seed = None, 0
-    if args.target.endswith((".yaml", ".yml")):
-        recipe = load_recipe(args.target)
-        problem, params, samples, seed = recipe.problem, dict(recipe.params), recipe.samples, recipe.seed
-    else:
-        problem = args.target
-    if args.dim is not None:
-        params["dim"] = args.dim
-    if args.resolution is not None:
-        params["resolution"] = args.resolution[0] if len(args.resolution) == 1 else args.resolution
-    params.update(dict(args.param))
-    samples = args.samples if args.samples is not None else samples
-    seed = args.seed if args.seed is not None else seed
+    problem, params, samples, seed = resolve_target(
+        args.target, dim=args.dim, resolution=args.resolution, params=args.param,
+        samples=args.samples, seed=args.seed)
     if samples is None:
         raise ValueError("--samples is required when the target is a problem name")
     result = generate(problem, args.out, n_samples=samples, seed=seed, params=params,
@@ -334,68 +324,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_from_checkpoint(ckpt: dict) -> Any:
-    """The trained model of a checkpoint (low-rank runs in their trained low-rank form)."""
-    from .train import model_from_checkpoint
-
-    return model_from_checkpoint(ckpt)
-
-
-def _load_trained(checkpoint: str, data: str, n_test: int | None, force: bool = False):
-    """Checkpoint, its model and the test split of ``data`` normalised as in training.
-
-    Returns ``(ckpt, model, test_set, normalizer)``; refuses data whose channels or grid do not
-    fit the model.
-    """
+def _load_trained(checkpoint: str, data: str, n_test: int | float | None, force: bool = False):
+    """Checkpoint, its model and the test split of ``data`` as in training:
+    ``(ckpt, model, test_set, normalizer)`` (see :mod:`neuralhss.train.checkpoint`)."""
     from .datasets import Normalizer, PDEDataset
     from .train import load_checkpoint
+    from .train.checkpoint import split_settings, trained_model
 
     ckpt = load_checkpoint(checkpoint)
-    extra = ckpt.get("extra", {})
-    n_test = n_test if n_test is not None else extra.get("split_n_test", extra.get("n_test", 100))
-    normalizer = Normalizer.from_dict(ckpt["normalizer"]) if ckpt["normalizer"] else None
-    test_set = PDEDataset(data, split="test", n_test=n_test, normalize=normalizer,
-                          time_index=extra.get("time_index"))
-    trained_on = ckpt.get("data", {}).get("dataset", {}).get("problem")
-    if not force and trained_on is not None and trained_on != test_set.meta.problem:
-        # same shapes, other operator: the error would be meaningless, not a generalisation test
-        raise ValueError(f"the checkpoint was trained on {trained_on!r} data but {data} holds "
-                         f"{test_set.meta.problem!r} ({', '.join(test_set.meta.input_fields)} -> "
-                         f"{', '.join(test_set.meta.output_fields)}); pass --force to evaluate "
-                         "it anyway")
-    cfg = ckpt["run"]["spec"]["config"]
-    if "in_channels" in cfg and (cfg["in_channels"], cfg.get("out_channels")) != (
-            test_set.in_channels, test_set.out_channels):
-        raise ValueError(f"the checkpoint's model takes {cfg['in_channels']} -> "
-                         f"{cfg.get('out_channels')} channels but {data} has "
-                         f"{test_set.in_channels} -> {test_set.out_channels}")
-    if "grid_shape" in cfg and tuple(cfg["grid_shape"]) != tuple(test_set.grid_shape):
-        raise ValueError(f"the checkpoint's model is built for grid {tuple(cfg['grid_shape'])} "
-                         f"but {data} has {tuple(test_set.grid_shape)}")
-    model = _model_from_checkpoint(ckpt)
-    _dry_run(model, test_set, data)
-    return ckpt, model, test_set, normalizer
-
-
-def _dry_run(model: Any, test_set: Any, data: str) -> None:
-    """Apply ``model`` to one test sample; a mismatch becomes one clear ValueError."""
-    import torch
-
-    item = test_set[0]
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(item["x"][None])
-    except (AssertionError, RuntimeError, ValueError, IndexError) as exc:
-        raise ValueError(f"the checkpoint's model cannot be applied to {data} (grid "
-                         f"{tuple(test_set.grid_shape)}, {test_set.in_channels} input channels): "
-                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    finally:
-        model.train(was)
-    if tuple(out.shape[1:]) != tuple(item["y"].shape):
-        raise ValueError(f"the checkpoint's model gives outputs {tuple(out.shape[1:])} but {data} has "
-                         f"{tuple(item['y'].shape)}")
+    split = split_settings(ckpt, n_test)
+    normalizer = Normalizer.from_dict(split["normalizer"]) if split["normalizer"] else None
+    test_set = PDEDataset(data, split="test", n_test=split["n_test"], normalize=normalizer,
+                          time_index=split["time_index"])
+    return ckpt, trained_model(ckpt, test_set, data, force), test_set, normalizer
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -435,13 +376,9 @@ def _add_attack(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_attack(args: argparse.Namespace) -> int:
-    import time
+    from .lowrank.attacks import InDataUnits, attack_methods, attack_table
 
-    import torch
-
-    from .lowrank.attacks import InDataUnits, lowrank_pgd, pgd, random_noise
-
-    for e in args.eps:
+    for e in args.eps:  # the options, checked before anything is read
         if not e > 0:
             raise ValueError(f"--eps {e}: every budget must be > 0")
     if args.rank < 1:
@@ -450,6 +387,8 @@ def _cmd_attack(args: argparse.Namespace) -> int:
         raise ValueError("--n-samples and --steps must be >= 1")
     _, model, test_set, normalizer = _load_trained(args.checkpoint, args.data, args.n_test,
                                                    args.force)
+    import torch
+
     n = min(args.n_samples, len(test_set))
     x = torch.stack([test_set[i]["x"] for i in range(n)])
     op = model
@@ -457,31 +396,17 @@ def _cmd_attack(args: argparse.Namespace) -> int:
         op = InDataUnits(model, normalizer)
         x = op.decode_x(x)
     grid = tuple(x.shape[2:])
-    lowrank_ok = len(grid) in (2, 3)
-    if lowrank_ok and args.rank > min(grid):
-        raise ValueError(f"--rank {args.rank} exceeds the smallest grid side {min(grid)} of {grid}")
-    torch.manual_seed(args.seed)
-    methods = [("random", lambda e: random_noise(op, x, e, seed=args.seed)),
-               ("pgd", lambda e: pgd(op, x, e, steps=args.steps, seed=args.seed))]
-    if lowrank_ok:
-        methods.append((f"lowrank_r{args.rank}",
-                        lambda e: lowrank_pgd(op, x, e, args.rank, steps=args.steps, seed=args.seed)))
+    names = list(attack_methods(op, x, args.rank, args.steps, args.seed))
     print(f"amplification (||G(x+d)-G(x)||/||G(x)||)/(||d||/||x||) on {n} test samples, grid {grid}, "
-          f"{args.steps} steps" + ("" if lowrank_ok else "; low-rank PGD needs 2-D or 3-D fields: n/a"))
-    print(f"{'eps':>8s}  " + "  ".join(f"{name + ' mean/max (s)':>28s}" for name, _ in methods))
-    results = []
-    for e in args.eps:
-        row: dict[str, Any] = {"eps": e}
-        cells = []
-        for name, fn in methods:
-            t0 = time.perf_counter()
-            _, amp = fn(e)
-            dt = time.perf_counter() - t0
-            row[name] = {"mean": float(amp.mean()), "max": float(amp.max()), "seconds": dt,
-                         "per_sample": amp.tolist()}
-            cells.append(f"{amp.mean():.4g} / {amp.max():.4g} ({dt:.1f})")
-        print(f"{e:8.4g}  " + "  ".join(f"{c:>28s}" for c in cells))
-        results.append(row)
+          f"{args.steps} steps" + ("" if len(names) == 3 else
+                                   "; low-rank PGD needs 2-D or 3-D fields: n/a"))
+    print(f"{'eps':>8s}  " + "  ".join(f"{name + ' mean/max (s)':>28s}" for name in names))
+
+    def show(row: dict[str, Any]) -> None:
+        cells = [f"{row[k]['mean']:.4g} / {row[k]['max']:.4g} ({row[k]['seconds']:.1f})" for k in names]
+        print(f"{row['eps']:8.4g}  " + "  ".join(f"{c:>28s}" for c in cells))
+
+    results = attack_table(op, x, args.eps, args.rank, args.steps, args.seed, on_row=show)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps({"checkpoint": str(args.checkpoint), "n_samples": n,
                                                    "steps": args.steps, "rank": args.rank,
@@ -506,11 +431,11 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
     from .lowrank.layers import check_tau
     from .lowrank.spectrum import inspect_model, plot_spectra, spectral_table
-    from .train import load_checkpoint
+    from .train import load_checkpoint, model_from_checkpoint
 
     tau = check_tau(args.tau)
     ckpt = load_checkpoint(args.checkpoint)
-    spectra = inspect_model(_model_from_checkpoint(ckpt))
+    spectra = inspect_model(model_from_checkpoint(ckpt))
     if not spectra:
         raise ValueError(f"{args.checkpoint}: the model has no weight matrices to inspect")
     print(spectral_table(spectra, tau))

@@ -162,3 +162,38 @@ def test_train_options_are_derived_from_train_config():
     args = build_parser().parse_args(["train", "--data", "d.h5", "--out", "run", "--n-test", "7",
                                       "--optimizer", "adam"])
     assert args.n_test == 7 and isinstance(args.n_test, int) and args.optimizer == "adam"
+
+
+def test_attack_from_the_command_line(tmp_path, capsys):
+    import json
+
+    data = tmp_path / "p.h5"
+    assert main(["generate", "poisson", "--resolution", "8", "--samples", "8", "--no-progress",
+                 "-o", str(data)]) == 0
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--n-test", "2", "--epochs", "1", "--model-arg",
+                 "hidden_channels=4", "--model-arg", "n_layers=1", "--out", str(run),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "attack.json"
+    assert main(["attack", str(run / "checkpoint.pt"), "--data", str(data), "--eps", "0.01",
+                 "--steps", "2", "--rank", "2", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert "lowrank_r2" in printed[1] and len(printed) == 3
+    (row,) = json.loads(out.read_text())["results"]
+    assert set(row) == {"eps", "random", "pgd", "lowrank_r2"} and len(row["pgd"]["per_sample"]) == 2
+    assert main(["attack", str(run / "checkpoint.pt"), "--data", str(data), "--eps", "0.01",
+                 "--rank", "9"]) == 2
+    assert "exceeds the smallest grid side" in capsys.readouterr().err
+
+
+def test_recipe_overrides_are_merged_in_the_library(tmp_path):
+    from neuralhss.datasets.recipes import resolve_target
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("problem: darcy\nsamples: 100\nseed: 2\nparams:\n  resolution: 12\n")
+    assert resolve_target(str(recipe), samples=3) == ("darcy", {"resolution": 12}, 3, 2)
+    assert resolve_target(str(recipe), resolution=[8, 16], params=[("dim", 2)], seed=5) == \
+        ("darcy", {"resolution": [8, 16], "dim": 2}, 100, 5)
+    assert resolve_target("poisson", dim=1, resolution=[32]) == \
+        ("poisson", {"dim": 1, "resolution": 32}, None, 0)

@@ -15,6 +15,7 @@ The standard recipes live in the repository's top-level ``datasets/`` folder.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,3 +69,34 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
                     description=str(data.get("description", "")))
     get_problem(recipe.problem).resolve(recipe.params)  # fail early on bad parameters
     return recipe
+
+
+def resolve_target(target: str, *, dim: int | None = None,
+                   resolution: int | Sequence[int] | None = None,
+                   params: Mapping[str, Any] | Iterable[tuple[str, Any]] = (),
+                   samples: int | None = None, seed: int | None = None,
+                   ) -> tuple[str, dict[str, Any], int | None, int]:
+    """``(problem, params, samples, seed)`` of a generation target with overrides applied.
+
+    ``target`` is a problem name or a recipe file (``.yaml``/``.yml``, :func:`load_recipe`).
+    The recipe's values come first; ``dim``, ``resolution`` (one value for every axis, or one
+    per axis), ``params`` (any other problem parameter), ``samples`` and ``seed`` override
+    them when given. ``samples`` is ``None`` when neither names it; ``seed`` defaults to 0.
+    """
+    merged: dict[str, Any] = {}
+    recipe_samples, recipe_seed = None, 0
+    if target.endswith((".yaml", ".yml")):
+        recipe = load_recipe(target)
+        problem, merged = recipe.problem, dict(recipe.params)
+        recipe_samples, recipe_seed = recipe.samples, recipe.seed
+    else:
+        problem = target
+    if dim is not None:
+        merged["dim"] = dim
+    if resolution is not None:
+        if not isinstance(resolution, int):
+            resolution = resolution[0] if len(resolution) == 1 else list(resolution)
+        merged["resolution"] = resolution
+    merged.update(dict(params))
+    return (problem, merged, samples if samples is not None else recipe_samples,
+            seed if seed is not None else recipe_seed)

@@ -37,6 +37,8 @@ Methods
 * :func:`random_noise` — Gaussian noise of the same norm (optionally of rank ``≤ r``): the
   baseline every attack must beat.
 
+:func:`attack_table` runs them all over a list of budgets (``neuralhss attack``).
+
 Helpers: :func:`amplification`, :func:`project_rank`, :func:`field_rank`, :class:`InDataUnits`
 (wrap a model trained on normalised data so that the attack works in the data's own units).
 """
@@ -45,7 +47,9 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,8 +57,8 @@ from torch import nn
 
 from .._checks import check_number
 
-__all__ = ["InDataUnits", "amplification", "field_rank", "lowrank_pgd", "pgd", "project_rank",
-           "random_noise"]
+__all__ = ["InDataUnits", "amplification", "attack_methods", "attack_table", "field_rank",
+           "lowrank_pgd", "pgd", "project_rank", "random_noise"]
 
 _TINY = 1e-30
 
@@ -494,3 +498,60 @@ class InDataUnits(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.model(self.encode_x(x))
         return y * self._shape(self.y_std, y) + self._shape(self.y_mean, y)
+
+
+# --------------------------------------------------------------------------- the stress table
+
+
+def attack_methods(model: nn.Module, x: torch.Tensor, rank: int = 4, steps: int = 20,
+                   seed: int = 0) -> dict[str, Callable[[float], tuple[torch.Tensor, torch.Tensor]]]:
+    """The attacks of :func:`attack_table` by name: ``eps -> (delta, amplification)``.
+
+    ``random`` (:func:`random_noise`) and ``pgd`` (l2 :func:`pgd`) always; ``lowrank_r<rank>``
+    (:func:`lowrank_pgd`) for 2-D and 3-D fields only.
+
+    Raises
+    ------
+    ValueError
+        ``rank`` or ``steps`` below 1, or ``rank`` above the smallest grid side.
+    """
+    if rank < 1:
+        raise ValueError(f"rank {rank} must be >= 1")
+    _check_steps(steps)
+    grid = tuple(x.shape[2:])
+    methods = {"random": lambda e: random_noise(model, x, e, seed=seed),
+               "pgd": lambda e: pgd(model, x, e, steps=steps, seed=seed)}
+    if len(grid) in (2, 3):
+        if rank > min(grid):
+            raise ValueError(f"rank {rank} exceeds the smallest grid side {min(grid)} of {grid}")
+        methods[f"lowrank_r{rank}"] = lambda e: lowrank_pgd(model, x, e, rank, steps=steps, seed=seed)
+    return methods
+
+
+def attack_table(model: nn.Module, x: torch.Tensor, eps: Sequence[float], rank: int = 4,
+                 steps: int = 20, seed: int = 0,
+                 on_row: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Error amplification of ``model`` at ``x`` under every attack of :func:`attack_methods`,
+    one row per budget ``eps`` (relative, l2).
+
+    Each row is ``{"eps": e, name: {"mean", "max", "seconds", "per_sample"}, ...}``;
+    ``on_row(row)`` is called as each row is done (to print it). ``torch.manual_seed(seed)`` is
+    set first (the attacks also take ``seed``).
+    """
+    for e in eps:
+        if not e > 0:
+            raise ValueError(f"eps {e}: every budget must be > 0")
+    methods = attack_methods(model, x, rank, steps, seed)
+    torch.manual_seed(seed)
+    rows = []
+    for e in eps:
+        row: dict[str, Any] = {"eps": e}
+        for name, fn in methods.items():
+            t0 = time.perf_counter()
+            _, amp = fn(e)
+            row[name] = {"mean": float(amp.mean()), "max": float(amp.max()),
+                         "seconds": time.perf_counter() - t0, "per_sample": amp.tolist()}
+        if on_row is not None:
+            on_row(row)
+        rows.append(row)
+    return rows

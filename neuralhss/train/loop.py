@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 
 from ..models.registry import count_parameters
 from . import distributed
+from .checkpoint import model_from_checkpoint  # noqa: F401  (re-exported)
 from .config import LOWRANK_KEYS, LowRankConfig, TrainConfig  # noqa: F401  (re-exported)
 from .metrics import evaluate, relative_l2  # noqa: F401  (re-exported)
 from .state import (  # noqa: F401  (re-exported: the checkpoint API's historical home)
@@ -45,28 +46,6 @@ def prepare_lowrank(model: nn.Module, lowrank: LowRankConfig | dict[str, Any]) -
     """Apply ``lowrank.compress`` (``compress`` keyword arguments; ``{}`` is the exact
     full-rank conversion) to ``model`` in place and return it; no-op without it."""
     return compress_in_place(model, LowRankConfig.from_dict(lowrank).compress)
-
-
-def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
-    """Rebuild the trained model of a checkpoint from :func:`fit` (spec, low-rank form, weights).
-
-    A low-rank run is rebuilt as its dense spec converted by ``compress`` with the recorded
-    arguments (full rank when none were recorded); the stored weights then resize every low-rank
-    layer to its trained ranks.
-    """
-    from ..models.registry import from_spec
-
-    model = from_spec(ckpt["run"]["spec"])
-    lowrank = ckpt["run"]["config"].get("lowrank")
-    if lowrank is not None:
-        from ..lowrank import LowRankModule, compress
-
-        if lowrank.get("compress") is not None:
-            prepare_lowrank(model, lowrank)
-        elif not any(isinstance(m, LowRankModule) for m in model.modules()):
-            compress(model, inplace=True)
-    model.load_state_dict(ckpt["model"])
-    return model
 
 
 class InMemory(Dataset):
