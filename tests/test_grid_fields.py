@@ -117,3 +117,26 @@ def test_grf_dirichlet_vanishes_beyond_the_boundary(seed):
     u = fields.grf(g, seed)
     coef = sfft.dst(u, type=1, norm="ortho")
     np.testing.assert_allclose(sfft.idst(coef, type=1, norm="ortho"), u, atol=1e-12)
+
+
+def test_grid_is_the_one_source_of_nodes_and_per_axis_checks():
+    from neuralhss import grid as grid_mod
+    from neuralhss.solvers import _stencils, verification
+
+    assert _stencils.normalize_lengths is grid_mod.axis_lengths
+    assert _stencils.normalize_bc is grid_mod.axis_bcs
+    assert _stencils.spacing is grid_mod.axis_spacing
+    g = Grid((5, 4), (2.0, 0.5), ("dirichlet", "periodic"))
+    for got, want in zip(verification.nodes(g.shape, g.lengths, g.bc), g.meshgrid(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    for k in range(g.dim):
+        np.testing.assert_array_equal(grid_mod.axis_coords(g.shape[k], g.lengths[k], g.bc[k]), g.coords(k))
+    # The same refusal, with the same message, from Grid and from a solver.
+    from neuralhss.solvers import poisson
+
+    for kwargs in ({"lengths": (1.0, -2.0)}, {"bc": ("dirichlet", "neumann")}, {"lengths": (1.0,)}):
+        with pytest.raises(ValueError) as from_grid:
+            Grid((4, 4), **kwargs)
+        with pytest.raises(ValueError) as from_solver:
+            poisson.solve(np.zeros((4, 4)), **kwargs)
+        assert str(from_grid.value) == str(from_solver.value)
