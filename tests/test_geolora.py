@@ -255,3 +255,30 @@ def test_final_rank_independent_of_initial_rank(init_rank):
     losses = _train(model, geo, x, y, 80)
     assert geo.ranks()["0"] == 4
     assert losses[-1] < 0.05 * losses[0]
+
+
+def test_geolora_step_strategy_in_the_trainer_equals_the_hand_written_loop():
+    """GeoLoRAStep plugged into the Trainer takes the same steps as GeoLoRA by hand."""
+    from neuralhss.train import GeoLoRAStep, InMemory, Trainer
+
+    x, _ = _data()
+    y = _teacher_targets(x)
+
+    def mse(pred, target):
+        return (pred - target).square().mean()
+
+    by_hand = add_adapters(_net(), init_rank=2, max_rank=4, tau=0.1)
+    geo = GeoLoRA(by_hand, lambda ps: torch.optim.Adam(ps, lr=1e-2))
+    expected = _train(by_hand, geo, x, y, steps=5)
+    model = add_adapters(_net(), init_rank=2, max_rank=4, tau=0.1)
+    trainer = Trainer(model, GeoLoRAStep(optimizer=lambda ps: torch.optim.Adam(ps, lr=1e-2)),
+                      loss=mse)
+    got = [trainer.train_one_batch(i, {"x": x, "y": y}) for i in range(5)]
+    assert got == expected
+    assert trainer.strategy.record()["ranks"] == geo.ranks()
+    # and by epochs, from a dataset (one batch of all samples per epoch)
+    model = add_adapters(_net(), init_rank=2, max_rank=4, tau=0.1)
+    trainer = Trainer(model, GeoLoRAStep(optimizer=lambda ps: torch.optim.Adam(ps, lr=1e-2)),
+                      loss=mse, epochs=3, batch_size=len(x))
+    state = trainer.train(InMemory(x, y))
+    assert state.epoch == 3 and all("ranks" in rec and "adapter_size" in rec for rec in state.history)

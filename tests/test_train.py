@@ -141,3 +141,39 @@ def test_train_and_test_errors_have_one_definition():
         pred = m2.eval()(two.x)
     expected = ((pred - two.y).flatten(1).norm(dim=1) / two.y.flatten(1).norm(dim=1)).mean()
     assert abs(res["train_rel_l2"] - float(expected)) < 1e-6
+
+
+def test_trainer_hooks_and_an_overridden_batch_step():
+    """Callbacks see every epoch and batch; a subclass changes what a batch step does."""
+    from neuralhss.train import Callback, PlainStep, Trainer
+
+    seen = []
+
+    class Log(Callback):
+        def on_train_start(self, trainer):
+            seen.append("start")
+
+        def on_batch_end(self, trainer, step, loss):
+            seen.append(("batch", step))
+
+        def on_epoch_end(self, trainer, epoch, record):
+            seen.append(("epoch", epoch, sorted(record)))
+
+        def on_train_stop(self, trainer):
+            seen.append("stop")
+
+    class Frozen(Trainer):  # evaluates the loss but never steps
+        def train_one_batch(self, step, batch):
+            self.setup()
+            with torch.no_grad():
+                pred = self.forward(batch["x"], batch["y"])
+                self.batch_errors = torch.zeros(len(pred), dtype=torch.float64)
+                return float(self.loss_fn(pred, batch["y"]))
+
+    m = model()
+    before = params(m).clone()
+    state = Frozen(m, PlainStep(lr=1e-2), epochs=2, batch_size=8, callbacks=[Log()]).train(data())
+    torch.testing.assert_close(params(m), before, rtol=0, atol=0)
+    assert state.epoch == 2 and seen[0] == "start" and seen[-1] == "stop"
+    assert seen.count(("batch", 0)) == 2 and seen.count(("batch", 1)) == 2
+    assert ("epoch", 2, ["epoch", "lr", "train_loss", "train_rel_l2"]) in seen
