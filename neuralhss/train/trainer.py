@@ -135,6 +135,7 @@ class Trainer:
         self.info = distributed.current()
         self.state = TrainState()
         self.scheduler = None
+        self.grid_shape: list[int] | None = None  # of the outputs, set by train()
         self.train_model: nn.Module = model
         self._built = self._locked = False
 
