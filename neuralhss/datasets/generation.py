@@ -3,7 +3,7 @@
 How a file comes to be (``FILE.h5``):
 
 1. Samples are computed in blocks of consecutive indices by a pool of worker processes (with
-   one worker: in the main process, with a helper thread that compresses). Each sample is
+   one worker: in the main process). Each sample is
    encoded as soon as it is computed into the bytes its HDF5 chunks store (:class:`ChunkCodec`:
    shuffle + zlib, exactly as HDF5's gzip filter), and each finished block is saved to
    ``FILE.h5.parts/<start>-<stop>.npz`` by writing a temporary file and renaming it, so a block
@@ -31,15 +31,10 @@ import os
 import shutil
 import sys
 import time
+import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import (
-    FIRST_COMPLETED,
-    Future,
-    ProcessPoolExecutor,
-    ThreadPoolExecutor,
-    wait,
-)
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_all_start_methods, get_context
@@ -330,10 +325,12 @@ class ChunkCodec:
         mask, data = ds.id.read_direct_chunk((0,) * chunk.ndim)
         return int(mask), bytes(data)
 
-    def encode_sample(self, meta: Meta, fields: Mapping[str, np.ndarray]) -> dict[str, list]:
-        """The chunks of one sample: per field, one chunk (or one per snapshot of a trajectory)."""
+    def encode_sample(self, meta: Meta, fields: Mapping[str, np.ndarray],
+                      names: Sequence[str] | None = None) -> dict[str, list]:
+        """The chunks of one sample: per field, one chunk (or one per snapshot of a trajectory);
+        all fields of ``meta`` or those in ``names``."""
         out = {}
-        for name in meta.input_fields + meta.output_fields:
+        for name in meta.input_fields + meta.output_fields if names is None else names:
             arr = np.asarray(fields[name])
             if name in meta.temporal_fields:
                 out[name] = [self.encode(a) for a in arr]
@@ -370,12 +367,25 @@ def _pack(per_sample: Sequence[Mapping[str, list]], names: Sequence[str]) -> Blo
 
 def compute_block(problem: Problem, params: Mapping[str, Any], seed: int, start: int,
                   stop: int, meta: Meta, codec: ChunkCodec) -> Block:
-    """Compute samples ``start..stop-1`` and encode each as soon as it is computed, so that a
-    block in memory is its compressed chunks plus one sample."""
+    """Compute samples ``start..stop-1`` and encode each as soon as it is computed: the block
+    in memory is one buffer of its compressed chunks, allocated once at the block's float32
+    size (compressed chunks are rarely larger; it grows if they are), plus one sample."""
     names = meta.input_fields + meta.output_fields
-    per_sample = [codec.encode_sample(meta, {n: s[n] for n in names})
-                  for _, s in _iter_samples(problem, params, seed, start, stop)]
-    return _pack(per_sample, names)
+    index: list[tuple[int, int]] = []
+    n_chunks = (stop - start) * sum(_chunks_per_sample(meta, n) for n in names)
+    data = bytearray((stop - start) * sum(4 * math.prod(meta.field_shape(n)) for n in names)
+                     + 64 * n_chunks)
+    end = 0
+    for _, sample in _iter_samples(problem, params, seed, start, stop):
+        for name in names:
+            for mask, chunk in codec.encode_sample(meta, {name: sample[name]}, (name,))[name]:
+                index.append((mask, len(chunk)))
+                if end + len(chunk) > len(data):
+                    data.extend(bytes(end + len(chunk) - len(data)))
+                data[end:end + len(chunk)] = chunk
+                end += len(chunk)
+    return (np.array(index, np.int64).reshape(len(index), 2),
+            np.frombuffer(data, np.uint8, count=end) if end else np.zeros(0, np.uint8))
 
 
 def _block_path(parts: Path, start: int, stop: int) -> Path:
@@ -384,8 +394,14 @@ def _block_path(parts: Path, start: int, stop: int) -> Path:
 
 def _save_block(path: Path, block: Block) -> None:
     def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:  # stored, not deflated: the chunks are compressed already
-            np.savez(fh, index=block[0], data=block[1])
+        # What np.savez writes (an uncompressed zip of .npy members: the chunks are compressed
+        # already), without the copy that np.savez makes of each array on its way to the zip.
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for key, arr in (("index", block[0]), ("data", block[1])):
+                with zf.open(f"{key}.npy", "w", force_zip64=True) as fh:
+                    np.lib.format.write_array_header_1_0(
+                        fh, np.lib.format.header_data_from_array_1_0(arr))
+                    fh.write(memoryview(np.ascontiguousarray(arr)).cast("B"))
 
     # Not durable: a killed process loses nothing that reached the page cache, and a block cut
     # short by a power failure fails _load_block on resume and is recomputed. The hidden
@@ -463,37 +479,21 @@ DEFAULT_COMPRESSION = ("gzip", 1)
 
 
 def _worker(problem_name: str, params: dict, seed: int, start: int, stop: int,
-            parts: str) -> tuple[int, int, Block | Future]:
-    """Compute, encode and save one block; return it for the writer.
-
-    With a helper thread (:data:`_HELPER`, one worker computing in the main process), each
-    sample is handed to the helper to be compressed as soon as it is computed, and the block
-    is returned as the helper's future: compression overlaps the computing."""
+            parts: str) -> tuple[int, int, Block | None]:
+    """Compute, encode and save one block; return it for the writer (``None``: in a pool
+    worker, the writer reads the block's file)."""
     meta, codec = _run_settings(problem_name, params, seed, parts)
     prob = get_problem(problem_name)
     path = _block_path(Path(parts), start, stop)
-    helper = _HELPER
-    if helper is None:
-        block = compute_block(prob, params, seed, start, stop, meta, codec)
-        _save_block(path, block)
-        return start, stop, block
-    names = meta.input_fields + meta.output_fields
-    encoded = [helper.submit(codec.encode_sample, meta,
-                             {n: np.array(s[n], np.float32) for n in names})
-               for _, s in _iter_samples(prob, params, seed, start, stop)]
-    return start, stop, helper.submit(_pack_and_save, path, encoded, names)
-
-
-def _pack_and_save(path: Path, encoded: list[Future], names: Sequence[str]) -> Block:
-    """The helper's last task for a block (its encodings, queued before, are done)."""
-    block = _pack([f.result() for f in encoded], names)
+    block = compute_block(prob, params, seed, start, stop, meta, codec)
     _save_block(path, block)
-    return block
+    # A pool worker sends no data back: the writer reads the block file (one copy in the
+    # writer's memory, where a pickled block would be two, and none in the worker's).
+    return start, stop, None if _IN_POOL else block
 
 
-#: The helper thread that compresses the blocks computed in the main process (``None``: no
-#: helper, e.g. in a worker process).
-_HELPER: ThreadPoolExecutor | None = None
+#: Whether this process is a worker of a pool (set by :func:`_worker_init`).
+_IN_POOL = False
 
 
 #: File descriptor of the lock held by :func:`_exclusive` in this process (``None``: none).
@@ -867,6 +867,8 @@ def _worker_init(parent: int, lock_fd: int | None) -> None:
     A worker outliving a ``kill -9`` of its parent would keep computing for nobody and, through
     the lock file descriptor inherited by ``fork``, keep the output locked against a re-run.
     """
+    global _IN_POOL
+    _IN_POOL = True
     if lock_fd is not None:
         try:
             os.close(lock_fd)  # flock is shared by every copy of the descriptor
@@ -906,15 +908,18 @@ class _InOrder:
         self.in_flight: set[int] = set()
 
     def backlog(self) -> int:
-        """Blocks submitted and not yet written (each in a worker or waiting here)."""
+        """Blocks submitted and not yet written and held in memory: in a worker or waiting
+        here (a pool worker's finished block waits in its file, not in memory)."""
         return len(self.in_flight) + len(self.buffer)
 
     def submitted(self, start: int) -> None:
         self.in_flight.add(start)
 
-    def add(self, start: int, stop: int, block: Block) -> None:
+    def add(self, start: int, stop: int, block: Block | None) -> None:
+        """A finished block (``None``: read it from its file when its turn comes)."""
         self.in_flight.discard(start)
-        self.buffer[start] = (stop, block)
+        if block is not None:
+            self.buffer[start] = (stop, block)
         self._drain()
 
     def finish(self) -> None:
@@ -933,44 +938,13 @@ class _InOrder:
                 path = _block_path(self.parts, a, b)
                 if not path.exists():
                     return  # not computed yet
-                loaded = _load_block(path, self.meta, b - a)
-                if loaded is None:
+                block = _load_block(path, self.meta, b - a)
+                if block is None:
                     raise RuntimeError(f"{path} was damaged during the run; run the command "
                                        "again to recompute it")
-                block = loaded
             self.writer.write_block(a, b, block)
+            del block  # freed before the next block is loaded
             self.next = next(self.order, None)
-
-
-def _run_here(problem: str, params: dict, seed: int, todo: Iterator[tuple[int, int]],
-              parts: Path, bar: tqdm, sink: _InOrder | None) -> None:
-    """One worker: compute in this process while one helper thread compresses and saves the
-    block before (two blocks at most: the one computed and the one compressed). On an error
-    or an interruption, the blocks already computed are still saved before it propagates."""
-    global _HELPER
-
-    def hand(result: tuple[int, int, Block | Future]) -> None:
-        a, b, block = result
-        block = block.result() if isinstance(block, Future) else block
-        if sink is not None:
-            sink.add(a, b, block)
-
-    with ThreadPoolExecutor(1, thread_name_prefix="neuralhss-compress") as helper:
-        _HELPER = helper
-        try:
-            before = None
-            for a, b in todo:
-                if sink is not None:
-                    sink.submitted(a)  # its file appears before the sink is handed the block
-                result = _worker(problem, params, seed, a, b, str(parts))
-                bar.update(b - a)
-                if before is not None:
-                    hand(before)
-                before = result
-            if before is not None:
-                hand(before)
-        finally:
-            _HELPER = None
 
 
 def _run_blocks(problem: str, params: dict, seed: int, todo: Iterable[tuple[int, int]],
@@ -980,7 +954,14 @@ def _run_blocks(problem: str, params: dict, seed: int, todo: Iterable[tuple[int,
     written at any time, which bounds the memory to ``workers + 1`` blocks."""
     todo = iter(todo)
     if workers == 1:
-        _run_here(problem, params, seed, todo, parts, bar, sink)
+        for a, b in todo:
+            if sink is not None:
+                sink.submitted(a)
+                # No name holds the block: it is freed once written, before the next is computed.
+                sink.add(*_worker(problem, params, seed, a, b, str(parts)))
+            else:
+                _worker(problem, params, seed, a, b, str(parts))
+            bar.update(b - a)
         return
     ctx = _mp_context()
     # Only forked workers inherit the lock's descriptor; in a spawned one the number is another.
