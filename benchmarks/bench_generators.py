@@ -4,11 +4,12 @@ For each problem at its standard recipe (``datasets/*.yaml``, 64² grids), in on
 - ``sample``: ``Problem.sample`` (draw the inputs and solve), one thread, in memory;
 - ``generate``: ``neuralhss.datasets.generate`` with one worker (the same plus the crash-safe
   block files and the gzip-compressed HDF5 file), so ``generate / sample - 1`` is the I/O
-  overhead;
+  overhead; ``generate_none`` the same with ``compression="none"``; interleaved over
+  ``--repeats``, medians;
 - the bottleneck: the functions with the largest own time under cProfile while sampling,
   which names what a faster generator would have to speed up.
 
-Run: ``python benchmarks/bench_generators.py [--samples 8]`` (from the repository root or
+Run: ``python benchmarks/bench_generators.py [--samples 8] [--repeats 3]`` (from the repository root or
 ``benchmarks/``).
 """
 
@@ -18,6 +19,7 @@ import argparse
 import cProfile
 import pstats
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -51,6 +53,7 @@ def hot_spots(prob, params, n: int, top: int = 3) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=8)
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     n = args.samples
     rows = {}
@@ -62,20 +65,32 @@ def main() -> None:
             params = prob.resolve(recipe.params)
             with threadpool_limits(limits=1), scipy.fft.set_workers(1):
                 prob.sample(params, sample_rng(0, 0))  # warm-up (imports, caches)
-                t0 = time.perf_counter()
-                for i in range(n):
-                    prob.sample(params, sample_rng(0, i))
-                t_sample = (time.perf_counter() - t0) / n
-            t0 = time.perf_counter()
-            generate(recipe.problem, tmp / f"{name}.h5", n_samples=n, params=params, workers=1,
-                     progress=False)
-            t_generate = (time.perf_counter() - t0) / n
-            rows[name] = {"problem": recipe.problem, "samples": n, "sample_s": t_sample,
-                          "generate_s": t_generate, "io_overhead": t_generate / t_sample - 1,
+            times: dict[str, list[float]] = {"sample": [], "generate": [], "generate_none": []}
+            for rep in range(args.repeats):  # interleaved: the load of the machine hits all alike
+                with threadpool_limits(limits=1), scipy.fft.set_workers(1):
+                    t0 = time.perf_counter()
+                    for i in range(n):
+                        prob.sample(params, sample_rng(0, i))
+                    times["sample"].append((time.perf_counter() - t0) / n)
+                for key, comp in (("generate", "gzip"), ("generate_none", "none")):
+                    path = tmp / f"{name}_{key}_{rep}.h5"
+                    t0 = time.perf_counter()
+                    generate(recipe.problem, path, n_samples=n, params=params, workers=1,
+                             progress=False, compression=comp)
+                    times[key].append((time.perf_counter() - t0) / n)
+                    path.unlink()
+            t_sample, t_generate, t_none = (statistics.median(times[k]) for k in times)
+            rows[name] = {"problem": recipe.problem, "samples": n, "repeats": args.repeats,
+                          "sample_s": t_sample, "generate_s": t_generate,
+                          "generate_none_s": t_none, "all_times_s": times,
+                          "io_overhead": t_generate / t_sample - 1,
+                          "io_overhead_none": t_none / t_sample - 1,
                           "hot_spots": hot_spots(prob, params, n)}
             spots = ", ".join(f"{h['function']} {100 * h['share']:.0f}%" for h in rows[name]["hot_spots"])
             print(f"  {name}: {1e3 * t_sample:.0f} ms/sample (generate {1e3 * t_generate:.0f} ms, "
-                  f"{100 * rows[name]['io_overhead']:+.0f}%); hot: {spots}", flush=True)
+                  f"{100 * rows[name]['io_overhead']:+.0f}%; "
+                  f"none {100 * rows[name]['io_overhead_none']:+.0f}%); "
+                  f"hot: {spots}", flush=True)
     finally:
         shutil.rmtree(tmp)
     summary = "; ".join(f"{k}: {1e3 * v['sample_s']:.0f} ms/sample" for k, v in rows.items())
