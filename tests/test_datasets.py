@@ -335,3 +335,37 @@ def test_other_filters_are_deterministic_and_read_by_plain_h5py(tmp_path, poisso
     with pytest.raises(ValueError, match="compression='zip' is not one of gzip, lzf, none"):
         generate("poisson", tmp_path / "z.h5", n_samples=4, params=SMALL, progress=False,
                  compression="zip")
+
+
+def test_blocks_are_written_in_sample_order_whatever_order_they_finish_in(tmp_path):
+    from neuralhss.datasets import generation as gen_mod
+
+    meta = gen_mod._meta_for(get_problem("poisson"), get_problem("poisson").resolve(SMALL), 0,
+                             20, None)
+    codec = gen_mod.ChunkCodec()
+
+    def block(a, b):
+        return gen_mod.compute_block(get_problem("poisson"), meta.params, 0, a, b, meta, codec)
+
+    parts = tmp_path / "p.h5.parts"
+    parts.mkdir()
+    gen_mod._save_block(gen_mod._block_path(parts, 4, 8), block(4, 8))  # resumed from disk
+    gen_mod._save_block(gen_mod._block_path(parts, 16, 20), block(16, 20))
+
+    class Writer:
+        written: list = []
+
+        def write_block(self, a, b, blk):
+            self.written.append((a, b, blk[0].shape[0]))
+
+    sink = gen_mod._InOrder(Writer(), parts, meta, range(20), 4)
+    for a in (0, 8, 12):
+        sink.submitted(a)
+    sink.add(12, 16, block(12, 16))  # finishes first: waits in memory
+    gen_mod._save_block(gen_mod._block_path(parts, 8, 12), block(8, 12))
+    sink.add(8, 12, None)  # a pool worker's block: read from its file when its turn comes
+    assert Writer.written == [] and sink.backlog() == 2
+    sink.add(0, 4, block(0, 4))
+    sink.finish()
+    assert Writer.written == [(0, 4, 8), (4, 8, 8), (8, 12, 8), (12, 16, 8), (16, 20, 8)]
+    assert sink.backlog() == 0
