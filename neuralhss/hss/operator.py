@@ -167,11 +167,10 @@ class HSSOperator(nn.Module):
     coupling ``yh_alpha = B_{alpha beta} xh_beta``; down-sweep ``yh_child += R yh_p``; leaves
     ``y_tau = D x_tau + U yh_tau``. Each step is one ``einsum`` over all nodes of a level.
 
-    **Speed** (measured on a shared 2-core CPU, ``benchmarks/bench_hss_vs_fno.py``): at
-    128^3, leaf 64, rank 8, one channel, forward+backward of ``share="level"`` took 0.9-1.2x
-    the time of neuraloperator's ``SpectralConv`` with 12 modes per axis; ``share="none"``
-    (134 M leaf-block numbers) about 17-21x. Time grows linearly in ``N``
-    (``benchmarks/bench_hss_scaling.py``).
+    **Speed**: ``benchmarks/bench_hss_vs_fno.py`` times forward+backward against
+    neuraloperator's ``SpectralConv`` at 128^3 (``share="level"`` is on a par with it,
+    ``share="none"``, memory bound, many times slower; ratios in ``docs/hss.md``), and
+    ``benchmarks/bench_hss_scaling.py`` shows the time growing linearly in ``N``.
 
     **Ordering.** Inputs and outputs are in row-major grid order; internally the grid is
     permuted once into tree order (:class:`~neuralhss.hss.tree.ClusterTree`). ``to_dense``

@@ -52,17 +52,18 @@ METHODS = ("auto", "direct", "amg", "spectral")
 
 #: ``method="auto"`` uses the sparse direct solver up to this many unknowns in 2-D and up to
 #: ``AUTO_DIRECT_MAX_3D`` in 3-D (where fill-in grows faster), AMG-CG above; 1-D systems are
-#: tridiagonal and always solved directly. Crossover measured on 2 cores (thresholded-GRF
-#: coefficient, rtol 1e-10, set-up included): 2-D direct/AMG-CG 0.033/0.040 s at 96²,
-#: 0.083/0.070 s at 128²; 3-D 0.011/0.013 s at 12³, 0.080/0.030 s at 16³.
+#: tridiagonal and always solved directly. The crossovers are where the measured times of
+#: the two (thresholded-GRF coefficient, rtol 1e-10, set-up included; ``benchmarks/
+#: bench_darcy.py``) cross: between 96² and 128² in 2-D, between 12³ and 16³ in 3-D.
 AUTO_DIRECT_MAX_2D = 10_000
 AUTO_DIRECT_MAX_3D = 2_000
 
 #: In 3-D, ``method="auto"`` uses the spectral preconditioner when max(a)/min(a) is at most
 #: this, AMG above: CG iterations grow like the square root of the contrast (24 at contrast 4,
-#: 97 at 100 for 64³) while the AMG set-up in 3-D is costly (~1.5 s at 64³). Measured at 64³
-#: on 2 cores: spectral/AMG 0.5/1.8 s at contrast 4, 1.8/1.6 s at contrast 100. In 2-D the
-#: AMG set-up is cheap and AMG-CG wins at every contrast.
+#: 97 at 100 for 64³) while the AMG set-up in 3-D is costly. At 64³ the spectral
+#: preconditioner is several times faster at contrast 4 and the two are about even at contrast
+#: 100 (``benchmarks/bench_darcy.py``). In 2-D the AMG set-up is cheap and AMG-CG wins at every
+#: contrast.
 AUTO_SPECTRAL_MAX_CONTRAST = 30.0
 
 #: Iteration cap of preconditioned CG. AMG needs 10-20 iterations; the spectral
@@ -190,9 +191,9 @@ class _Factorised:
         elif self.method == "amg":
             import pyamg
 
-            # Measured on 2 cores (thresholded-GRF coefficient, set-up + solve): classical
-            # Ruge-Stüben AMG needs fewer CG iterations than smoothed aggregation on these
-            # M-matrices; 0.23 vs 0.25 s at 256², 1.92 vs 1.89 s at 64³ (a tie).
+            # Classical Ruge-Stüben AMG needs fewer CG iterations than smoothed aggregation
+            # on these M-matrices, and set-up + solve time was a tie at 256² and 64³
+            # (thresholded-GRF coefficient).
             self.ml = pyamg.ruge_stuben_solver(self.mat)
             self.precond = self._vcycle
         else:
@@ -322,7 +323,7 @@ def solve(a: Any, f: Any, lengths: float | Sequence[float] = 1.0, *, dim: int | 
         direct up to ``AUTO_DIRECT_MAX_2D`` (10 000) unknowns in 2-D and
         ``AUTO_DIRECT_MAX_3D`` (2 000) in 3-D; above, AMG-CG in 2-D, and in 3-D spectral
         when max a ≤ ``AUTO_SPECTRAL_MAX_CONTRAST`` (30) · min a, else AMG-CG (crossovers
-        measured on 2 cores).
+        from ``benchmarks/bench_darcy.py``).
     rtol : float, default 1e-10
         Required relative residual ‖f − A u‖₂/‖f‖₂, in (0, 1).
     return_info : bool, default False

@@ -84,18 +84,12 @@ Validated accuracy (``tests/test_gray_scott.py``)
   (std v > 0.08) and stay in [0, 1]; every regime of :data:`REGIMES` except "chaos" has
   filled a 128² domain of side 1.25 by its ``t_final`` (slow test).
 
-Speed (``benchmarks/bench_gray_scott.py``, 256², Pearson's "spots", T = 1000, one thread on
-a 2-core machine shared with other jobs, medians of 5 interleaved rounds): one SBDF2 step
-takes about 2.0 ms (1 sample) and 18 ms for a batch of 8 (2.3 ms per sample). py-pde's
-numba-compiled explicit Euler on the same semi-discrete problem takes 0.42–0.52 ms per
-step: **per step this solver is about 4× slower** (three 2-D FFTs against one stencil
-sweep), and at each code's largest stable step (py-pde dt = 1, its forward-Euler diffusion
-limit; SBDF2 dt = 4/3) py-pde reaches T about 3× sooner — but 5× less accurately (max-norm error
-0.028 against 0.0052 for SBDF2 at dt = 4/3, from a dt = 1/16 reference). At equal accuracy
-(SBDF2 at dt = 1, error 3.0e-3; py-pde needs dt ≈ 0.16, interpolated from its measured
-errors at dt = 1, 1/2, 1/4, 1/8) this solver is 1.5–1.7× faster. The implicit diffusion
-should pay off (not benchmarked) where the explicit diffusion limit h²/(4Du) falls below
-the reaction's dt ≈ 1: finer grids than Pearson's spacing 2.5/256, or larger diffusivities.
+Speed: ``benchmarks/bench_gray_scott.py`` compares one step and the time to a given accuracy
+with py-pde's numba-compiled explicit Euler on the same semi-discrete problem (results in
+``benchmarks/results/gray_scott.json`` and ``docs/speed.md``). Per step an IMEX step (three
+2-D FFTs) costs more than one explicit stencil sweep; the implicit diffusion pays off in time
+to a given accuracy, and more where the explicit diffusion limit h²/(4Du) falls below the
+reaction's dt ≈ 1 (finer grids than Pearson's spacing 2.5/256, or larger diffusivities).
 """
 
 from __future__ import annotations

@@ -235,9 +235,9 @@ def _factorize(mat: sp.csr_matrix) -> Any:
     """SuperLU of the complex-symmetric S with a symmetric ordering.
 
     Symmetric mode (minimum degree on S + Sᵀ, diagonal pivots preferred unless 10x smaller
-    than the column maximum) keeps the structure: measured on 2 cores for 401² nodes, 3.1 s and
-    1.0e7 factor entries against 4.3 s and 1.8e7 with SuperLU's default COLAMD, and 190 s with
-    the symmetric ordering but plain partial pivoting. The residual is checked after each solve.
+    than the column maximum) keeps the structure: for 401² nodes it gives 1.0e7 factor entries
+    against 1.8e7 with SuperLU's default COLAMD (and was faster), while the symmetric ordering
+    with plain partial pivoting was some 60× slower. The residual is checked after each solve.
     """
     return sla.splu(mat.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.1,
                     options={"SymmetricMode": True})
@@ -376,8 +376,8 @@ def solve(eps_r: Any, f: Any, k0: float, lengths: float | Sequence[float] = 1.0,
     Second order in h (observed 1.99–2.02 on manufactured solutions); phase error of the
     5-point stencil about (k0 h)²/24 per radian travelled (3.3 % relative error one to two
     wavelengths from a point source at 20 points per wavelength, 1.4 % at 30). The matrix
-    for each distinct ε_r is factorised once (SuperLU, symmetric mode); a 321² grid takes about
-    1.5 s on one core, most of it the factorisation.
+    for each distinct ε_r is factorised once (SuperLU, symmetric mode), which is most of the
+    cost of a solve (``benchmarks/bench_generators.py`` times the 64² recipe).
     """
     t0 = time.perf_counter()
     k = _check_k0(k0)

@@ -21,9 +21,10 @@ observed orders 1.97–2.06 in 1-D/2-D/3-D for Dirichlet and periodic problems
 
 Speed: ``benchmarks/bench_poisson.py`` compares :func:`solve` with a bare
 ``scipy.fft.dstn``/``idstn`` solve of the same 128³ system in the same run. DST-I of length
-n runs an FFT of length 2(n+1), so n + 1 should have small prime factors: on 2 cores a
-255² solve takes 1.6 ms and 256² 21 ms (257 is prime), 127³ 87 ms and 128³ 222 ms
-(same benchmark, "grid_size_sensitivity"). Resolutions n = 2^k − 1 are the fast ones.
+n runs an FFT of length 2(n+1), so n + 1 should have small prime factors: n = 256 is an order
+of magnitude slower than n = 255 (257 is prime; the same benchmark's
+"grid_size_sensitivity", timings in ``benchmarks/results/bench_poisson.json``). Resolutions
+n = 2^k − 1 are the fast ones.
 """
 
 from __future__ import annotations
