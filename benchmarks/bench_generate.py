@@ -50,6 +50,8 @@ CASES = {
     "poisson2d_64": ("poisson", {"dim": 2, "resolution": 64}),
     "poisson3d_32": ("poisson", {"dim": 3, "resolution": 32}),
 }
+#: Larger samples, run on request (``--cases poisson3d_128 --samples 64``): one sample per block.
+LARGE = {"poisson3d_128": ("poisson", {"dim": 3, "resolution": 128})}
 GOAL = 0.25
 
 
@@ -141,7 +143,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="neuralhss-bench-"))
     try:
         for name in args.cases:
-            problem, params = CASES[name]
+            problem, params = {**CASES, **LARGE}[name]
             prob = get_problem(problem)
             params = prob.resolve(params)
             with threadpool_limits(limits=1), scipy.fft.set_workers(1):  # as the generator does
