@@ -55,6 +55,9 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--shard", help="compute shard I/N only (combine with `neuralhss merge`)")
     p.add_argument("--block-size", type=int, help="samples per crash-safe block")
+    p.add_argument("--compression", choices=["gzip", "lzf", "none"], default="gzip",
+                   help="HDF5 chunk filter (default gzip level 1 + shuffle, readable everywhere; "
+                        "none writes fastest and reads fastest, files are larger)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -86,7 +89,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         raise ValueError("--samples is required when the target is a problem name")
     result = generate(problem, args.out, n_samples=samples, seed=seed, params=params,
                       workers=args.workers, shard=args.shard, progress=not args.no_progress,
-                      block_size=args.block_size)
+                      block_size=args.block_size, compression=args.compression)
     if result.already_complete:
         print(f"{result.path}: already complete ({result.n_owned} samples), nothing to do")
     else:

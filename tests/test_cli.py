@@ -197,3 +197,13 @@ def test_recipe_overrides_are_merged_in_the_library(tmp_path):
         ("darcy", {"resolution": [8, 16], "dim": 2}, 100, 5)
     assert resolve_target("poisson", dim=1, resolution=[32]) == \
         ("poisson", {"dim": 1, "resolution": 32}, None, 0)
+
+
+def test_generate_compression_option_writes_that_filter(tmp_path, capsys):
+    out = tmp_path / "raw.h5"
+    assert main(["generate", "poisson", "--resolution", "16", "--samples", "3", "--compression",
+                 "none", "--no-progress", "-o", str(out)]) == 0
+    with h5py.File(out, "r") as f:
+        assert f["outputs/u"].compression is None
+    assert main(["check", str(out)]) == 0
+    capsys.readouterr()
