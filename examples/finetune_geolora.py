@@ -82,7 +82,7 @@ from neuralhss.train import GeoLoRAStep, PlainStep, StepStrategy, Trainer  # noq
 from neuralhss.train.loop import relative_l2, to_memory  # noqa: E402
 
 MODELS = {
-    "neural_hss": dict(in_channels=1, out_channels=1, grid_shape=[32, 32], width=16, n_layers=2,
+    "neural_hss": dict(in_channels=1, out_channels=1, grid_shape=[32, 32], hidden_channels=16, n_layers=2,
                        leaf_size=16, rank=4, untie_top=2),
     "fno": dict(in_channels=1, out_channels=1, n_modes=[8, 8], hidden_channels=32, n_layers=3),
 }

@@ -96,7 +96,8 @@ def test_lowrank_pgd_reaches_the_constrained_maximum(kw):
 
 
 def test_perturbations_respect_rank_and_budget():
-    model = build("neural_hss", grid_shape=[16, 16], width=3, n_layers=1, leaf_size=16, rank=4).double()
+    model = build("neural_hss", grid_shape=[16, 16], hidden_channels=3, n_layers=1, leaf_size=16,
+                  rank=4).double()
     x = fields(3, shape=(1, 16, 16))
     nx = x.flatten(1).norm(dim=1)
     for r in (1, 3):
@@ -128,7 +129,8 @@ def test_three_dimensional_fields_get_multilinear_rank():
 
 def test_attacks_beat_random_noise_of_equal_norm():
     torch.manual_seed(0)
-    model = build("neural_hss", grid_shape=[16, 16], width=4, n_layers=2, leaf_size=16, rank=4).double()
+    model = build("neural_hss", grid_shape=[16, 16], hidden_channels=4, n_layers=2, leaf_size=16,
+                  rank=4).double()
     x = fields(4, seed=2, shape=(1, 16, 16))
     _, a_rand = random_noise(model, x, eps=0.02)
     _, a_pgd = pgd(model, x, eps=0.02, steps=8)

@@ -117,7 +117,7 @@ def test_train_neural_h2_starts_from_its_convex_fit(tmp_path, capsys):
 
     def train(out, *extra):
         argv = ["train", "--data", str(data), "--model", "neural_h2", "--n-train", "8",
-                "--n-test", "8", "--epochs", "1", "--batch-size", "8", "--model-arg", "width=4",
+                "--n-test", "8", "--epochs", "1", "--batch-size", "8", "--model-arg", "hidden_channels=4",
                 "--model-arg", "n_layers=1", "--out", str(tmp_path / out), "--no-progress", *extra]
         assert main(argv) == 0
         return capsys.readouterr().out, json.loads((tmp_path / out / "metrics.json").read_text())
@@ -137,7 +137,7 @@ def test_train_neural_h2_follows_the_data_boundary_condition(tmp_path, capsys):
                  "bc=periodic", "--no-progress", "-o", str(data)]) == 0
     out = tmp_path / "run"
     assert main(["train", "--data", str(data), "--model", "neural_h2", "--n-train", "4",
-                 "--n-test", "4", "--epochs", "1", "--model-arg", "width=4", "--model-arg",
+                 "--n-test", "4", "--epochs", "1", "--model-arg", "hidden_channels=4", "--model-arg",
                  "n_layers=1", "--out", str(out), "--no-progress"]) == 0
     capsys.readouterr()
     (ckpt,) = [p for p in out.glob("*.pt")]

@@ -131,7 +131,7 @@ def test_neural_h2_starts_as_its_linear_path_and_is_small():
         assert torch.equal(model(x), model.linear_part(x))
     fno = build("fno", in_channels=1, out_channels=1, n_modes=[16, 16], hidden_channels=32, n_layers=4)
     assert count_parameters(model) < count_parameters(fno)
-    multi = NeuralH2(in_channels=2, out_channels=3, grid_shape=(16, 16), width=4, n_layers=1)
+    multi = NeuralH2(in_channels=2, out_channels=3, grid_shape=(16, 16), hidden_channels=4, n_layers=1)
     assert multi(torch.randn(1, 2, 16, 16)).shape == (1, 3, 16, 16)
     with pytest.raises(ValueError, match="one input and output channel"):
         multi.fit_linear_path(torch.randn(1, 2, 16, 16), torch.randn(1, 3, 16, 16))

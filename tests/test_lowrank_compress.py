@@ -109,8 +109,8 @@ def test_spectral_tau_finds_the_tucker_rank():
 
 
 def test_neural_hss_channel_mixers_compress():
-    model = build("neural_hss", in_channels=1, out_channels=1, grid_shape=[16, 16], width=8, n_layers=2,
-                  leaf_size=4, rank=2)
+    model = build("neural_hss", in_channels=1, out_channels=1, grid_shape=[16, 16],
+                  hidden_channels=8, n_layers=2, leaf_size=4, rank=2)
     x = torch.randn(2, 1, 16, 16)
     res = compress(model)
     assert sum(isinstance(m, LowRankPointwise) for m in res.model.modules()) == 5  # lift, 2 local, 2 proj

@@ -42,7 +42,7 @@ def test_count_parameters_counts_complex_twice():
 @pytest.mark.parametrize("grid, leaf", [((64,), 16), ((16, 16), 16), ((8, 8, 8), 8)])
 def test_neural_hss_shapes_and_gradients(grid, leaf):
     torch.manual_seed(0)
-    m = NeuralHSS(2, 3, grid, width=4, n_layers=2, leaf_size=leaf, rank=2)
+    m = NeuralHSS(2, 3, grid, hidden_channels=4, n_layers=2, leaf_size=leaf, rank=2)
     x = torch.randn(2, 2, *grid, requires_grad=True)
     y = m(x)
     assert y.shape == (2, 3, *grid)
@@ -53,7 +53,7 @@ def test_neural_hss_shapes_and_gradients(grid, leaf):
 def test_linear_neural_hss_is_one_hss_matrix_plus_a_constant():
     torch.manual_seed(0)
     grid = (16, 16)
-    m = NeuralHSS(1, 1, grid, width=1, n_layers=1, leaf_size=16, rank=3,
+    m = NeuralHSS(1, 1, grid, hidden_channels=1, n_layers=1, leaf_size=16, rank=3,
                   activation="identity", positional=False, share="none").double()
     x1, x2 = torch.randn(2, 1, 1, *grid, dtype=torch.float64)
     zero = torch.zeros(1, 1, *grid, dtype=torch.float64)
@@ -79,16 +79,16 @@ def test_neural_hss_round_trips_through_its_spec():
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"activation": "swish"}, "activation"),
-    ({"width": 0}, "width"),
+    ({"hidden_channels": 0}, "hidden_channels"),
     ({"grid_shape": (20, 20)}, "does not tile"),
 ])
 def test_neural_hss_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        NeuralHSS(**{"grid_shape": (16, 16), "width": 2, "n_layers": 1, **kwargs})
+        NeuralHSS(**{"grid_shape": (16, 16), "hidden_channels": 2, "n_layers": 1, **kwargs})
 
 
 def test_neural_hss_rejects_another_grid():
-    m = NeuralHSS(1, 1, (16, 16), width=2, n_layers=1)
+    m = NeuralHSS(1, 1, (16, 16), hidden_channels=2, n_layers=1)
     with pytest.raises(ValueError, match="does not match this model's grid"):
         m(torch.randn(1, 1, 32, 32))
 
@@ -123,3 +123,16 @@ def test_gradients_have_their_parameters_strides(name):
     model(torch.randn(2, 1, 16, 16)).square().sum().backward()
     assert [n for n, p in model.named_parameters()
             if p.grad is not None and p.grad.stride() != p.stride()] == []
+
+
+def test_width_is_a_deprecated_alias_of_hidden_channels():
+    from neuralhss.models.neural_h2 import NeuralH2
+
+    for cls, kwargs in ((NeuralHSS, {}), (NeuralH2, {"grid_shape": (16, 16)})):
+        torch.manual_seed(0)
+        new = cls(1, 1, hidden_channels=3, n_layers=1, **kwargs)
+        torch.manual_seed(0)
+        with pytest.warns(DeprecationWarning, match="hidden_channels"):
+            old = cls(1, 1, width=3, n_layers=1, **kwargs)
+        for a, b in zip(new.state_dict().values(), old.state_dict().values(), strict=True):
+            assert torch.equal(a, b)

@@ -130,8 +130,8 @@ def covered(model, spectra):
 
 
 @pytest.mark.parametrize("name, cfg", [
-    ("neural_hss", {"grid_shape": [16, 16], "width": 3, "n_layers": 2, "leaf_size": 16, "rank": 4}),
-    ("neural_hss", {"grid_shape": [32], "width": 2, "n_layers": 1, "leaf_size": 8, "rank": 3,
+    ("neural_hss", {"grid_shape": [16, 16], "hidden_channels": 3, "n_layers": 2, "leaf_size": 16, "rank": 4}),
+    ("neural_hss", {"grid_shape": [32], "hidden_channels": 2, "n_layers": 1, "leaf_size": 8, "rank": 3,
                     "share": "none"}),
     ("fno", {"n_modes": [4, 4], "hidden_channels": 6, "n_layers": 2}),
     ("tfno", {"n_modes": [4, 4], "hidden_channels": 6, "n_layers": 1}),

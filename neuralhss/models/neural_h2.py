@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from ..hss.h2 import BOUNDARIES, H2Operator
-from .neural_hss import ACTIVATIONS, Pointwise
+from .neural_hss import ACTIVATIONS, Pointwise, hidden_width
 from .registry import register, register_defaults
 
 
@@ -42,8 +42,8 @@ class NeuralH2(nn.Module):
         Data channels.
     grid_shape : sequence of int
         The grid (each side a multiple of ``leaf_side``); the model is tied to it.
-    width : int, default 16
-        Hidden channels.
+    hidden_channels : int, default 16
+        Hidden channels (``width=`` is a deprecated alias, removed in 0.2).
     n_layers : int, default 4
         Nonlinear blocks (0: the model is its linear path alone).
     leaf_side : int, default 4
@@ -75,24 +75,27 @@ class NeuralH2(nn.Module):
         ``init_scale`` of the hidden blocks' H² layers (small couplings start the blocks near
         local maps, which generalised better in the low-data runs).
     projection_channels : int, optional
-        Hidden channels of the two-layer pointwise projection (default ``2 * width``).
+        Hidden channels of the two-layer pointwise projection (default ``2 * hidden_channels``).
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1,
-                 grid_shape: Sequence[int] = (64, 64), width: int = 16, n_layers: int = 4,
+                 grid_shape: Sequence[int] = (64, 64), hidden_channels: int = 16,
+                 n_layers: int = 4,
                  leaf_side: int = 4, degree: int = 0, linear_degree: int = 3,
                  boundary: str = "dirichlet", activation: str = "gelu", positional: bool = True,
                  linear_path: bool = True, coupling_init: float = 0.1,
                  hidden_boundary: str = "neumann", hidden_near_radius: int | None = None,
                  blend: bool = True, hidden_blend: bool = True,
-                 projection_channels: int | None = None) -> None:
+                 projection_channels: int | None = None, *, width: int | None = None) -> None:
         super().__init__()
+        width = hidden_width(hidden_channels, width, "NeuralH2")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation={activation!r}; use one of {sorted(ACTIVATIONS)}")
         for name, b in (("boundary", boundary), ("hidden_boundary", hidden_boundary)):
             if b not in BOUNDARIES:
                 raise ValueError(f"{name}={b!r}; use one of {BOUNDARIES}")
-        for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("width", width)):
+        for name, v in (("in_channels", in_channels), ("out_channels", out_channels),
+                        ("hidden_channels", width)):
             if int(v) != v or v < 1:
                 raise ValueError(f"{name}={v!r} must be a positive integer")
         if int(n_layers) != n_layers or n_layers < 0:
@@ -198,8 +201,9 @@ def default_size(ndim: int) -> dict:
     degree 1, so that the model stays well below FNO's parameter count.
     """
     if ndim < 3:
-        return {"width": 16, "n_layers": 4, "leaf_side": 4, "degree": 0, "linear_degree": 3}
-    return {"width": 16, "n_layers": 4, "leaf_side": 2, "degree": 0, "linear_degree": 1}
+        return {"hidden_channels": 16, "n_layers": 4, "leaf_side": 4, "degree": 0,
+                "linear_degree": 3}
+    return {"hidden_channels": 16, "n_layers": 4, "leaf_side": 2, "degree": 0, "linear_degree": 1}
 
 
 @register_defaults("neural_h2")

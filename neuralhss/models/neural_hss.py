@@ -3,12 +3,13 @@
 ``x -> lift -> [v <- sigma(HSS(v) + W v + b)] * n_layers -> project``, the skeleton of an FNO
 block with the spectral convolution replaced by :class:`neuralhss.hss.HSSOperator`
 (``docs/neural_hss.md``). No activation follows the last block (as in FNO), so
-``n_layers=1, width=1, activation="identity", positional=False`` is an affine map whose linear
+``n_layers=1, hidden_channels=1, activation="identity", positional=False`` is an affine map whose linear
 part is one HSS matrix: the pure linear Green's-function learner.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -20,6 +21,15 @@ from .registry import register, register_defaults
 
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU,
                "identity": nn.Identity}
+
+
+def hidden_width(hidden_channels: int, width: int | None, model: str) -> int:
+    """``hidden_channels``, or the deprecated ``width`` that named it before (removed in 0.2)."""
+    if width is None:
+        return hidden_channels
+    warnings.warn(f"{model}(width=...) is deprecated; use hidden_channels= (the name "
+                  "neuraloperator's models use)", DeprecationWarning, stacklevel=3)
+    return width
 
 
 def _dense_grad(grad: torch.Tensor) -> torch.Tensor:
@@ -56,8 +66,8 @@ class NeuralHSS(nn.Module):
     grid_shape : sequence of int
         The grid the HSS layers are built for (each side the leaf side times a power of two).
         Unlike FNO, the model is tied to this grid.
-    width : int, default 16
-        Channels of the hidden blocks.
+    hidden_channels : int, default 16
+        Channels of the hidden blocks (``width=`` is a deprecated alias, removed in 0.2).
     n_layers : int, default 4
         Number of blocks ``v <- sigma(HSS(v) + W v + b)``.
     leaf_size : int or sequence of int, default 16
@@ -73,19 +83,21 @@ class NeuralHSS(nn.Module):
     positional : bool, default True
         Append the grid coordinates (in [0, 1] per axis) as input channels.
     projection_channels : int, optional
-        Hidden channels of the two-layer pointwise projection (default ``2 * width``).
+        Hidden channels of the two-layer pointwise projection (default ``2 * hidden_channels``).
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1,
-                 grid_shape: Sequence[int] = (64, 64), width: int = 16, n_layers: int = 4,
-                 leaf_size: int | Sequence[int] = 16, rank: int | Sequence[int] = 8,
-                 share: str = "level", untie_top: int = 3, activation: str = "gelu",
-                 positional: bool = True, projection_channels: int | None = None) -> None:
+                 grid_shape: Sequence[int] = (64, 64), hidden_channels: int = 16,
+                 n_layers: int = 4, leaf_size: int | Sequence[int] = 16,
+                 rank: int | Sequence[int] = 8, share: str = "level", untie_top: int = 3,
+                 activation: str = "gelu", positional: bool = True,
+                 projection_channels: int | None = None, *, width: int | None = None) -> None:
         super().__init__()
+        width = hidden_width(hidden_channels, width, "NeuralHSS")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation={activation!r}; use one of {sorted(ACTIVATIONS)}")
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels),
-                        ("width", width), ("n_layers", n_layers)):
+                        ("hidden_channels", width), ("n_layers", n_layers)):
             if int(v) != v or v < 1:
                 raise ValueError(f"{name}={v!r} must be a positive integer")
         self.grid_shape = tuple(int(n) for n in grid_shape)
@@ -133,5 +145,5 @@ def neural_hss(**config) -> NeuralHSS:
 def _defaults(in_channels: int, out_channels: int, grid_shape: tuple[int, ...]) -> dict:
     leaf = {1: 16, 2: 16, 3: 64}[len(grid_shape)]
     return {"in_channels": in_channels, "out_channels": out_channels,
-            "grid_shape": list(grid_shape), "width": 16, "n_layers": 4, "leaf_size": leaf,
+            "grid_shape": list(grid_shape), "hidden_channels": 16, "n_layers": 4, "leaf_size": leaf,
             "rank": 8, "share": "level", "untie_top": 3}

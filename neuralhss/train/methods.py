@@ -63,10 +63,10 @@ def _registry(name: str, **overrides: Any) -> Callable[[tuple[int, ...]], tuple[
 
 GRADIENT_METHODS: dict[str, Callable[[tuple[int, ...]], tuple[str, dict[str, Any]]]] = {
     "neural_hss_linear": lambda grid: ("neural_hss", dict(
-        grid_shape=list(grid), width=1, n_layers=1, activation="identity", positional=False,
+        grid_shape=list(grid), hidden_channels=1, n_layers=1, activation="identity", positional=False,
         rank=16, share="level", untie_top=5, leaf_size=_leaf(grid))),
     "neural_hss": lambda grid: ("neural_hss", dict(
-        grid_shape=list(grid), width=8, n_layers=2, rank=4, share="level", untie_top=3,
+        grid_shape=list(grid), hidden_channels=8, n_layers=2, rank=4, share="level", untie_top=3,
         leaf_size=_leaf(grid))),
     "neural_h2": _registry("neural_h2"),
     "fno": _registry("fno"),
@@ -222,7 +222,7 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
     learning rate ``lr``, decoupled weight decay ``weight_decay``); closed-form ones ignore
     ``steps``. ``leaf_size`` (points per leaf) sets the HSS leaf of ``hss_poly`` (default 16 in
     2-D, 64 in 3-D). ``model_args`` override the gradient-trained model's configuration (e.g.
-    ``{"width": 8}``); ``device`` is where they
+    ``{"hidden_channels": 8}``); ``device`` is where they
     train (``TrainConfig.device``; ``h2_linear`` is fitted there too, the other closed-form fits
     on the CPU). ``linear_fit`` decides
     whether ``neural_h2`` starts from the convex fit of its linear path: ``"always"``,
