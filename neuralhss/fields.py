@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft as sfft
 
+from ._checks import check_number
 from .grid import Grid
 
 Seed = int | np.random.Generator | np.random.SeedSequence | None
@@ -61,8 +62,7 @@ def matern_spectrum(grid: Grid, length_scale: float, smoothness: float) -> np.nd
 
 def _check_positive(**kwargs: float) -> None:
     for name, value in kwargs.items():
-        if not np.isfinite(value) or value <= 0:
-            raise ValueError(f"{name}={value!r} must be finite and > 0")
+        check_number(value, name)
 
 
 def grf(
@@ -100,8 +100,7 @@ def grf(
         float64 of shape ``grid.shape`` or ``(n_samples, *grid.shape)``.
     """
     _check_positive(length_scale=length_scale, amplitude=amplitude)
-    if not np.isfinite(smoothness) or smoothness < 0:
-        raise ValueError(f"smoothness={smoothness!r} must be finite and >= 0")
+    check_number(smoothness, "smoothness", strict=False)
     if n_samples is not None and (int(n_samples) != n_samples or n_samples < 1):
         raise ValueError(f"n_samples={n_samples!r} must be a positive integer")
     rng = as_generator(seed)

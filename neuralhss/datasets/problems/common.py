@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
+from ..._checks import check_number
 
 
 def grf_kwargs(params: dict, prefix: str = "") -> dict:
@@ -17,17 +15,13 @@ def check_grf(params: dict, prefix: str = "") -> None:
     """Refuse non-positive GRF length scales/amplitudes and negative smoothness."""
     for key in (prefix + "length_scale", prefix + "amplitude"):
         check_positive(params, key)
-    if not np.isfinite(params[prefix + "smoothness"]) or params[prefix + "smoothness"] < 0:
-        raise ValueError(f"{prefix}smoothness={params[prefix + 'smoothness']!r} must be finite and >= 0")
+    check_number(params[prefix + "smoothness"], prefix + "smoothness", strict=False)
 
 
 def check_positive(params: dict, *keys: str) -> None:
     """Each ``params[key]`` must be a finite number > 0."""
     for key in keys:
-        value: Any = params[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) \
-                or value <= 0:
-            raise ValueError(f"{key}={value!r} must be a finite number > 0")
+        check_number(params[key], key)
 
 
 def check_choice(params: dict, key: str, choices: tuple[str, ...]) -> None:
