@@ -12,10 +12,14 @@
   one-backward parallel BUG step.
 * :mod:`~neuralhss.lowrank.attacks` — :func:`pgd`, :func:`lowrank_pgd`, :func:`random_noise`:
   worst-case input perturbations and the operator's amplification of them.
+* :mod:`~neuralhss.lowrank.kinds` — the one registry of layer kinds (``nn.Linear``, convolutions,
+  ``SpectralConv``, ``Pointwise``, HSS operators, …) that :func:`compress`, :func:`add_adapters`
+  and :func:`inspect_model` dispatch on; :func:`~neuralhss.lowrank.kinds.register_kind` adds one.
 * :mod:`~neuralhss.lowrank.spectrum` — singular spectra of every weight, numerical/stable/
   effective ranks, condition numbers, neural-collapse metrics and the low-rank-bias check.
 """
 
+from . import kinds
 from .attacks import InDataUnits, amplification, lowrank_pgd, pgd, random_noise
 from .compress import Compressed, compress
 from .geolora import GeoLoRA, add_adapters, merge_adapters
@@ -41,6 +45,6 @@ from .tucker import TuckerConv, TuckerSpectralConv
 
 __all__ = ["DLRT", "Compressed", "GeoLoRA", "InDataUnits", "LowRankConv", "LowRankLinear",
            "LowRankModule", "LowRankPointwise", "TuckerConv", "TuckerSpectralConv", "WeightSpectrum",
-           "add_adapters", "amplification", "augment_basis", "compress", "hosvd", "inspect_model",
+           "add_adapters", "amplification", "augment_basis", "compress", "hosvd", "inspect_model", "kinds",
            "lowrank_bias", "lowrank_pgd", "merge_adapters", "neural_collapse", "numerical_rank", "pgd",
            "plot_spectra", "random_noise", "spectral_table", "truncation_rank"]

@@ -11,7 +11,10 @@
 * Neural-HSS's ``Pointwise`` channel mixers (lifting, local ``W v`` terms, projection) →
   :class:`~neuralhss.lowrank.layers.LowRankPointwise`.
 
-HSS operators, gating and normalisation layers are left as they are. At full rank (``tau`` and
+Which modules are which kind is decided by the one registry :mod:`~neuralhss.lowrank.kinds`
+(shared with GeoLoRA and the spectral diagnostics); a kind registered there with a
+``"compress"`` handler is converted too. HSS operators, gating and normalisation layers are left
+as they are. At full rank (``tau`` and
 ``rank`` both ``None``) the converted model computes the same function up to rounding.
 """
 
@@ -23,9 +26,12 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from ..models.registry import count_parameters
+from . import kinds as _kinds
 from .layers import LowRankConv, LowRankLinear, LowRankModule, LowRankPointwise, check_tau
 from .tucker import TuckerConv, TuckerSpectralConv
 
+#: Families of the built-in kinds compress() converts (:mod:`neuralhss.lowrank.kinds`; kinds
+#: registered later with a ``"compress"`` handler are accepted too).
 KINDS = ("linear", "conv", "spectral", "pointwise")
 
 
@@ -65,45 +71,41 @@ class Compressed:
         return "\n".join(lines)
 
 
-def _kind(module: nn.Module, kinds: tuple[str, ...]) -> str | None:
-    from neuralop.layers.spectral_convolution import SpectralConv
-
-    from ..models.neural_hss import Pointwise
-
-    if isinstance(module, LowRankModule):
-        return None
-    if "linear" in kinds and type(module) is nn.Linear:
-        return "linear"
-    if "conv" in kinds and type(module) in (nn.Conv1d, nn.Conv2d, nn.Conv3d) and module.groups == 1:
-        return "conv"
-    if "spectral" in kinds and isinstance(module, SpectralConv) and not module.separable:
-        return "spectral"
-    if "pointwise" in kinds and isinstance(module, Pointwise):
-        return "pointwise"
-    return None
-
-
-def _convert(module: nn.Module, kind: str, rank: int | None, tau: float | None, conv: str,
-             spectral_modes: tuple[int, ...]) -> LowRankModule:
-    if kind in ("linear", "pointwise"):
+def _matrix(cls: type[LowRankLinear]):
+    def convert(module: nn.Module, *, rank: int | None, tau: float | None, conv: str,
+                spectral_modes: tuple[int, ...]) -> LowRankModule:
         n, m = module.weight.shape
         r = None if rank is None else min(rank, n, m)
-        cls = LowRankLinear if kind == "linear" else LowRankPointwise
         return cls.from_dense(module.weight, module.bias, rank=r, tau=tau)
-    if kind == "conv":
-        w = module.weight
-        if conv == "tucker":
-            rs = None if rank is None else [min(rank, w.shape[0]), min(rank, w.shape[1])]
-            return TuckerConv.from_conv(module, rank=rs, tau=tau)
-        r = None if rank is None else min(rank, w.shape[0], w[0].numel())
-        return LowRankConv.from_conv(module, rank=r, tau=tau)
+    return convert
+
+
+def _convert_conv(module: nn.Module, *, rank: int | None, tau: float | None, conv: str,
+                  spectral_modes: tuple[int, ...]) -> LowRankModule:
+    w = module.weight
+    if conv == "tucker":
+        rs = None if rank is None else [min(rank, w.shape[0]), min(rank, w.shape[1])]
+        return TuckerConv.from_conv(module, rank=rs, tau=tau)
+    r = None if rank is None else min(rank, w.shape[0], w[0].numel())
+    return LowRankConv.from_conv(module, rank=r, tau=tau)
+
+
+def _convert_spectral(module: nn.Module, *, rank: int | None, tau: float | None, conv: str,
+                      spectral_modes: tuple[int, ...]) -> LowRankModule:
     w_shape = (module.in_channels, module.out_channels, *module.weight.shape[2:])
     rs = None if rank is None else [min(rank, w_shape[m]) for m in spectral_modes]
     return TuckerSpectralConv.from_spectral_conv(module, rank=rs, tau=tau, tucker_modes=spectral_modes)
 
 
+# The kinds compress() accepts (neuralhss.lowrank.kinds): a handler
+# ``(module, *, rank, tau, conv, spectral_modes) -> LowRankModule`` per kind.
+_kinds.set_handlers("compress", {"linear": _matrix(LowRankLinear), "pointwise": _matrix(LowRankPointwise),
+                                 "conv": _convert_conv, "spectral": _convert_spectral,
+                                 "spectral_factorized": _convert_spectral})
+
+
 def compress(model: nn.Module, tau: float | None = None, rank: int | None = None, *, inplace: bool = False,
-             kinds: tuple[str, ...] = KINDS, conv: str = "matrix",
+             kinds: tuple[str, ...] | None = None, conv: str = "matrix",
              spectral_modes: tuple[int, ...] = (0, 1)) -> Compressed:
     """Replace dense layers of ``model`` by low-rank/Tucker layers (module docstring).
 
@@ -118,8 +120,10 @@ def compress(model: nn.Module, tau: float | None = None, rank: int | None = None
         it caps the τ rule's result. Both ``None``: full rank (exact conversion).
     inplace : bool, default False
         Convert ``model`` itself; otherwise a deep copy (the input is untouched).
-    kinds : tuple of {"linear", "conv", "spectral", "pointwise"}
-        Layer types to convert.
+    kinds : tuple of str, optional
+        Layer families to convert, a subset of ``("linear", "conv", "spectral", "pointwise")``
+        and of any kind registered with a ``"compress"`` handler
+        (:mod:`~neuralhss.lowrank.kinds`). Default: all of them.
     conv : {"matrix", "tucker"}
         Format of converted convolutions.
     spectral_modes : tuple of int, default (0, 1)
@@ -135,21 +139,21 @@ def compress(model: nn.Module, tau: float | None = None, rank: int | None = None
         check_tau(tau)
     if rank is not None and (isinstance(rank, bool) or int(rank) != rank or rank < 1):
         raise ValueError(f"rank={rank!r} must be a positive integer (it is clipped to each layer's size)")
-    bad = [k for k in kinds if k not in KINDS]
-    if bad:
-        raise ValueError(f"kinds={kinds!r} contains unknown {bad}; use a subset of {KINDS}")
+    kinds = (_kinds.families("compress") if kinds is None
+             else _kinds.check_families(kinds, "compress", "kinds"))
     if conv not in ("matrix", "tucker"):
         raise ValueError(f"conv={conv!r}; use 'matrix' or 'tucker'")
     before = count_parameters(model)
     out = model if inplace else copy.deepcopy(model)
-    targets = [(name, mod, k) for name, mod in out.named_modules() if (k := _kind(mod, tuple(kinds)))]
+    targets = [(name, mod, *found) for name, mod in out.named_modules()
+               if (found := _kinds.match(mod, "compress")) and found[0].family in kinds]
     report = []
-    for name, mod, kind in targets:
-        new = _convert(mod, kind, rank, tau, conv, tuple(spectral_modes))
+    for name, mod, kind, convert in targets:
+        new = convert(mod, rank=rank, tau=tau, conv=conv, spectral_modes=tuple(spectral_modes))
         new.train(mod.training)
         parent_name, _, attr = name.rpartition(".")
         setattr(out.get_submodule(parent_name) if parent_name else out, attr, new)
-        report.append({"name": name, "kind": kind, "weight_shape": tuple(new.weight_tensor().shape),
+        report.append({"name": name, "kind": kind.family, "weight_shape": tuple(new.weight_tensor().shape),
                        "ranks": new.ranks, "params_before": count_parameters(mod),
                        "params_after": count_parameters(new)})
     if not targets and not any(isinstance(m, LowRankModule) for m in out.modules()):

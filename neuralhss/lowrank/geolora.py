@@ -29,6 +29,10 @@ during training::
   (``Uᴴ U = I``); a rank-one term is an output-channel profile times a joint (input channel,
   mode) profile. Factorised spectral weights (TFNO) are not supported.
 
+The kinds are those of the shared registry :mod:`~neuralhss.lowrank.kinds` that have a
+``"geolora"`` handler (an :class:`Adapter` class); registering a kind there with one makes
+:func:`add_adapters` wrap it.
+
 **Tangent probes.** A layer computes ``(W + U S Vᴴ + K Vᴴ + U Lᴴ)·x`` with ``K (n, r)`` and
 ``L (m, r)`` zero-valued parameters that the forward adds exactly (``K = L = 0``, so the value is
 ``(W + U S Vᴴ)·x``). ``δW = U δS Vᴴ + δK Vᴴ + U δLᴴ`` parametrises the tangent space of the rank-``r``
@@ -98,9 +102,12 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 from torch import nn
 
+from . import kinds as _kinds
 from .integrator import _abs2, augment_basis, install_parameter, transport_state, wrap_optimizer, zero_grads
 from .layers import check_tau, orthonormal, truncation_rank
 
+#: Families of the built-in kinds add_adapters() wraps (:mod:`neuralhss.lowrank.kinds`; kinds
+#: registered later with a ``"geolora"`` handler are accepted too).
 KINDS = ("linear", "conv", "pointwise", "spectral")
 
 
@@ -395,27 +402,12 @@ class SpectralAdapter(Adapter):
 # --------------------------------------------------------------------------- wrapping
 
 
-def _kind(module: nn.Module) -> str | None:
-    from ..models.neural_hss import Pointwise
-
-    if type(module) is nn.Linear:
-        return "linear"
-    if type(module) in (nn.Conv1d, nn.Conv2d, nn.Conv3d) and module.groups == 1:
-        return "conv"
-    if isinstance(module, Pointwise):
-        return "pointwise"
-    try:
-        from neuralop.layers.spectral_convolution import SpectralConv
-    except ImportError:  # pragma: no cover - neuraloperator is a dependency
-        return None
-    if isinstance(module, SpectralConv) and not module.separable:
-        names = [n for n, _ in module.named_parameters() if n.startswith("weight")]
-        return "spectral" if names in (["weight"], ["weight.tensor"]) else None
-    return None
-
-
-_ADAPTERS = {"linear": LinearAdapter, "pointwise": PointwiseAdapter, "conv": ConvAdapter,
-             "spectral": SpectralAdapter}
+# The kinds add_adapters() accepts (neuralhss.lowrank.kinds): an adapter class
+# ``(module, rank, max_rank, tau) -> Adapter`` per kind. Factorised and separable spectral
+# convolutions are kinds of their own without a GeoLoRA handler (SpectralAdapter needs a dense
+# weight parameter).
+_kinds.set_handlers("geolora", {"linear": LinearAdapter, "pointwise": PointwiseAdapter,
+                                "conv": ConvAdapter, "spectral": SpectralAdapter})
 
 
 def adapters(model: nn.Module) -> dict[str, Adapter]:
@@ -423,17 +415,19 @@ def adapters(model: nn.Module) -> dict[str, Adapter]:
     return {name: m for name, m in model.named_modules() if isinstance(m, Adapter)}
 
 
-def add_adapters(model: nn.Module, targets: Sequence[str] = KINDS, init_rank: int = 8,
+def add_adapters(model: nn.Module, targets: Sequence[str] | None = None, init_rank: int = 8,
                  max_rank: int = 32, tau: float = 0.15, freeze: bool = True) -> nn.Module:
     """Wrap the targeted layers of ``model`` (in place) with GeoLoRA adapters ``ΔW = U S Vᴴ``.
 
     Parameters
     ----------
     model : nn.Module
-    targets : sequence of str
-        Kinds in ``("linear", "conv", "pointwise", "spectral")`` (module docstring) and/or regular
+    targets : sequence of str, optional
+        Kinds in ``("linear", "conv", "pointwise", "spectral")`` (module docstring) or registered
+        with a ``"geolora"`` handler (:mod:`~neuralhss.lowrank.kinds`), and/or regular
         expressions searched in module names (``"fno_blocks"``, ``r"^project\\."``). A supported
-        layer is wrapped when its kind is listed or its name matches a pattern.
+        layer is wrapped when its kind is listed or its name matches a pattern. Default: every
+        supported kind.
     init_rank, max_rank : int
         Initial and largest rank per adapter (capped by ``min(n, m)`` of each layer).
     tau : float in [0, 1)
@@ -451,9 +445,10 @@ def add_adapters(model: nn.Module, targets: Sequence[str] = KINDS, init_rank: in
     ValueError
         No supported layer matches ``targets``, or bad ranks/tolerance.
     """
-    targets = (targets,) if isinstance(targets, str) else tuple(targets)
-    kinds = {t for t in targets if t in KINDS}
-    patterns = [re.compile(t) for t in targets if t not in KINDS]
+    known = _kinds.families("geolora")
+    targets = known if targets is None else (targets,) if isinstance(targets, str) else tuple(targets)
+    kinds = {t for t in targets if t in known}
+    patterns = [re.compile(t) for t in targets if t not in known]
     check_tau(tau)
     if freeze:
         for p in model.parameters():
@@ -463,14 +458,14 @@ def add_adapters(model: nn.Module, targets: Sequence[str] = KINDS, init_rank: in
     for name, module in model.named_modules():
         if isinstance(module, Adapter) or any(name == e or name.startswith(e + ".") for e in existing):
             continue
-        kind = _kind(module)
-        if kind is not None and (kind in kinds or any(p.search(name) for p in patterns)):
-            chosen.append((name, module, kind))
+        found = _kinds.match(module, "geolora")
+        if found is not None and (found[0].family in kinds or any(p.search(name) for p in patterns)):
+            chosen.append((name, module, found[1]))
     if not chosen:
-        raise ValueError(f"no supported layer (kinds {KINDS}) matches targets={targets!r} in "
+        raise ValueError(f"no supported layer (kinds {known}) matches targets={targets!r} in "
                          f"{type(model).__name__}")
-    for name, module, kind in chosen:
-        new = _ADAPTERS[kind](module, init_rank, max_rank, tau)
+    for name, module, adapter_cls in chosen:
+        new = adapter_cls(module, init_rank, max_rank, tau)
         new.train(module.training)
         parent, _, attr = name.rpartition(".")
         setattr(model.get_submodule(parent) if parent else model, attr, new)

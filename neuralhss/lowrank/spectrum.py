@@ -23,7 +23,9 @@ Per weight (:func:`inspect_model`) the singular values of the matrices the weigh
 * neuraloperator ``SoftGating``: a diagonal operator, ``σ = |w|``;
 * any other weight (a parameter with at least two axes longer than 1): matricised as
   ``(shape[0], -1)``.
-Other parameters (biases, normalisation scales) are skipped.
+Other parameters (biases, normalisation scales) are skipped. Layer kinds are those of the shared
+registry :mod:`~neuralhss.lowrank.kinds` with a ``"spectrum"`` handler (``(module, prefix) ->
+list[WeightSpectrum]``); registering a kind there with one adds a description.
 
 Scalar diagnostics of a spectrum ``σ₁ ≥ σ₂ ≥ … ≥ 0``:
 
@@ -51,6 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_number
+from . import kinds as _kinds
 from .layers import LowRankModule, _MatrixLowRank, check_tau, mode_product, truncation_rank
 
 __all__ = ["WeightSpectrum", "condition_number", "effective_rank", "inspect_model", "lowrank_bias",
@@ -271,20 +274,50 @@ def is_weight(p: torch.Tensor) -> bool:
     return sum(int(s) > 1 for s in p.shape) >= 2
 
 
+def _spectral_conv_entries(mod: nn.Module, prefix: str) -> list[WeightSpectrum]:
+    w = mod.weight if torch.is_tensor(mod.weight) else mod.weight.to_tensor()
+    return [_spectral_dense(w, f"{prefix}.weight", tuple(w.shape), _pnames(mod.weight, f"{prefix}.weight"),
+                            bool(getattr(mod, "separable", False)))]
+
+
+def _linear_entries(mod: nn.Module, prefix: str) -> list[WeightSpectrum]:
+    return [_entry(f"{prefix}.weight", "linear", mod.weight.shape, mod.weight, [f"{prefix}.weight"])]
+
+
+def _conv_entries(mod: nn.Module, prefix: str) -> list[WeightSpectrum]:
+    w = mod.weight.detach()
+    if isinstance(mod, nn.modules.conv._ConvTransposeNd):
+        w = w.transpose(0, 1)                                       # (C_out/g·g.., C_in/g, *k)
+    g = mod.groups
+    mats = w.reshape(g, w.shape[0] // g, -1)
+    return [_entry(f"{prefix}.weight", "conv", mod.weight.shape, mats, [f"{prefix}.weight"])]
+
+
+def _gating_entries(mod: nn.Module, prefix: str) -> list[WeightSpectrum]:
+    w = mod.weight.detach().reshape(-1)
+    sig = torch.sort(w.abs().double(), descending=True).values[None].cpu()
+    return [WeightSpectrum(f"{prefix}.weight", "gating", tuple(mod.weight.shape), (len(w), len(w)), sig,
+                           (f"{prefix}.weight",))]
+
+
+# The kinds inspect_model() describes (neuralhss.lowrank.kinds): a handler
+# ``(module, prefix) -> list[WeightSpectrum]`` per kind; modules of other kinds (or none) fall back
+# to the generic matricisation of their own weights.
+_kinds.set_handlers("spectrum", {
+    "lowrank": _lowrank_entries, "hss": _hss_entries,
+    "spectral": _spectral_conv_entries, "spectral_factorized": _spectral_conv_entries,
+    "spectral_separable": _spectral_conv_entries,
+    "linear": _linear_entries, "pointwise": _linear_entries, "linear_other": _linear_entries,
+    "conv": _conv_entries, "conv_other": _conv_entries, "gating": _gating_entries})
+
+
 def inspect_model(model: nn.Module) -> list[WeightSpectrum]:
     """Singular spectra of every weight of ``model`` (module docstring), in module order.
 
-    Every weight (:func:`is_weight`) is described by exactly one entry (its ``params``).
+    Every weight (:func:`is_weight`) is described by exactly one entry (its ``params``). A
+    module's kind comes from :mod:`~neuralhss.lowrank.kinds`; a kind registered there with a
+    ``"spectrum"`` handler is described by it.
     """
-    from ..hss import HSSOperator
-    from ..models.neural_hss import Pointwise
-
-    try:
-        from neuralop.layers.skip_connections import SoftGating
-        from neuralop.layers.spectral_convolution import SpectralConv
-    except ImportError:  # pragma: no cover - neuraloperator is a dependency
-        SoftGating = SpectralConv = ()
-
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
     entries: list[WeightSpectrum] = []
@@ -293,32 +326,9 @@ def inspect_model(model: nn.Module) -> list[WeightSpectrum]:
         own = list(mod.parameters())
         if not own or all(id(p) in covered for p in own):
             continue
-        new: list[WeightSpectrum] | None = None
-        if isinstance(mod, LowRankModule):
-            new = _lowrank_entries(mod, prefix)
-        elif isinstance(mod, HSSOperator):
-            new = _hss_entries(mod, prefix)
-        elif SpectralConv and isinstance(mod, SpectralConv):
-            w = mod.weight if torch.is_tensor(mod.weight) else mod.weight.to_tensor()
-            shape = tuple(w.shape)
-            new = [_spectral_dense(w, f"{prefix}.weight", shape, _pnames(mod.weight, f"{prefix}.weight"),
-                                   bool(getattr(mod, "separable", False)))]
-        elif isinstance(mod, (nn.Linear, Pointwise)):
-            new = [_entry(f"{prefix}.weight", "linear", mod.weight.shape, mod.weight, [f"{prefix}.weight"])]
-        elif isinstance(mod, nn.modules.conv._ConvNd):
-            w = mod.weight.detach()
-            if isinstance(mod, nn.modules.conv._ConvTransposeNd):
-                w = w.transpose(0, 1)                               # (C_out/g·g.., C_in/g, *k)
-            g = mod.groups
-            mats = w.reshape(g, w.shape[0] // g, -1)
-            new = [_entry(f"{prefix}.weight", "conv", mod.weight.shape, mats, [f"{prefix}.weight"])]
-        elif SoftGating and isinstance(mod, SoftGating):
-            w = mod.weight.detach().reshape(-1)
-            sig = torch.sort(w.abs().double(), descending=True).values[None].cpu()
-            new = [WeightSpectrum(f"{prefix}.weight", "gating", tuple(mod.weight.shape),
-                                  (len(w), len(w)), sig, (f"{prefix}.weight",))]
-        if new is not None:
-            entries.extend(new)
+        found = _kinds.match(mod, "spectrum")
+        if found is not None:
+            entries.extend(found[1](mod, prefix))
             covered.update(id(p) for p in own)
             continue
         for n, p in mod.named_parameters(recurse=False):
