@@ -25,7 +25,8 @@ def main() -> None:
     torch.manual_seed(0)
     rows = {}
     for name, c in CASES.items():
-        op = HSSOperator(c["grid_shape"], c["leaf_size"], c["rank"], c["ch"], c["ch"], share=c["share"])
+        op = HSSOperator(c["ch"], c["ch"], grid_shape=c["grid_shape"], leaf_size=c["leaf_size"],
+                         rank=c["rank"], share=c["share"])
         x = torch.randn(c["batch"], c["ch"], *c["grid_shape"])
         compiled = torch.compile(op)
         t0 = time.perf_counter()

@@ -58,7 +58,7 @@ def sweep(label: str, grids: list[tuple[int, ...]], leaf: int, rank: int, batch:
         fns: dict[str, Callable[[], Any]] = {"spectralconv": fwd_bwd(sc, x)}
         params = {"spectralconv": sum(p.numel() for p in sc.parameters())}
         for share in ("none", "level"):
-            op = HSSOperator(g, leaf, rank, share=share)
+            op = HSSOperator(grid_shape=g, leaf_size=leaf, rank=rank, share=share)
             params[share] = count_parameters(op)
             fns[share] = fwd_bwd(op, x)
         t = interleaved(fns, rounds)

@@ -42,7 +42,7 @@ def main() -> None:
     rows = []
     for k in range(6, args.max_log2 + 1):
         n = 2**k
-        op = HSSOperator((n,), 16, 4, share="none")
+        op = HSSOperator(grid_shape=(n,), leaf_size=16, rank=4, share="none")
         with torch.no_grad():
             A = op.to_dense()[0, 0].contiguous()
         fns: dict[str, Callable[[], Any]] = {}

@@ -1,7 +1,7 @@
 """HSS layer vs neuraloperator's SpectralConv at 128^3 (2,097,152 points), one channel.
 
 Baseline: ``neuralop.layers.spectral_convolution.SpectralConv(1, 1, n_modes=(12, 12, 12))``
-(the FNO spectral layer). Candidates: ``HSSOperator((128,)*3, leaf_size=64 (4x4x4), rank=8)``
+(the FNO spectral layer). Candidates: ``HSSOperator(grid_shape=(128,)*3, leaf_size=64 (4x4x4), rank=8)``
 with share="level" (translation-tied, parameter count independent of N), share="level" with
 the top 6 levels untied (hybrid), and share="none" (every node its own generators: N*m = 134 M
 numbers in the leaf blocks alone). Forward+backward on a (1, 1, 128, 128, 128) float32 input,
@@ -42,10 +42,10 @@ def build(name: str, n: int) -> torch.nn.Module:
     if name == "spectralconv":
         return SpectralConv(1, 1, n_modes=(12, 12, 12))
     if name == "hss_level":
-        return HSSOperator((n,) * 3, 64, 8, share="level")
+        return HSSOperator(grid_shape=(n,) * 3, leaf_size=64, rank=8, share="level")
     if name == "hss_level_untie6":
-        return HSSOperator((n,) * 3, 64, 8, share="level", untie_top=6)
-    return HSSOperator((n,) * 3, 64, 8, share="none")
+        return HSSOperator(grid_shape=(n,) * 3, leaf_size=64, rank=8, share="level", untie_top=6)
+    return HSSOperator(grid_shape=(n,) * 3, leaf_size=64, rank=8, share="none")
 
 
 def fwd_bwd(mod: torch.nn.Module, x: torch.Tensor, g: torch.Tensor) -> Callable[[], None]:

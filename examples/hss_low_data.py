@@ -119,11 +119,12 @@ def train(route: str, x: np.ndarray, y: np.ndarray, n: int, leaf: int, rank: int
     yt = torch.from_numpy(y / scale)[:, None]
     info: dict[str, Any] = {}
     if route == "adam_level_untie":
-        levels = HSSOperator((n,), leaf, rank).n_levels
-        op = HSSOperator((n,), leaf, rank, share="level", untie_top=levels // 2,
+        levels = HSSOperator(grid_shape=(n,), leaf_size=leaf, rank=rank).n_levels
+        op = HSSOperator(grid_shape=(n,), leaf_size=leaf, rank=rank, share="level",
+                         untie_top=levels // 2,
                          dtype=torch.float64)
     else:
-        op = HSSOperator((n,), leaf, rank, share="none", dtype=torch.float64)
+        op = HSSOperator(grid_shape=(n,), leaf_size=leaf, rank=rank, share="none", dtype=torch.float64)
     if route == "adam_init_dense_ls":
         a_ls = (y / scale).T @ np.linalg.pinv(x.T)
         op.load_state_dict(from_dense(a_ls, (n,), leaf, rank=rank).state_dict())

@@ -44,7 +44,8 @@ def test_inverse_second_difference_is_rank_two():
 @pytest.mark.parametrize("ci, co", [(1, 1), (2, 3)])
 def test_round_trip_random_hss(grid, leaf, ci, co):
     torch.manual_seed(1)
-    src = HSSOperator(grid, leaf, 3, ci, co, share="none", dtype=torch.float64)
+    src = HSSOperator(ci, co, grid_shape=grid, leaf_size=leaf, rank=3, share="none",
+                      dtype=torch.float64)
     A = src.to_dense().detach()
     op = from_dense(A, grid, leaf, rank=3)
     assert op.ranks == src.ranks
@@ -123,7 +124,7 @@ def test_from_samples_poisson_few_pairs(n):
 
 def test_from_samples_nonsymmetric_with_transpose_pairs_2d():
     torch.manual_seed(3)
-    src = HSSOperator((16, 16), 16, 3, dtype=torch.float64)
+    src = HSSOperator(grid_shape=(16, 16), leaf_size=16, rank=3, dtype=torch.float64)
     A = src.to_dense().detach()[0, 0].numpy()
     rng = np.random.default_rng(0)
     s = 16 + 3 + 4

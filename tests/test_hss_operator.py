@@ -62,7 +62,8 @@ def reference_dense(op: HSSOperator) -> torch.Tensor:
 @pytest.mark.parametrize("ci, co", [(1, 1), (2, 3)])
 def test_apply_matches_reference(grid, leaf, share, untie, ci, co):
     torch.manual_seed(0)
-    op = HSSOperator(grid, leaf, 2, ci, co, share=share, untie_top=untie, dtype=torch.float64)
+    op = HSSOperator(ci, co, grid_shape=grid, leaf_size=leaf, rank=2, share=share, untie_top=untie,
+                     dtype=torch.float64)
     A = reference_dense(op)
     x = torch.randn(3, ci, *grid, dtype=torch.float64)
     y = op(x)
@@ -73,7 +74,7 @@ def test_apply_matches_reference(grid, leaf, share, untie, ci, co):
 
 
 def test_per_level_ranks():
-    op = HSSOperator((64,), 8, (2, 3, 4), dtype=torch.float64)
+    op = HSSOperator(grid_shape=(64,), leaf_size=8, rank=(2, 3, 4), dtype=torch.float64)
     assert op.ranks == (2, 3, 4)
     torch.testing.assert_close(op.to_dense(), reference_dense(op), rtol=1e-12, atol=1e-12)
 
@@ -81,12 +82,12 @@ def test_per_level_ranks():
 @pytest.mark.parametrize("grid, leaf", CASES)
 @pytest.mark.parametrize("share, untie", SHARES + [("level", 9)])
 def test_parameter_count_formula(grid, leaf, share, untie):
-    op = HSSOperator(grid, leaf, 2, 2, 3, share=share, untie_top=untie)
+    op = HSSOperator(2, 3, grid_shape=grid, leaf_size=leaf, rank=2, share=share, untie_top=untie)
     assert count_parameters(op) == generator_count(grid, leaf, 2, 2, 3, share, untie)
 
 
 def test_old_parameter_count_names_warn_and_agree():
-    op = HSSOperator((64,), 8, 2)
+    op = HSSOperator(grid_shape=(64,), leaf_size=8, rank=2)
     with pytest.warns(DeprecationWarning, match="generator_count"):
         assert parameter_count((64,), 8, 2) == generator_count((64,), 8, 2)
     with pytest.warns(DeprecationWarning, match="count_parameters"):
@@ -99,20 +100,22 @@ def test_sharing_semantics():
     full = generator_count((1024,), 16, 4, share="none")
     assert generator_count((1024,), 16, 4, share="level", untie_top=6) == full
     # shared leaves: all diagonal blocks identical (translation-tied)
-    op = HSSOperator((64,), 16, 4, share="level", untie_top=1, dtype=torch.float64)
+    op = HSSOperator(grid_shape=(64,), leaf_size=16, rank=4, share="level", untie_top=1,
+                     dtype=torch.float64)
     A = op.to_dense()[0, 0]
     blocks = torch.stack([A[i:i + 16, i:i + 16] for i in range(0, 64, 16)])
     torch.testing.assert_close(blocks, blocks[:1].expand_as(blocks))
     # untie_top >= L behaves exactly like share="none"
-    op1 = HSSOperator((64,), 8, 2, share="level", untie_top=3)
-    op2 = HSSOperator((64,), 8, 2, share="none")
+    op1 = HSSOperator(grid_shape=(64,), leaf_size=8, rank=2, share="level", untie_top=3)
+    op2 = HSSOperator(grid_shape=(64,), leaf_size=8, rank=2, share="none")
     assert [p.shape for p in op1.parameters()] == [p.shape for p in op2.parameters()]
 
 
 def test_gradcheck_float64():
     torch.manual_seed(0)
     for share, untie in SHARES:
-        op = HSSOperator((4, 8), 4, 2, 2, 1, share=share, untie_top=untie, dtype=torch.float64)
+        op = HSSOperator(2, 1, grid_shape=(4, 8), leaf_size=4, rank=2, share=share, untie_top=untie,
+                         dtype=torch.float64)
         names = [n for n, _ in op.named_parameters()]
         params = tuple(p.detach().clone().requires_grad_(True) for p in op.parameters())
         x = torch.randn(2, 2, 4, 8, dtype=torch.float64, requires_grad=True)
@@ -124,24 +127,25 @@ def test_gradcheck_float64():
 
 
 def test_float32_and_default_init_scale():
-    op = HSSOperator((32, 32), 16, 4, 3, 3, share="level", untie_top=2)
+    op = HSSOperator(3, 3, grid_shape=(32, 32), leaf_size=16, rank=4, share="level", untie_top=2)
     x = torch.randn(2, 3, 32, 32)
     y = op(x)
     assert y.dtype == torch.float32 and torch.isfinite(y).all()
     assert 0.2 < float(y.detach().std()) < 5.0  # orthonormal nested bases: no explosion across levels
-    op64 = HSSOperator((32, 32), 16, 4, 3, 3, share="level", untie_top=2, dtype=torch.float64)
+    op64 = HSSOperator(3, 3, grid_shape=(32, 32), leaf_size=16, rank=4, share="level", untie_top=2,
+                       dtype=torch.float64)
     op64.load_state_dict({k: v.double() for k, v in op.state_dict().items()})
     torch.testing.assert_close(op64(x.double()).float(), y, rtol=1e-4, atol=1e-5)
 
 
 def test_single_leaf_grid_is_dense_block():
-    op = HSSOperator((4, 4), 16, 4, dtype=torch.float64)
+    op = HSSOperator(grid_shape=(4, 4), leaf_size=16, rank=4, dtype=torch.float64)
     assert op.n_levels == 0
     torch.testing.assert_close(op.to_dense()[0, 0], op.D[0, 0, 0])
 
 
 def test_device_follows_parameters():
-    op = HSSOperator((64,), 16, 4, device="meta")
+    op = HSSOperator(grid_shape=(64,), leaf_size=16, rank=4, device="meta")
     y = op(torch.empty(2, 1, 64, device="meta"))
     assert y.device.type == "meta" and y.shape == (2, 1, 64)
 
@@ -155,11 +159,11 @@ def test_device_follows_parameters():
 )
 def test_bad_construction_raises(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        HSSOperator((64,), 16, **kwargs)
+        HSSOperator(**{"grid_shape": (64,), "leaf_size": 16, **kwargs})
 
 
 def test_bad_input_raises():
-    op = HSSOperator((8, 8), 16, 4, in_channels=2)
+    op = HSSOperator(2, grid_shape=(8, 8), leaf_size=16, rank=4)
     with pytest.raises(ValueError, match="channels"):
         op(torch.randn(1, 3, 8, 8))
     with pytest.raises(ValueError, match="expected"):
@@ -168,3 +172,15 @@ def test_bad_input_raises():
         op(torch.randn(1, 2, 8, 16))
     with pytest.raises(ValueError, match="dtype"):
         op(torch.randn(1, 2, 8, 8, dtype=torch.float64))
+
+
+def test_the_01_argument_order_is_deprecated_and_builds_the_same_operator():
+    torch.manual_seed(0)
+    new = HSSOperator(2, 3, grid_shape=(16, 16), leaf_size=16, rank=4, share="level")
+    torch.manual_seed(0)
+    with pytest.warns(DeprecationWarning, match="channels first"):
+        old = HSSOperator((16, 16), 16, 4, 2, 3, share="level")
+    for a, b in zip(new.state_dict().values(), old.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(TypeError, match="both by position and by name"):
+        HSSOperator((16, 16), 16, 4, 2, in_channels=2)

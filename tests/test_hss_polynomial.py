@@ -33,7 +33,8 @@ def test_bases_are_orthonormal_and_exactly_nested(grid, leaf, degree):
 def test_fit_recovers_an_operator_with_polynomial_bases():
     torch.manual_seed(0)
     grid, degree = (16, 16), 2
-    truth = HSSOperator(grid, 16, polynomial_rank(2, degree), share="none", dtype=torch.float64)
+    truth = HSSOperator(grid_shape=grid, leaf_size=16, rank=polynomial_rank(2, degree), share="none",
+                        dtype=torch.float64)
     with_polynomial_bases(truth, degree)
     with torch.no_grad():
         truth.D.normal_()

@@ -44,7 +44,7 @@ def test_any_hss_configuration_applies_as_its_dense_matrix_or_is_refused(
     if broken == "levels":
         ranks = [rank] * (n_levels + 1)  # one rank more than the tree has levels
     try:
-        op = HSSOperator(grid, leaf_side ** dim, ranks, in_channels=ci, out_channels=co,
+        op = HSSOperator(ci, co, grid_shape=grid, leaf_size=leaf_side ** dim, rank=ranks,
                          share=share, untie_top=untie_top, dtype=torch.float64)
     except ValueError as err:
         assert str(err)  # refused with a message

@@ -1,7 +1,7 @@
 """Hierarchically semi-separable (HSS) operators: cluster tree, module, compression.
 
 >>> from neuralhss.hss import HSSOperator
->>> op = HSSOperator((64, 64), leaf_size=16, rank=8, share="level", untie_top=3)
+>>> op = HSSOperator(1, 1, grid_shape=(64, 64), leaf_size=16, rank=8, share="level", untie_top=3)
 
 See :class:`HSSOperator` for the mathematics.
 """

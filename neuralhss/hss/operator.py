@@ -94,6 +94,10 @@ def _contiguous_grad(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+_OLD_ORDER = ("grid_shape", "leaf_size", "rank", "in_channels", "out_channels", "share",
+              "untie_top", "dtype", "device")
+
+
 class HSSOperator(nn.Module):
     r"""Linear HSS layer ``(B, C_in, *grid_shape) -> (B, C_out, *grid_shape)``.
 
@@ -102,8 +106,16 @@ class HSSOperator(nn.Module):
     batched tensor contraction per tree level (never a per-node Python loop and never a
     dense ``N x N`` matrix).
 
+    ``HSSOperator(in_channels=1, out_channels=1, *, grid_shape, leaf_size, rank, share="none",
+    untie_top=0, dtype=None, device=None)``: channels first, as ``torch.nn.Conv2d`` and
+    neuraloperator's ``SpectralConv``. (The 0.1 order ``HSSOperator(grid_shape, leaf_size, rank,
+    in_channels, out_channels, ...)``, recognised by the absence of ``grid_shape=``, still works
+    until 0.2 with a ``DeprecationWarning``.)
+
     Parameters
     ----------
+    in_channels, out_channels : int, default 1
+        ``C_in`` and ``C_out``.
     grid_shape : int or tuple of int
         Spatial grid ``(n_1, ..., n_d)``, ``d`` in 1..3, row-major. Each side must be the leaf
         side times a power of two.
@@ -113,8 +125,6 @@ class HSSOperator(nn.Module):
     rank : int or sequence of int
         HSS rank ``r``, or one rank per level ``(r_1, ..., r_L)`` from the children of the
         root (level 1) down to the leaves (level ``L``). ``r_L <= m`` is required.
-    in_channels, out_channels : int
-        ``C_in`` and ``C_out``.
     share : {"none", "level"}
         ``"none"``: every node has its own generators (the full HSS class).
         ``"level"``: nodes of one level share their generators (translation-tied, the
@@ -177,19 +187,38 @@ class HSSOperator(nn.Module):
     returns the matrix in row-major grid order.
     """
 
-    def __init__(
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+        if "grid_shape" not in kwargs:
+            # The 0.1 order HSSOperator(grid_shape, leaf_size, rank, in_channels, out_channels,
+            # share, untie_top, dtype, device): still accepted until 0.2.
+            if len(args) > len(_OLD_ORDER):
+                raise TypeError(f"HSSOperator takes at most {len(_OLD_ORDER)} positional "
+                                f"arguments in the 0.1 order; got {len(args)}")
+            clash = set(_OLD_ORDER[:len(args)]) & set(kwargs)
+            if clash:
+                raise TypeError(f"HSSOperator got {sorted(clash)} both by position and by name")
+            warnings.warn("HSSOperator(grid_shape, leaf_size, rank, in_channels, out_channels, "
+                          "...) is deprecated; use HSSOperator(in_channels, out_channels, "
+                          "grid_shape=..., leaf_size=..., rank=...), channels first as in torch "
+                          "and neuraloperator", DeprecationWarning, stacklevel=2)
+            kwargs.update(zip(_OLD_ORDER, args, strict=False))
+            args = ()
+        self._build(*args, **kwargs)
+
+    def _build(
         self,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        *,
         grid_shape: Sequence[int] | int,
         leaf_size: int | Sequence[int],
         rank: int | Sequence[int],
-        in_channels: int = 1,
-        out_channels: int = 1,
         share: str = "none",
         untie_top: int = 0,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> None:
-        super().__init__()
         if in_channels < 1 or out_channels < 1:
             raise ValueError(
                 f"in_channels={in_channels}, out_channels={out_channels}: both must be >= 1"
@@ -437,8 +466,8 @@ class HSSOperator(nn.Module):
     @classmethod
     def _from_generators(cls, g: Generators) -> HSSOperator:
         # A single-leaf grid has no levels, hence no ranks: any rank builds the same operator.
-        op = cls(g.grid_shape, g.leaf_shape, g.ranks or 1, g.in_channels, g.out_channels,
-                 share="none", dtype=g.dtype, device=g.device)
+        op = cls(g.in_channels, g.out_channels, grid_shape=g.grid_shape, leaf_size=g.leaf_shape,
+                 rank=g.ranks or 1, share="none", dtype=g.dtype, device=g.device)
         with torch.no_grad():
             op.D.copy_(g.D)
             if g.U is not None:

@@ -127,7 +127,8 @@ def fit_polynomial_hss(x: torch.Tensor, y: torch.Tensor, leaf_size: int | tuple[
         raise ValueError(f"x {tuple(x.shape)} and y {tuple(y.shape)} must both be (n, *grid)")
     grid = tuple(x.shape[1:])
     r = polynomial_rank(len(grid), degree)
-    op = HSSOperator(grid, leaf_size, r, share=share, untie_top=untie_top, dtype=torch.float64)
+    op = HSSOperator(grid_shape=grid, leaf_size=leaf_size, rank=r, share=share, untie_top=untie_top,
+                     dtype=torch.float64)
     with_polynomial_bases(op, degree)
     X = x.to(torch.float64)[:, None]
     Y = y.to(torch.float64)[:, None]

@@ -111,7 +111,8 @@ class NeuralHSS(nn.Module):
                                  persistent=False)
         self.lift = Pointwise(in_channels + (d if self.positional else 0), width)
         self.hss = nn.ModuleList(
-            HSSOperator(self.grid_shape, leaf_size, rank, width, width, share=share,
+            HSSOperator(width, width, grid_shape=self.grid_shape, leaf_size=leaf_size, rank=rank,
+                        share=share,
                         untie_top=untie_top) for _ in range(n_layers))
         self.local = nn.ModuleList(Pointwise(width, width) for _ in range(n_layers))
         self.act = ACTIVATIONS[activation]()
