@@ -94,6 +94,16 @@ def _inverse_symbol(shape: tuple[int, ...], lengths: tuple[float, ...],
     return inv
 
 
+def _grid_shape(shape: int | Sequence[int]) -> tuple[tuple[int, ...], int]:
+    """``shape`` (an int for 1-D, or 1..3 ints) checked, and its dimension."""
+    shape_t = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    if not shape_t or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool)
+                              for n in shape_t):
+        raise ValueError(f"shape must be an int or a sequence of 1..3 ints; got {shape!r}.")
+    d = st.check_dim(len(shape_t), None, "shape")
+    return st.check_spatial_shape(shape_t, "shape"), d
+
+
 def symbol(shape: int | Sequence[int], lengths: float | Sequence[float] = 1.0,
            bc: str | Sequence[str] = "dirichlet", *, inverse: bool = False) -> np.ndarray:
     """Eigenvalues λ of the d-D (2d+1)-point −Δ_h, in the order of the transforms that diagonalise it.
@@ -120,12 +130,7 @@ def symbol(shape: int | Sequence[int], lengths: float | Sequence[float] = 1.0,
         order of ``scipy.fft.rfftn`` over the periodic axes, DST-I order on Dirichlet axes).
         ``inverse=True`` returns a cached read-only array (units length²); otherwise a new one.
     """
-    shape_t = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    if not shape_t or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool)
-                              for n in shape_t):
-        raise ValueError(f"shape must be an int or a sequence of 1..3 ints; got {shape!r}.")
-    d = st.check_dim(len(shape_t), None, "shape")
-    shape_t = st.check_spatial_shape(shape_t, "shape")
+    shape_t, d = _grid_shape(shape)
     lens, bcs = st.normalize_lengths(lengths, d), st.normalize_bc(bc, d)
     if inverse:
         return _inverse_symbol(shape_t, lens, bcs)
@@ -245,10 +250,5 @@ def laplacian(shape: int | Sequence[int], lengths: float | Sequence[float] = 1.0
         Unknowns in row-major order (``u.ravel()``, last axis fastest). Symmetric; positive
         definite unless every axis is periodic (then positive semi-definite, kernel = constants).
     """
-    shape_t = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    if not shape_t or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool)
-                              for n in shape_t):
-        raise ValueError(f"shape must be an int or a sequence of 1..3 ints; got {shape!r}.")
-    d = st.check_dim(len(shape_t), None, "shape")
-    shape_t = st.check_spatial_shape(shape_t, "shape")
+    shape_t, d = _grid_shape(shape)
     return st.kron_sum_laplacian(shape_t, st.normalize_lengths(lengths, d), st.normalize_bc(bc, d))
