@@ -349,8 +349,8 @@ def test_blocks_are_written_in_sample_order_whatever_order_they_finish_in(tmp_pa
 
     parts = tmp_path / "p.h5.parts"
     parts.mkdir()
-    gen_mod._save_block(gen_mod._block_path(parts, 4, 8), block(4, 8))  # resumed from disk
-    gen_mod._save_block(gen_mod._block_path(parts, 16, 20), block(16, 20))
+    gen_mod.save_block(gen_mod.block_path(parts, 4, 8), block(4, 8))  # resumed from disk
+    gen_mod.save_block(gen_mod.block_path(parts, 16, 20), block(16, 20))
 
     class Writer:
         written: list = []
@@ -362,7 +362,7 @@ def test_blocks_are_written_in_sample_order_whatever_order_they_finish_in(tmp_pa
     for a in (0, 8, 12):
         sink.submitted(a)
     sink.add(12, 16, block(12, 16))  # finishes first: waits in memory
-    gen_mod._save_block(gen_mod._block_path(parts, 8, 12), block(8, 12))
+    gen_mod.save_block(gen_mod.block_path(parts, 8, 12), block(8, 12))
     sink.add(8, 12, None)  # a pool worker's block: read from its file when its turn comes
     assert Writer.written == [] and sink.backlog() == 2
     sink.add(0, 4, block(0, 4))

@@ -70,9 +70,9 @@ def test_generate_refuses_what_does_not_fit_on_the_disk(tmp_path, capsys):
 
 
 def test_generate_refuses_what_does_not_fit_in_memory(tmp_path, capsys, monkeypatch):
-    from neuralhss.datasets import generation
+    from neuralhss.datasets import resources
 
-    monkeypatch.setattr(generation, "available_memory", lambda: 10**4)  # 10 kB available
+    monkeypatch.setattr(resources, "available_memory", lambda: 10**4)  # 10 kB available
     out = tmp_path / "g.h5"
     argv = ["generate", "poisson", "--resolution", "64", "--samples", "4", "--workers", "2",
             "--no-progress", "-o", str(out)]
@@ -82,15 +82,15 @@ def test_generate_refuses_what_does_not_fit_in_memory(tmp_path, capsys, monkeypa
 
 
 def test_estimate_and_lazy_bookkeeping():
+    from neuralhss.datasets.blocks import block_of as _block_of
     from neuralhss.datasets.generation import (
-        _block_of,
         _meta_for,
         blocks_of,
-        estimate,
         get_problem,
         iter_blocks,
         n_blocks,
     )
+    from neuralhss.datasets.resources import estimate
 
     prob = get_problem("poisson")
     params = prob.resolve({"resolution": 16})

@@ -31,8 +31,6 @@ import os
 import shutil
 import sys
 import time
-import zipfile
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
@@ -46,7 +44,18 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..io import atomic_write
+from .blocks import (
+    Block,
+    ChunkCodec,
+    block_path,
+    chunks_per_sample,
+    load_block,
+    pack,
+    save_block,
+    scan_parts,
+)
 from .problems import Problem, get_problem
+from .resources import check_resources, estimate
 from .schema import (
     Meta,
     compression_of,
@@ -125,120 +134,6 @@ def n_blocks(indices: range, block_size: int) -> int:
     return (indices.stop - 1) // block_size - indices.start // block_size + 1
 
 
-def _block_of(start: int, indices: range, block_size: int) -> tuple[int, int] | None:
-    """The block of :func:`blocks_of` that begins at ``start``, or ``None`` if none does."""
-    if start not in indices or (start != indices.start and start % block_size):
-        return None
-    return start, min(indices.stop, (start // block_size + 1) * block_size)
-
-
-def human_bytes(n: float) -> str:
-    """``1.5 GB``-style size (decimal units, as ``df -H`` prints them)."""
-    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
-        if abs(n) < 1000 or unit == "PB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    raise AssertionError  # pragma: no cover
-
-
-#: Working memory of one sample being computed, in multiples of its float32 fields: the solvers
-#: work in float64 (x2) with a few temporaries (spectra, right-hand sides, ...).
-WORK_FACTOR = 8
-#: Bytes of HDF5 bookkeeping per written chunk (B-tree entry, chunk header): an upper bound.
-CHUNK_OVERHEAD = 64
-
-
-@dataclass
-class Estimate:
-    """What a :func:`generate` run needs, computed from the parameters before it starts."""
-
-    bytes_per_sample: int
-    n_samples: int
-    #: Size of the finished ``.h5`` file (uncompressed; gzip gains little on float noise).
-    output_bytes: int
-    #: Disk in use at the peak: every block in ``.parts`` plus the ``.h5.partial`` being written.
-    peak_disk_bytes: int
-    #: Memory of the workers and the writer: blocks being computed plus working memory.
-    memory_bytes: int
-    workers: int
-
-    def summary(self) -> str:
-        return (f"{self.n_samples} samples of {human_bytes(self.bytes_per_sample)}: about "
-                f"{human_bytes(self.output_bytes)} on disk ({human_bytes(self.peak_disk_bytes)} "
-                f"at the peak) and {human_bytes(self.memory_bytes)} of memory with "
-                f"{self.workers} worker(s)")
-
-
-def estimate(meta: Meta, block_size: int, workers: int) -> Estimate:
-    """Disk and memory a run needs, from its metadata alone (nothing is computed)."""
-    owned = shard_range(meta.n_samples, meta.shard)
-    fields = meta.input_fields + meta.output_fields
-    per_sample = sum(4 * math.prod(meta.field_shape(n)) for n in fields)
-    output = len(owned) * (per_sample + CHUNK_OVERHEAD * len(fields)) + meta.n_samples  # + /done
-    block = min(block_size, len(owned)) * per_sample
-    # At most workers + 1 blocks are computed or waiting to be written at any time (each at
-    # most its float32 size; compressed once computed), plus one sample's working memory per
-    # worker.
-    memory = workers * (block + WORK_FACTOR * per_sample) + block
-    return Estimate(per_sample, len(owned), output, output + len(owned) * per_sample, memory,
-                    workers)
-
-
-def available_memory() -> int | None:
-    """Memory available to a new process (``MemAvailable``), or ``None`` if unknown."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def free_disk(path: Path) -> int:
-    """Free bytes of the file system that ``path`` (or its nearest existing parent) is on."""
-    path = path.absolute()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return shutil.disk_usage(path).free
-
-
-def _folder_bytes(folder: Path) -> int:
-    """Total size of the files directly in ``folder`` (0 if it does not exist); O(1) memory."""
-    total = 0
-    try:
-        with os.scandir(folder) as it:
-            for entry in it:
-                if entry.is_file(follow_symlinks=False):
-                    total += entry.stat(follow_symlinks=False).st_size
-    except FileNotFoundError:
-        pass
-    return total
-
-
-def check_resources(est: Estimate, path: Path, parts: Path) -> None:
-    """Refuse a run that cannot fit on the disk of ``path`` or in memory (one-line ValueError)."""
-    # Blocks already in the parts folder (a resumed run) are counted in the peak but use no
-    # new space.
-    need = est.peak_disk_bytes - _folder_bytes(parts)
-    free = free_disk(path.parent)
-    if need > free:
-        raise ValueError(f"{path}: {est.n_samples} samples need about {human_bytes(need)} of disk "
-                         f"({human_bytes(est.output_bytes)} file plus the blocks it is written "
-                         f"from) but {human_bytes(free)} are free; generate fewer samples, a "
-                         "smaller resolution, or write elsewhere")
-    mem = available_memory()
-    if mem is not None and est.memory_bytes > mem:
-        raise ValueError(f"{path}: {est.workers} worker(s) need about "
-                         f"{human_bytes(est.memory_bytes)} of memory (samples of "
-                         f"{human_bytes(est.bytes_per_sample)}) but {human_bytes(mem)} are "
-                         "available; use a smaller resolution, --block-size or --workers")
-
-
 def sample_rng(seed: int, index: int) -> np.random.Generator:
     """The generator of sample ``index``: ``SeedSequence(seed).spawn(n)[index]``, in O(1)."""
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
@@ -288,83 +183,6 @@ def _iter_samples(problem: Problem, params: Mapping[str, Any], seed: int, start:
             yield i, sample
 
 
-class ChunkCodec:
-    """Encodes a float32 chunk into the bytes HDF5 stores for it under a file's filter, so that
-    workers compress and the file is written with ``write_direct_chunk``.
-
-    ``gzip``: the HDF5 shuffle filter (byte ``k`` of every value, for ``k`` = 0..3) then zlib at
-    the file's level, which is what HDF5's deflate filter calls (``compress2``); the bytes equal
-    HDF5's own output (``tests/test_datasets.py`` checks it against ``read_direct_chunk``).
-    ``none``: the raw bytes. Any other filter (``lzf``): HDF5 itself compresses the chunk in an
-    in-memory file and the stored bytes are read back. Each chunk is ``(filter mask, bytes)``.
-    """
-
-    def __init__(self, compression: str = "gzip", level: int = 1) -> None:
-        self.compression = compression
-        self.level = level
-        self.options = filter_options(compression, level)
-        self._scratch: dict[tuple[int, ...], h5py.Dataset] = {}
-        self._file: h5py.File | None = None
-
-    def encode(self, chunk: np.ndarray) -> tuple[int, bytes]:
-        chunk = np.ascontiguousarray(chunk, dtype=np.float32)
-        if self.compression == "gzip":
-            shuffled = chunk.view(np.uint8).reshape(-1, 4).T.tobytes()
-            return 0, zlib.compress(shuffled, self.level)
-        if self.compression == "none":
-            return 0, chunk.tobytes()
-        ds = self._scratch.get(chunk.shape)
-        if ds is None:
-            if self._file is None:  # rdcc_nbytes=0: every write goes through the filters at once
-                self._file = h5py.File(f"chunks-{id(self)}", "w", driver="core",
-                                       backing_store=False, rdcc_nbytes=0)
-            ds = self._file.create_dataset(f"c{len(self._scratch)}", shape=chunk.shape,
-                                           dtype=np.float32, chunks=chunk.shape, **self.options)
-            self._scratch[chunk.shape] = ds
-        ds[...] = chunk
-        mask, data = ds.id.read_direct_chunk((0,) * chunk.ndim)
-        return int(mask), bytes(data)
-
-    def encode_sample(self, meta: Meta, fields: Mapping[str, np.ndarray],
-                      names: Sequence[str] | None = None) -> dict[str, list]:
-        """The chunks of one sample: per field, one chunk (or one per snapshot of a trajectory);
-        all fields of ``meta`` or those in ``names``."""
-        out = {}
-        for name in meta.input_fields + meta.output_fields if names is None else names:
-            arr = np.asarray(fields[name])
-            if name in meta.temporal_fields:
-                out[name] = [self.encode(a) for a in arr]
-            else:
-                out[name] = [self.encode(arr)]
-        return out
-
-    def decode(self, mask: int, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
-        """The float32 chunk of :meth:`encode`'s output (gzip and none; used by ``merge``)."""
-        if self.compression == "none" or mask:
-            return np.frombuffer(data, np.float32).reshape(shape)
-        if self.compression == "gzip":
-            raw = np.frombuffer(zlib.decompress(data), np.uint8)
-            return raw.reshape(4, -1).T.copy().view(np.float32).reshape(shape)
-        raise ValueError(f"cannot decode {self.compression} chunks")
-
-
-#: A block of samples as written: ``(index, data)``, the filter mask and byte size of each chunk
-#: (int64, shape ``(chunks, 2)``) and their concatenated bytes (uint8), the chunks in the order
-#: they are written: sample by sample, each sample's fields in channel order, each field's
-#: snapshots in time order.
-Block = tuple[np.ndarray, np.ndarray]
-
-
-def _chunks_per_sample(meta: Meta, name: str) -> int:
-    return len(meta.times) if name in meta.temporal_fields and meta.times is not None else 1
-
-
-def _pack(per_sample: Sequence[Mapping[str, list]], names: Sequence[str]) -> Block:
-    chunks = [c for s in per_sample for name in names for c in s[name]]
-    index = np.array([(m, len(d)) for m, d in chunks], np.int64).reshape(len(chunks), 2)
-    return index, np.frombuffer(b"".join(d for _, d in chunks), np.uint8)
-
-
 def compute_block(problem: Problem, params: Mapping[str, Any], seed: int, start: int,
                   stop: int, meta: Meta, codec: ChunkCodec) -> Block:
     """Compute samples ``start..stop-1`` and encode each as soon as it is computed: the block
@@ -372,7 +190,7 @@ def compute_block(problem: Problem, params: Mapping[str, Any], seed: int, start:
     size (compressed chunks are rarely larger; it grows if they are), plus one sample."""
     names = meta.input_fields + meta.output_fields
     index: list[tuple[int, int]] = []
-    n_chunks = (stop - start) * sum(_chunks_per_sample(meta, n) for n in names)
+    n_chunks = (stop - start) * sum(chunks_per_sample(meta, n) for n in names)
     data = bytearray((stop - start) * sum(4 * math.prod(meta.field_shape(n)) for n in names)
                      + 64 * n_chunks)
     end = 0
@@ -386,75 +204,6 @@ def compute_block(problem: Problem, params: Mapping[str, Any], seed: int, start:
                 end += len(chunk)
     return (np.array(index, np.int64).reshape(len(index), 2),
             np.frombuffer(data, np.uint8, count=end) if end else np.zeros(0, np.uint8))
-
-
-def _block_path(parts: Path, start: int, stop: int) -> Path:
-    return parts / f"{start:010d}-{stop:010d}.npz"
-
-
-def _save_block(path: Path, block: Block) -> None:
-    def write(tmp: Path) -> None:
-        # What np.savez writes (an uncompressed zip of .npy members: the chunks are compressed
-        # already), without the copy that np.savez makes of each array on its way to the zip.
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for key, arr in (("index", block[0]), ("data", block[1])):
-                with zf.open(f"{key}.npy", "w", force_zip64=True) as fh:
-                    np.lib.format.write_array_header_1_0(
-                        fh, np.lib.format.header_data_from_array_1_0(arr))
-                    fh.write(memoryview(np.ascontiguousarray(arr)).cast("B"))
-
-    # Not durable: a killed process loses nothing that reached the page cache, and a block cut
-    # short by a power failure fails _load_block on resume and is recomputed. The hidden
-    # ".tmp" name is what _scan_parts clears after a kill.
-    atomic_write(path, write, temp=path.with_name(f".{path.name}.{os.getpid()}.tmp"),
-                 durable=False)
-
-
-def _load_block(path: Path, meta: Meta, n: int) -> Block | None:
-    """The block of ``n`` samples in ``path``, or ``None`` if it is torn, garbled or another's
-    (the zip's CRCs are checked as it is read)."""
-    count = n * sum(_chunks_per_sample(meta, name)
-                    for name in meta.input_fields + meta.output_fields)
-    try:
-        with np.load(path) as z:
-            if sorted(z.files) != ["data", "index"]:
-                return None
-            index, data = z["index"], z["data"]
-    except Exception:  # truncated or garbled zip: recompute the block
-        return None
-    if (index.shape != (count, 2) or index.dtype != np.int64 or data.ndim != 1
-            or data.dtype != np.uint8 or (index < 0).any() or (index[:, 0] >= 2**32).any()
-            or int(index[:, 1].sum()) != data.size):
-        return None
-    return index, data
-
-
-def _scan_parts(parts: Path, meta: Meta, owned: range, block_size: int) -> tuple[int, int]:
-    """Keep the valid blocks of ``parts``, delete everything else we wrote there.
-
-    Returns ``(samples, blocks)`` held by the valid blocks. Walks the folder, not the list of
-    all blocks, so memory is O(1) however many samples the run has.
-    """
-    n_samples = n_valid = 0
-    with os.scandir(parts) as it:
-        for entry in it:
-            name = entry.name
-            if name.startswith(".") and name.endswith(".tmp"):
-                os.unlink(entry.path)  # a block write cut short by a kill or a full disk
-                continue
-            if not name.endswith(".npz"):
-                continue
-            try:
-                a, b = (int(v) for v in name[:-4].split("-"))
-            except ValueError:
-                continue
-            if (_block_of(a, owned, block_size) == (a, b)
-                    and _load_block(Path(entry.path), meta, b - a) is not None):
-                n_samples += b - a
-                n_valid += 1
-            else:
-                os.unlink(entry.path)
-    return n_samples, n_valid
 
 
 def _run_settings(problem_name: str, params: dict, seed: int, parts: str
@@ -484,9 +233,9 @@ def _worker(problem_name: str, params: dict, seed: int, start: int, stop: int,
     worker, the writer reads the block's file)."""
     meta, codec = _run_settings(problem_name, params, seed, parts)
     prob = get_problem(problem_name)
-    path = _block_path(Path(parts), start, stop)
+    path = block_path(Path(parts), start, stop)
     block = compute_block(prob, params, seed, start, stop, meta, codec)
-    _save_block(path, block)
+    save_block(path, block)
     # A pool worker sends no data back: the writer reads the block file (one copy in the
     # writer's memory, where a pickled block would be two, and none in the worker's).
     return start, stop, None if _IN_POOL else block
@@ -570,7 +319,7 @@ class _Writer:
             self.datasets = {p.split("/", 1)[1]: self.file[p].id for p in field_paths(meta)}
             self.temporal = {n: n in meta.temporal_fields for n in self.names}
             self.zeros = (0,) * meta.grid.dim
-            self.layout = [(self.datasets[n], self.temporal[n], _chunks_per_sample(meta, n))
+            self.layout = [(self.datasets[n], self.temporal[n], chunks_per_sample(meta, n))
                            for n in self.names]
         except BaseException:
             self.abort()
@@ -645,7 +394,7 @@ def write_hdf5(path: Path, meta: Meta, get_sample: Callable[[int], Mapping[str, 
         for i in range(meta.n_samples):
             sample = get_sample(i)
             if sample is not None:
-                writer.write_block(i, i + 1, _pack([codec.encode_sample(meta, sample)],
+                writer.write_block(i, i + 1, pack([codec.encode_sample(meta, sample)],
                                                    writer.names))
     except BaseException:
         writer.abort()
@@ -825,11 +574,11 @@ def generate(
         else:
             text = json.dumps(manifest, sort_keys=True, indent=1)
             atomic_write(man_path, lambda tmp: tmp.write_text(text))
-        n_resumed, n_done_blocks = _scan_parts(parts, meta, owned, bsize)
+        n_resumed, n_done_blocks = scan_parts(parts, meta, owned, bsize)
         n_todo = len(owned) - n_resumed
         # Listed lazily: memory stays O(blocks in flight) for any number of samples.
         todo = ((a, b) for a, b in iter_blocks(owned, bsize)
-                if not _block_path(parts, a, b).exists())
+                if not block_path(parts, a, b).exists())
         workers = min(workers, max(1, n_blocks(owned, bsize) - n_done_blocks))
         bar = tqdm(total=len(owned), initial=n_resumed, unit="sample", disable=not progress,
                    desc=f"{prob.name} {'x'.join(map(str, meta.grid.shape))}", smoothing=0.1)
@@ -935,10 +684,10 @@ class _InOrder:
             elif a in self.in_flight:
                 return
             else:
-                path = _block_path(self.parts, a, b)
+                path = block_path(self.parts, a, b)
                 if not path.exists():
                     return  # not computed yet
-                block = _load_block(path, self.meta, b - a)
+                block = load_block(path, self.meta, b - a)
                 if block is None:
                     raise RuntimeError(f"{path} was damaged during the run; run the command "
                                        "again to recompute it")
@@ -1078,7 +827,7 @@ def merge(shards: Sequence[str | os.PathLike], out: str | os.PathLike,
         writer = _Writer(out, meta, filters, progress, desc="merging")
         try:
             for i in range(meta.n_samples):
-                writer.write_block(i, i + 1, _pack([sample_chunks(i)], names))
+                writer.write_block(i, i + 1, pack([sample_chunks(i)], names))
         except BaseException:
             writer.abort()
             raise
