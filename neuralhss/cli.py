@@ -13,6 +13,7 @@ Errors print one line on stderr and exit with status 2 (1 for a failed check).
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import re
 import sys
@@ -501,6 +502,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except (ValueError, FileExistsError, FileNotFoundError, RuntimeError, FloatingPointError) as exc:
         print(f"neuralhss {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk, a read-only or forbidden folder: one line, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        hint = "; write to a folder you may write to" if exc.errno in (
+            errno.EACCES, errno.EPERM, errno.EROFS) else ""
+        print(f"neuralhss {args.command}: error: {where}{exc.strerror or exc}{hint}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         out = getattr(args, "out", None)

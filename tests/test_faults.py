@@ -369,3 +369,45 @@ def test_convert_of_empty_tensors_says_so(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no samples" in err[0] and str(src) in err[0]
     assert not out.exists()
+
+
+def test_file_size_limit_mid_run_is_one_line_and_the_run_resumes(tmp_path):
+    """`ulimit -f` (the same errors as a full disk) while the file is written: one line naming
+    the cause and the kept blocks, no traceback, no partial file; the same command then resumes
+    to a complete, valid file."""
+    import resource
+
+    out = tmp_path / "p.h5"
+    cmd = [sys.executable, "-m", "neuralhss.cli", "generate", "poisson", "--resolution", "64",
+           "--samples", "40", "--no-progress", "-o", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def limit() -> None:  # 300 kB: the blocks fit, the 1.3 MB file does not
+        resource.setrlimit(resource.RLIMIT_FSIZE, (300 * 1024, 300 * 1024))
+
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, preexec_fn=limit)
+    assert run.returncode == 2, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in run.stderr, run.stderr
+    assert "file-size limit" in lines[0] and "re-run the same command" in lines[0]
+    assert not out.exists() and not out.with_name("p.h5.partial").exists()
+    assert list((tmp_path / "p.h5.parts").glob("*.npz"))
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert again.returncode == 0 and "resumed" in again.stdout, again.stderr
+    assert main(["check", str(out)]) == 0
+
+
+def test_unwritable_output_folder_is_one_line(tmp_path, capsys, monkeypatch):
+    """A read-only or forbidden folder (simulated: root ignores permissions) is one line."""
+    import errno as errno_
+
+    from neuralhss.datasets import generation
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno_.EROFS, "Read-only file system", str(tmp_path / "p.h5.parts"))
+
+    monkeypatch.setattr(generation, "_exclusive", refuse)
+    assert main(["generate", "poisson", "--resolution", "16", "--samples", "4", "--no-progress",
+                 "-o", str(tmp_path / "p.h5")]) == 2
+    line = _one_line_error(capsys, "Read-only file system", "write to a folder you may write to")
+    assert "p.h5.parts" in line

@@ -24,10 +24,12 @@ single run byte for byte.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -584,20 +586,46 @@ def generate(
                    desc=f"{prob.name} {'x'.join(map(str, meta.grid.shape))}", smoothing=0.1)
         # The file is written while the blocks are computed, each as soon as the blocks before
         # it are written; the block files stay until the end, for a resume.
-        writer = _Writer(path, meta, filters)
         try:
-            sink = _InOrder(writer, parts, meta, owned, bsize)
-            _run_blocks(prob.name, params, seed, todo, parts, workers, bar, sink)
-            sink.finish()
-        except BaseException:
-            writer.abort()
-            raise
-        finally:
-            bar.close()
-        writer.close()
+            writer = _Writer(path, meta, filters)
+            try:
+                sink = _InOrder(writer, parts, meta, owned, bsize)
+                _run_blocks(prob.name, params, seed, todo, parts, workers, bar, sink)
+                sink.finish()
+            except BaseException:
+                writer.abort()
+                raise
+            finally:
+                bar.close()
+            writer.close()
+        except (OSError, RuntimeError) as exc:  # h5py raises either for a failed write
+            code = _disk_full(exc)
+            if code is None:
+                raise
+            kept = sum(1 for _ in parts.glob("*.npz"))
+            raise OSError(code, f"{path}: {os.strerror(code).lower()} while writing (the disk is "
+                          "full, a quota or the file-size limit `ulimit -f` was reached); "
+                          f"{kept} finished block file(s) are kept in {parts.name}: free space "
+                          "or raise the limit and re-run the same command to resume") from exc
         seconds = time.perf_counter() - t0
     shutil.rmtree(parts)
     return GenerateResult(path, n_todo, n_resumed, len(owned), seconds)
+
+
+def _disk_full(exc: BaseException) -> int | None:
+    """The errno if ``exc`` (or what caused it) is a full disk, a quota or a file-size limit.
+
+    h5py reports these inside its message ("errno = 28, error message = ...") rather than in
+    ``OSError.errno``, so both are looked at."""
+    codes = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in codes:
+            return exc.errno
+        found = re.search(r"errno = (\d+)", str(exc))
+        if found and int(found[1]) in codes:
+            return int(found[1])
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _mp_context():
