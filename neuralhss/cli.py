@@ -146,6 +146,13 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
                                 "comma-separated (default: from the source)")
     p.add_argument("--valid", default="train", choices=["train", "test", "drop"],
                    help="where validation data goes (default train)")
+    p.add_argument("--grid", type=int, nargs="+", default=None, metavar="N",
+                   help="neuralop: the spatial shape, e.g. --grid 64 or --grid 16 16 (default: "
+                        "from the tensors' number of axes)")
+    p.add_argument("--channel-axis", default="auto", choices=["1", "none", "auto"],
+                   help="neuralop: x and y have a channel axis at position 1, (n, C, *grid), or "
+                        "none, (n, *grid); an output with one more axis is a trajectory "
+                        "(default auto: from the number of axes)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -154,10 +161,13 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
     result = convert(args.sources, args.out, args.fmt, inputs=args.input, outputs=args.output,
                      input_step=args.input_step, output_step=args.output_step, bc=args.bc,
-                     valid=args.valid, progress=not args.no_progress)
+                     valid=args.valid, grid=args.grid, channel_axis=args.channel_axis,
+                     progress=not args.no_progress)
     split = (f", split {result.n_train} train / {result.n_test} test"
              if result.n_test is not None else "")
     print(check_file(result.path).summary() + split)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
     return 0
 
 

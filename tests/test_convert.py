@@ -137,6 +137,114 @@ def test_neuralop_channel_axes_and_names(tmp_path):
                 outputs=["p", "q", "r"])
 
 
+def test_neuralop_time_dependent_input_state_output_trajectory(tmp_path, capsys):
+    """neuraloperator's time-dependent layout (its 1-D Burgers set): x the initial state
+    (n, N), y the trajectory (n, T, N); y becomes a trajectory field over /coords/t."""
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.rand(6, 16, generator=g), torch.rand(6, 5, 16, generator=g)
+    torch.save({"x": x, "y": y}, tmp_path / "burgers_train_16.pt")
+    torch.save({"x": x[:2], "y": y[:2]}, tmp_path / "burgers_test_16.pt")
+    out = tmp_path / "burgers.h5"
+    assert main(["convert", str(tmp_path / "burgers_train_16.pt"),
+                 str(tmp_path / "burgers_test_16.pt"), "--from", "neuralop", "--input", "u0",
+                 "--output", "u", "--no-progress", "-o", str(out)]) == 0
+    assert "split 6 train / 2 test" in capsys.readouterr().out
+    assert check_file(out).ok
+    ds = open_xarray(out)
+    assert ds["u"].dims == ("sample", "t", "x") and ds["u0"].dims == ("sample", "x")
+    assert ds["u"].shape == (8, 5, 16)
+    m = meta_of(out)
+    assert (m.input_fields, m.output_fields, m.temporal_fields) == (["u0"], ["u"], ["u"])
+    assert m.times == [1.0, 2.0, 3.0, 4.0, 5.0]  # no times in the file: snapshot numbers
+    assert m.params["time_coordinate"].startswith("absent: snapshot numbers 1..5")
+    assert "trajectory of 5 snapshots" in json.loads(m.attrs["converted_from"])["output"]
+    with h5py.File(out, "r") as f:
+        np.testing.assert_array_equal(f["outputs/u"][:6], y.numpy())
+        np.testing.assert_array_equal(f["inputs/u0"][6:], x[:2].numpy())
+    # The final time, or every snapshot as channels.
+    last = PDEDataset(out, split="test", time_index=-1)
+    xs, ys = last.read(1)
+    assert xs.shape == (1, 16) and ys.shape == (1, 16) and last.times == [5.0]
+    np.testing.assert_array_equal(ys[0], y[1, -1].numpy())
+    assert PDEDataset(out, split="train").read(0)[1].shape == (5, 16)
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(out), "--model", "fno", "--time-index", "-1",
+                 "--epochs", "1", "--batch-size", "2", "--model-arg", "hidden_channels=4",
+                 "--model-arg", "n_layers=1", "--out", str(run), "--no-progress"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["n_test"] == 2 and np.isfinite(metrics["test_rel_l2"])
+    # Times in the file ('t'), a channel axis on both (the layout neuraloperator's PTDataset
+    # makes of it) and a 2-D grid, which needs --channel-axis none (or --grid) to read its
+    # axis 1 as time rather than as T channels.
+    torch.save({"x": x[:, None], "y": y[:, None], "t": torch.linspace(0.1, 0.5, 5)},
+               tmp_path / "c.pt")
+    m = meta_of(convert(tmp_path / "c.pt", tmp_path / "c.h5", "neuralop", channel_axis=1).path)
+    assert m.grid.shape == (16,) and m.times == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
+    assert m.params["time_coordinate"] == "as stored ('t')"
+    x2, y2 = torch.rand(4, 6, 7, generator=g), torch.rand(4, 3, 6, 7, generator=g)
+    torch.save({"x": x2, "y": y2}, tmp_path / "two.pt")
+    m = meta_of(convert(tmp_path / "two.pt", tmp_path / "two_ch.h5", "neuralop").path)
+    assert m.output_fields == ["output_0", "output_1", "output_2"] and m.times is None
+    for i, kw in enumerate([{"channel_axis": "none"}, {"grid": (6, 7)}]):
+        res = convert(tmp_path / "two.pt", tmp_path / f"two_{i}.h5", "neuralop", **kw)
+        assert open_xarray(res.path)["output"].dims == ("sample", "t", "x", "y")
+        with h5py.File(res.path, "r") as f:
+            np.testing.assert_array_equal(f["outputs/output"][...], y2.numpy())
+    assert main(["convert", str(tmp_path / "two.pt"), "--from", "neuralop", "--no-progress",
+                 "-o", str(tmp_path / "two_cli.h5")]) == 0
+    assert "--channel-axis none" in capsys.readouterr().err  # the T-channel reading is noted
+    with pytest.raises(ValueError, match=r"'t' \(4,\) should hold the 5"):
+        torch.save({"x": x, "y": y, "t": torch.arange(4.0)}, tmp_path / "t4.pt")
+        convert(tmp_path / "t4.pt", tmp_path / "t4.h5", "neuralop")
+
+
+def test_neuralop_1d_channel_axis_grid_and_degenerate_axes(tmp_path, capsys):
+    """(n, 1, N) is 1-D data with neuraloperator's channel axis; read as a 1×N grid it would
+    fail at training, so conversion refuses it and names --channel-axis / --grid."""
+    g = torch.Generator().manual_seed(4)
+    x, y = torch.rand(5, 1, 64, generator=g), torch.rand(5, 1, 64, generator=g)
+    torch.save({"x": x, "y": y}, tmp_path / "wave.pt")
+    for argv in ([], ["--grid", "1", "64"]):
+        assert main(["convert", str(tmp_path / "wave.pt"), "--from", "neuralop", *argv,
+                     "-o", str(tmp_path / "bad.h5")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "spatial axis of size 1" in err
+        assert "--grid 64" in err and ("--channel-axis 1" in err or argv)
+    assert not list(tmp_path.glob("bad.h5*"))
+    for i, argv in enumerate((["--channel-axis", "1"], ["--grid", "64"],
+                              ["--grid", "64", "--channel-axis", "1"])):
+        out = tmp_path / f"wave_{i}.h5"
+        assert main(["convert", str(tmp_path / "wave.pt"), "--from", "neuralop", *argv,
+                     "--no-progress", "-o", str(out)]) == 0
+        m = meta_of(out)
+        assert m.grid.shape == (64,) and (m.input_fields, m.output_fields) == (["input"],
+                                                                                ["output"])
+        with h5py.File(out, "r") as f:
+            np.testing.assert_array_equal(f["outputs/output"][...], y[:, 0].numpy())
+    assert m.params["options"]["grid"] == [64] and m.params["options"]["channel_axis"] == 1
+    # FNO trains on it: one mode count per spatial axis.
+    assert main(["train", "--data", str(out), "--model", "fno", "--epochs", "1", "--batch-size",
+                 "2", "--model-arg", "hidden_channels=4", "--model-arg", "n_layers=1",
+                 "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    # Options that contradict the tensors, or another format, are one-line refusals.
+    for kw, message in [({"grid": 32}, "does not end in the --grid shape 32"),
+                        ({"grid": 64, "channel_axis": "none"}, "expected \\(n, \\*grid\\)"),
+                        ({"channel_axis": 2}, "use 1"),
+                        ({"grid": (2, 3, 4, 5)}, "1 to 3 positive sizes")]:
+        with pytest.raises(ValueError, match=message):
+            convert(tmp_path / "wave.pt", tmp_path / "o.h5", "neuralop", **kw)
+    src = write_pdebench_1d(tmp_path / "burgers.h5")
+    with pytest.raises(ValueError, match="--from neuralop only"):
+        convert(src, tmp_path / "o.h5", "pdebench", grid=8)
+    # A 1-D input with a 1-axis-longer output of one snapshot is ambiguous: refused.
+    torch.save({"x": x[:, 0], "y": y}, tmp_path / "amb.pt")
+    with pytest.raises(ValueError, match="--channel-axis none"):
+        convert(tmp_path / "amb.pt", tmp_path / "o.h5", "neuralop")
+    m = meta_of(convert(tmp_path / "amb.pt", tmp_path / "amb.h5", "neuralop",
+                        channel_axis="none").path)
+    assert m.temporal_fields == ["output"] and m.times == [1.0]
+
+
 # ---------------------------------------------------------------------------------- PDEBench
 
 

@@ -6,16 +6,41 @@ found):
 **neuraloperator** (``fmt="neuralop"``)
     ``.pt`` files holding a dict with tensors ``x`` (input) and ``y`` (output), loaded with
     ``torch.load(weights_only=True)``; or ``.h5``/``.hdf5`` files with datasets ``x`` and ``y``
-    (the layout of neuraloperator's ``H5pyDataset``). Per tensor, by number of axes:
-    ``(N, n)`` 1-D, ``(N, H, W)`` 2-D (the "squeezed" single channel of neuraloperator's Darcy
-    files), ``(N, C, H, W)`` 2-D with a channel axis, ``(N, C, D, H, W)`` 3-D. A 3-D grid must
-    therefore carry its channel axis. Fields are named ``input``/``output`` (``input_0``, ...
-    for several channels) unless ``inputs``/``outputs`` name them (one name per channel, or one
-    name that gets ``_0``, ``_1``... appended). Boolean masks become 0.0/1.0. Complex tensors
-    are never cut to their real part: each complex channel becomes two real fields,
-    ``<name>_re`` and ``<name>_im`` (e.g. ``input_re``, ``input_im``). The files store no
-    coordinates: the grid is the unit box with our node convention (neuralhss.grid), Dirichlet
-    unless ``bc`` says otherwise.
+    (the layout of neuraloperator's ``H5pyDataset``). By default each tensor is read by its
+    number of axes: ``(N, n)`` 1-D, ``(N, H, W)`` 2-D (the "squeezed" single channel of
+    neuraloperator's Darcy files), ``(N, C, H, W)`` 2-D with a channel axis, ``(N, C, D, H, W)``
+    3-D. A 3-D grid must therefore carry its channel axis (or give ``grid``).
+
+    *Trajectories.* An output with one axis more than its input, over the input's grid, is a
+    trajectory: the input is the initial state and the output holds T snapshots,
+    ``x (N, n)`` with ``y (N, T, n)`` (neuraloperator's time-dependent Burgers set), or with
+    channel axes ``x (N, C, *grid)``, ``y (N, C', T, *grid)``. Each output channel becomes a
+    trajectory field ``(T, *grid)`` with ``/coords/t``, so ``PDEDataset(..., time_index=-1)``
+    (``neuralhss train --time-index -1``) learns the final state and the default learns every
+    snapshot (as channels). Times come from an optional ``t`` entry of the file (T increasing
+    values); without one, **the snapshot numbers 1, ..., T are the times** (the input being
+    time 0), and the file's ``params``/``converted_from`` say so (``time_coordinate``). By
+    axis count alone a 2-D input ``(N, H, W)`` with an output ``(N, K, H, W)`` reads, as
+    before, as K output channels (the conversion notes it); ``channel_axis="none"`` or
+    ``grid=(H, W)`` reads K as time.
+
+    *Channel axis and grid* (``channel_axis``, ``grid``; ``--channel-axis``, ``--grid``).
+    neuraloperator's convention is ``(N, C, *grid)``, the channel axis at position 1, the same
+    for ``x`` and ``y`` (its ``PTDataset`` squeezes or unsqueezes both). ``channel_axis=1``
+    says both tensors have it, ``"none"`` that neither has (``y`` may add a time axis in
+    either case); ``grid`` gives the spatial shape, the trailing axes of both tensors, and what
+    lies between the sample axis and it in ``x`` (nothing, or one channel axis) decides the
+    rest. A spatial axis of size 1 is refused at conversion, naming the option that fixes it:
+    ``(N, 1, n)`` by axis count would be a 1×n 2-D grid, while it is 1-D data with a channel
+    axis (``--channel-axis 1`` or ``--grid n``). The options apply to neuraloperator sources
+    only and not to our own exports (whose layout is recorded).
+
+    Fields are named ``input``/``output`` (``input_0``, ... for several channels) unless
+    ``inputs``/``outputs`` name them (one name per channel, or one name that gets ``_0``,
+    ``_1``... appended). Boolean masks become 0.0/1.0. Complex tensors are never cut to their
+    real part: each complex channel becomes two real fields, ``<name>_re`` and ``<name>_im``
+    (e.g. ``input_re``, ``input_im``). The files store no coordinates: the grid is the unit box
+    with our node convention (neuralhss.grid), Dirichlet unless ``bc`` says otherwise.
 
 **PDEBench** (``fmt="pdebench"``), HDF5:
     (a) ``tensor`` ``(N, n_t, *grid)`` (one variable, named ``u``) or ``(N, n_t, *grid, C)``
@@ -77,7 +102,8 @@ the file holds and the supported variants; e.g. PDEBench's incompressible Navier
 with ``velocity``/``force``/``particles``), sources that disagree in grid, fields, times,
 coordinates or boundary conditions, a mix of files with and without a train/test name, field
 names reserved for coordinates and bookkeeping (``x``, ``y``, ``z``, ``t``, ``sample``,
-``done``, ``split``) or used as both input and output, non-finite values. An existing output
+``done``, ``split``) or used as both input and output, non-finite values, a spatial axis of
+size 1 (neuraloperator: the message names ``--channel-axis``/``--grid``). An existing output
 file is a ``FileExistsError``; an interrupted conversion leaves no output file.
 Source files are read one sample at a time (neuraloperator ``.pt`` files whole) and hashed once.
 
@@ -91,7 +117,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +147,7 @@ class ConvertResult:
     n_train: int | None
     n_test: int | None
     sources: list[str]
+    notes: list[str] = field(default_factory=list)  # readings worth a second look
 
 
 def _expand(sources: Sequence[str | os.PathLike], fmt: str) -> list[Path]:
@@ -181,6 +208,40 @@ def _parse_bc(bc: str | Sequence[str] | None) -> tuple[str, ...] | None:
     return values
 
 
+def _parse_grid(grid: int | Sequence[int] | None) -> tuple[int, ...] | None:
+    if grid is None:
+        return None
+    values = (grid,) if isinstance(grid, (int, np.integer)) else tuple(grid)
+    try:
+        shape = tuple(int(v) for v in values)
+    except (TypeError, ValueError):
+        raise ValueError(f"grid={grid!r}; give the spatial shape as integers (--grid 64, "
+                         "--grid 16 16)") from None
+    if not 1 <= len(shape) <= 3 or any(n < 1 for n in shape):
+        raise ValueError(f"grid={grid!r}; give the spatial shape, 1 to 3 positive sizes "
+                         "(--grid 64, --grid 16 16)")
+    if 1 in shape:
+        kept = " ".join(str(n) for n in shape if n != 1) or "N"
+        raise ValueError(f"grid {shape} has a spatial axis of size 1; give the spatial shape "
+                         f"without it (--grid {kept})")
+    return shape
+
+
+def _parse_channel_axis(channel_axis: int | str | None) -> bool | None:
+    """``True``: axis 1 holds channels; ``False``: no channel axis; ``None``: by rank."""
+    if isinstance(channel_axis, str) and channel_axis.strip().lower() in ("auto", "none", "1"):
+        channel_axis = {"auto": "auto", "none": None, "1": 1}[channel_axis.strip().lower()]
+    if channel_axis == "auto":
+        return None
+    if channel_axis is None:
+        return False
+    if isinstance(channel_axis, (int, np.integer)) and not isinstance(channel_axis, bool) \
+            and channel_axis == 1:
+        return True
+    raise ValueError(f"channel_axis={channel_axis!r}; use 1 (neuraloperator's (n, C, *grid)), "
+                     "none (no channel axis) or auto")
+
+
 def _check_same(sources: list[Source]) -> None:
     a = sources[0]
     for b in sources[1:]:
@@ -218,7 +279,8 @@ def convert(sources: str | os.PathLike | Sequence[str | os.PathLike], out: str |
             fmt: str, *, inputs: Sequence[str] | None = None,
             outputs: Sequence[str] | None = None, input_step: int = 0,
             output_step: int | None = None, bc: str | Sequence[str] | None = None,
-            valid: str = "train", progress: bool = False) -> ConvertResult:
+            valid: str = "train", grid: int | Sequence[int] | None = None,
+            channel_axis: int | str | None = "auto", progress: bool = False) -> ConvertResult:
     """Convert files of another format into one schema-v1 file (module docstring).
 
     Parameters
@@ -240,6 +302,12 @@ def convert(sources: str | os.PathLike | Sequence[str | os.PathLike], out: str |
         Override the boundary conditions read or guessed from the source.
     valid : {"train", "test", "drop"}, default "train"
         Where The Well's (or any source named) ``valid`` data goes.
+    grid : int or sequence of int, optional
+        neuraloperator: the spatial shape (``64``, ``(16, 16)``); the axes of ``x`` before it
+        are the sample axis and at most one channel axis, ``y`` may add a time axis.
+    channel_axis : 1, "none" (or ``None``) or "auto", default "auto"
+        neuraloperator: whether ``x`` and ``y`` carry a channel axis at position 1 (``1``) or
+        none; ``"auto"`` reads it from their number of axes (module docstring).
 
     Returns
     -------
@@ -257,6 +325,10 @@ def convert(sources: str | os.PathLike | Sequence[str | os.PathLike], out: str |
         raise ValueError(f"unknown source format {fmt!r}; use one of {', '.join(FORMATS)}")
     if valid not in VALID_POLICIES:
         raise ValueError(f"valid={valid!r}; use one of {', '.join(VALID_POLICIES)}")
+    grid_shape, chan = _parse_grid(grid), _parse_channel_axis(channel_axis)
+    if fmt != "neuralop" and (grid_shape is not None or chan is not None):
+        raise ValueError(f"--grid and --channel-axis apply to --from neuralop only ({fmt} files "
+                         "name their axes)")
     out = Path(out)
     if out.suffix not in (".h5", ".hdf5"):
         raise ValueError(f"output {out} should end in .h5 or .hdf5")
@@ -269,14 +341,16 @@ def convert(sources: str | os.PathLike | Sequence[str | os.PathLike], out: str |
         raise ValueError("convert needs at least one source file")
     opts = Options(list(inputs) if inputs else None, list(outputs) if outputs else None,
                    int(input_step), None if output_step is None else int(output_step),
-                   _parse_bc(bc))
+                   _parse_bc(bc), grid_shape, chan)
     opened: list[Source] = []
     try:
         for p in files:
             opened.append(_IMPORTERS[fmt].open_source(p, role_of(p), opts))
-        if opened[0].meta is not None and (opts.inputs or opts.outputs or opts.bc):
+        if opened[0].meta is not None and (opts.inputs or opts.outputs or opts.bc or opts.grid
+                                           or opts.channel_axis is not None):
             raise ValueError(f"{opened[0].path.name} was exported by neuralhss and converts back "
-                             "as it was; --input/--output/--bc do not apply")
+                             "as it was; --input/--output/--bc/--grid/--channel-axis do not "
+                             "apply")
         for s in opened:
             if s.bc is None:
                 s.bc, s.bc_origin = (opts.bc or ("dirichlet",) * len(s.grid_shape),
@@ -349,6 +423,10 @@ def _write(sources: list[Source], out: Path, fmt: str, opts: Options, valid: str
     record["options"] = {"input": opts.inputs, "output": opts.outputs,
                          "input_step": opts.input_step, "output_step": opts.output_step,
                          "bc": list(opts.bc) if opts.bc else None}
+    if opts.grid is not None:
+        record["options"]["grid"] = list(opts.grid)
+    if opts.channel_axis is not None:
+        record["options"]["channel_axis"] = 1 if opts.channel_axis else "none"
     meta = _meta(sources, record, len(pairs), split_values)
 
     def get_sample(i: int) -> dict[str, np.ndarray]:
@@ -371,7 +449,8 @@ def _write(sources: list[Source], out: Path, fmt: str, opts: Options, valid: str
     write_hdf5(out, meta, get_sample, progress=progress, desc="converting")
     n_test = None if split_values is None else int(sum(split_values))
     return ConvertResult(out, len(pairs), None if n_test is None else len(pairs) - n_test,
-                         n_test, [str(s.path) for s in sources])
+                         n_test, [str(s.path) for s in sources],
+                         [first.info["note"]] if "note" in first.info else [])
 
 
 def _meta(sources: list[Source], record: dict[str, Any], n_samples: int,

@@ -33,6 +33,8 @@ class Options:
     input_step: int
     output_step: int | None
     bc: tuple[str, ...] | None
+    grid: tuple[int, ...] | None = None  # neuraloperator: the spatial shape (--grid)
+    channel_axis: bool | None = None  # neuraloperator: axis 1 holds channels; None: by rank
 
 
 @dataclass
