@@ -2,6 +2,8 @@
 input either gives a result with the defining property or a ValueError, never a crash, a hang
 or a silently wrong answer."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -103,3 +105,81 @@ def test_helmholtz_solution_satisfies_its_discrete_equation(n, k0, seed):
     u = helmholtz.solve(eps, f, k0, pml=3)
     A = helmholtz.operator(eps, k0, pml=3)
     assert np.linalg.norm(A @ u.ravel() - f.ravel()) <= 1e-8 * np.linalg.norm(f)
+
+
+# --- the solvers' input validation: any array and parameter either solves or is a ValueError --
+
+def _field(data, shape, dtype_kind: str):
+    """A random field of the given shape: finite, or with a NaN/Inf, or of an odd dtype."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    a = rng.random(shape) + 0.5
+    if dtype_kind == "nan" and a.size:
+        a.flat[0] = np.nan
+    elif dtype_kind == "inf" and a.size:
+        a.flat[-1] = -np.inf
+    elif dtype_kind == "int":
+        a = (a * 3).astype(np.int64)
+    elif dtype_kind == "bool":
+        a = a > 0.7
+    elif dtype_kind == "complex":
+        a = a + 1j * a
+    elif dtype_kind == "float32":
+        a = a.astype(np.float32)
+    elif dtype_kind == "object":
+        a = a.astype(object)
+    return np.asarray(a)
+
+
+SHAPES = st.one_of(st.lists(st.integers(0, 9), min_size=0, max_size=4).map(tuple),
+                   st.tuples(st.integers(6, 10), st.integers(6, 10)))  # often a valid 2-D grid
+KINDS = st.sampled_from(["ok", "ok", "ok", "nan", "inf", "int", "bool", "complex", "float32",
+                         "object"])
+NUMBERS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-3, 10**12),
+                    st.just(True), st.just("1"))
+#: Where the number sets a run's length (a final time, a viscosity that shortens the stable
+#: step): small, invalid, or far beyond any run that could end (refused), never merely long.
+RUN_LENGTHS = st.one_of(st.floats(-2.0, 20.0), st.floats(0.01, 2.0),
+                        st.sampled_from([math.nan, math.inf, -math.inf]),
+                        st.floats(1e13, 1e300), st.just(True), st.just("1"))
+
+
+def _solve(name: str, data) -> object:
+    from neuralhss.solvers import gray_scott, maxwell, navier_stokes, poisson
+
+    shape = data.draw(SHAPES, label="shape")
+    x = _field(data, shape, data.draw(KINDS, label="kind"))
+    timed = name in ("maxwell", "navier_stokes", "gray_scott")
+    num = data.draw(RUN_LENGTHS if timed else NUMBERS, label="number")
+    if name == "navier_stokes" and x.dtype.kind == "f" and np.isfinite(x).all() and x.size:
+        x = x - x.mean()  # a periodic vorticity has zero mean (else a ValueError, rightly)
+    if name == "poisson":
+        return poisson.solve(x, lengths=num if data.draw(st.booleans()) else 1.0)
+    if name == "darcy":
+        return darcy.solve(x, 1.0, lengths=num if data.draw(st.booleans()) else 1.0)
+    if name == "helmholtz":
+        return helmholtz.solve(x, np.ones(x.shape), num, pml=2)
+    if name == "maxwell":
+        return maxwell.solve(x, num, ez0=np.zeros(shape) if len(shape) == 2 else None)
+    if name == "navier_stokes":
+        return navier_stokes.solve(x, num, 0.05)
+    return gray_scott.solve(x, x, 1e-5, 1e-5, 0.04, 0.06, num)
+
+
+@pytest.mark.parametrize("name", ["poisson", "darcy", "helmholtz", "maxwell", "navier_stokes",
+                                  "gray_scott"])
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_solver_inputs_give_a_finite_result_or_a_value_error(name, data):
+    """Random shapes (0 to 4 axes, empty ones too), NaN/Inf, int/bool/complex/object dtypes and
+    odd numbers (NaN, ±inf, huge, negative, bool, a string) where a physical parameter goes."""
+    try:
+        out = _solve(name, data)
+    except ValueError as err:
+        assert str(err) and "\n" not in str(err).strip()
+        return
+    except FloatingPointError as err:  # a time-dependent run that blew up says so
+        assert "blew up" in str(err) or "unstable" in str(err), err
+        return
+    for arr in out if isinstance(out, tuple) else (out,):
+        arr = np.asarray(arr)
+        assert np.isfinite(arr).all()

@@ -245,6 +245,11 @@ def snapshot_times(t_final: float, n_snapshots: int) -> np.ndarray:
     return t_final * np.arange(1, int(n_snapshots) + 1) / int(n_snapshots)
 
 
+#: Most time steps one call of a time-dependent solver takes: 10^8 steps is days of computing
+#: even on small grids, so a request beyond it is refused rather than started.
+MAX_STEPS = 10**8
+
+
 def steps_between(times: np.ndarray, dt_max: float) -> tuple[float, np.ndarray]:
     """Uniform step ``dt <= dt_max`` that lands exactly on every snapshot time.
 
@@ -253,7 +258,14 @@ def steps_between(times: np.ndarray, dt_max: float) -> tuple[float, np.ndarray]:
     """
     dt_max = check_number(dt_max, "dt_max", hint=" (the largest time step)")
     interval = float(times[0])
-    per = max(1, math.ceil(interval / dt_max - 1e-9))
+    ratio = interval / dt_max
+    total = ratio * len(times)
+    if not math.isfinite(total) or total > MAX_STEPS:
+        raise ValueError(f"t_final = {float(times[-1]):.4g} with time steps of at most {dt_max:.4g} "
+                         f"needs about {total:.3g} steps, more than MAX_STEPS = {MAX_STEPS:.0e} "
+                         "(a run that would not end); use a shorter t_final or a larger stable "
+                         "step (coarser grid)")
+    per = max(1, math.ceil(ratio - 1e-9))
     return interval / per, np.full(len(times), per, dtype=np.int64)
 
 
