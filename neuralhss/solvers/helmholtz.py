@@ -135,6 +135,18 @@ def _check_k0(k0: Any) -> float:
     return check_number(k0, "k0", hint=" (the free-space wavenumber ω/c0)")
 
 
+def _check_resolved(k: float, eps: np.ndarray, shape: Sequence[int],
+                    lens: Sequence[float]) -> None:
+    """Refuse a wave the grid cannot carry: fewer than 2 nodes per wavelength in the medium
+    (k0·sqrt(max|ε_r|)·h > π) is aliasing, not a solution."""
+    h = max(L / (n + 1) for L, n in zip(lens, shape, strict=True))
+    kh = k * math.sqrt(float(np.abs(eps).max())) * h
+    if not kh <= math.pi:
+        raise ValueError(f"k0 = {k:.4g} gives fewer than 2 grid nodes per wavelength (k0·sqrt(max "
+                         f"|eps_r|)·h = {kh:.3g} > π); use a finer grid or a smaller k0 (about 10 "
+                         "nodes per wavelength, k0·h ≈ 0.6, for a few per cent accuracy).")
+
+
 def _check_pml(pml: Any, shape: Sequence[int]) -> tuple[int, int]:
     values = [pml, pml] if np.ndim(pml) == 0 else list(pml) if isinstance(pml, (list, tuple)) \
         else None
@@ -273,6 +285,7 @@ def operator(eps_r: Any, k0: float, lengths: float | Sequence[float] = 1.0,
     widths = _check_pml(pml, eps.shape)
     strength = _check_strength(pml_strength)
     _check_eps(eps)
+    _check_resolved(k, eps, eps.shape, lens)
     mat, scale = _assemble(eps, k, lens, widths, strength)
     if symmetric:
         return mat
@@ -397,6 +410,7 @@ def solve(eps_r: Any, f: Any, k0: float, lengths: float | Sequence[float] = 1.0,
     widths = _check_pml(pml, shape)
     st.check_finite(f_arr, "f")
     _check_eps(eps_arr)
+    _check_resolved(k, eps_arr, shape, lens)
 
     residual, factorizations = 0.0, 0
 
