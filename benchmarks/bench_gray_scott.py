@@ -30,10 +30,8 @@ multithreaded Laplacian took 6–24 s for 1000 steps against 0.4–0.6 s on one 
 one-thread rows are the comparison. Also the time per step of the default solver at 256² for
 one sample and for a batch of 8, and the machine's load average at start and end.
 
-Results (2026-11, 2 shared cores, load average 3–4, one thread): py-pde 0.42–0.52 ms per
-step, SBDF2 1.8–2.0 ms; per-step ratio 0.24–0.26, time to T at the largest stable steps
-0.32–0.34, at equal accuracy 1.5–1.7 in neuralhss's favour (see the module docstring of
-``neuralhss.solvers.gray_scott`` and ``benchmarks/results/gray_scott.json``).
+Also the three FFTs of one step alone, in the solver's buffers: the floor of any step of the
+scheme. Results in ``benchmarks/results/gray_scott.json`` and ``docs/speed.md``.
 
     .venv/bin/python benchmarks/bench_gray_scott.py
 """
@@ -119,6 +117,35 @@ def py_pde_run(pp: dict, dt: float, one_thread: bool = True) -> tuple[np.ndarray
     return s.data[0].copy(), s.data[1].copy()
 
 
+def per_step_512(p: dict, args: dict) -> dict:
+    """ms per step at 512² (same square, so h is halved): py-pde's Euler at dt = 0.25 (its
+    diffusion limit there is about 0.3) against SBDF2 at dt = 1, one thread, interleaved. The
+    per-step cost of either code does not depend on dt."""
+    n, steps = 2 * N, 200
+    u0, v0 = gs.initial_perturbation((n, n), L, np.random.default_rng(0))
+    fns = {"sbdf2": lambda: gs.solve(u0, v0, t_final=float(steps), dt=1.0, workers=1, **args)}
+    try:
+        import numba
+        import pde
+    except ImportError:
+        pde = None
+    if pde is not None:
+        numba.set_num_threads(1)
+        grid = pde.CartesianGrid([[0.0, L], [0.0, L]], [n, n], periodic=True)
+        state = pde.FieldCollection([pde.ScalarField(grid, u0, label="u"),
+                                     pde.ScalarField(grid, v0, label="v")])
+        eq = pde.PDE({"u": f"{p['Du']!r} * laplace(u) - u * v**2 + {p['F']!r} * (1 - u)",
+                      "v": f"{p['Dv']!r} * laplace(v) + u * v**2 - {p['F'] + p['k']!r} * v"})
+        stepper = pde.EulerSolver(eq, backend="numba", adaptive=False).make_stepper(state, dt=0.25)
+        stepper(state.copy(), 0.0, 1.0)
+        fns["py-pde_euler"] = lambda: stepper(state.copy(), 0.0, steps * 0.25)
+    res = interleaved(fns, rounds=ROUNDS)
+    out = {k: v["median_s"] / steps * 1e3 for k, v in res.items()}
+    if "py-pde_euler" in out:
+        out["steps_per_s_ratio_sbdf2_vs_py-pde"] = out["py-pde_euler"] / out["sbdf2"]
+    return out
+
+
 def main() -> None:
     p = gs.REGIMES[REGIME]
     args = {"Du": p["Du"], "Dv": p["Dv"], "F": p["F"], "k": p["k"], "lengths": L}
@@ -179,6 +206,21 @@ def main() -> None:
                                "ms_per_step_per_sample": v["median_s"] / steps * 1e3 / nb}
                            for k, v in res.items()}
 
+    # The three FFTs of one step alone (forward of dt·u v², inverse of both fields), the floor of
+    # any step of this scheme, in the solver's own preallocated buffers, one thread.
+    tr = gs._Transform(N, 1)
+    phys = np.stack([1.0 - u0, v0])[:, None]
+    spec = tr.forward(phys, np.empty((2, 1, N, N // 2 + 1), complex))
+    scratch, rbuf = np.empty_like(spec), np.empty_like(spec[0])
+
+    def three_ffts() -> None:
+        tr.forward(phys[0], rbuf)
+        tr.inverse(spec, scratch, phys)
+
+    fft_floor = interleaved({"three_ffts_x1000": lambda: [three_ffts() for _ in range(1000)]},
+                            rounds=ROUNDS)["three_ffts_x1000"]
+    fft_floor_ms = fft_floor["median_s"]
+
     rows = {}
     for threads, t in timing.items():
         row = {}
@@ -220,6 +262,8 @@ def main() -> None:
         "cores": cores,
         "results_by_threads": rows,
         "time_per_step_default_sbdf2": per_step,
+        "fft_floor_ms_per_step_1_thread": fft_floor_ms,
+        "ms_per_step_512_1_thread": per_step_512(p, args),
         "peak_rss_mib": peak_rss_mib(),
     }
     one = rows["1"]
@@ -238,7 +282,7 @@ def main() -> None:
     ps = per_step["1_sample"]["workers=1"]["ms_per_step"]
     pb = per_step["batch_8"]["workers=1"]["ms_per_step"]
     write_result("gray_scott", payload, f"{summary}; SBDF2 per step 256², 1 thread: {ps:.2f} ms "
-                 f"(1 sample), {pb:.2f} ms (batch 8)")
+                 f"(1 sample), {pb:.2f} ms (batch 8), of which its three FFTs {fft_floor_ms:.2f} ms")
 
 
 if __name__ == "__main__":

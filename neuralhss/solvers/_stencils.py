@@ -180,14 +180,15 @@ def call_shape(n_positional: int, old_order: Sequence[str] = (),
     return decorate
 
 
-def fft_workers(size: int, workers: int | None) -> int:
-    """Threads for ``scipy.fft``: all cores for large arrays unless the caller chose."""
+def fft_workers(size: int, workers: int | None, min_size: int = _THREADED_FFT_MIN_SIZE) -> int:
+    """Threads for ``scipy.fft``: all cores for arrays of at least ``min_size`` numbers unless the
+    caller chose."""
     if workers is not None:
         if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers == 0:
             raise ValueError(f"workers must be a non-zero integer (-1 = all cores) or None; got "
                              f"{workers!r}.")
         return int(workers)
-    if size < _THREADED_FFT_MIN_SIZE:
+    if size < min_size:
         return 1
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                else (os.cpu_count() or 1))

@@ -86,10 +86,12 @@ Validated accuracy (``tests/test_gray_scott.py``)
 
 Speed: ``benchmarks/bench_gray_scott.py`` compares one step and the time to a given accuracy
 with py-pde's numba-compiled explicit Euler on the same semi-discrete problem (results in
-``benchmarks/results/gray_scott.json`` and ``docs/speed.md``). Per step an IMEX step (three
-2-D FFTs) costs more than one explicit stencil sweep; the implicit diffusion pays off in time
-to a given accuracy, and more where the explicit diffusion limit h²/(4Du) falls below the
-reaction's dt ≈ 1 (finer grids than Pearson's spacing 2.5/256, or larger diffusivities).
+``benchmarks/results/gray_scott.json`` and ``docs/speed.md``). A step runs in preallocated
+buffers (three 2-D real FFTs and a few pointwise passes, nothing allocated). Per step it still
+costs more than one fused explicit stencil sweep, because the three FFTs alone do; the implicit
+diffusion pays off in time to a given accuracy, and more where the explicit diffusion limit
+h²/(4Du) falls below the reaction's dt ≈ 1 (finer grids than Pearson's spacing 2.5/256, or
+larger diffusivities).
 """
 
 from __future__ import annotations
@@ -130,6 +132,11 @@ BLOWUP_BOUND = 1e6
 #: so that a chunk's working set (~80 bytes per node) stays in the last-level cache: 8 samples
 #: of 256² in one array ran 10–25 % slower per sample than one at a time (2 shared cores).
 CHUNK_NODES = 1 << 16
+
+#: Grids of at least this many nodes use all cores by default (``workers=None``). Below it one
+#: thread with preallocated buffers won: the threaded path (scipy.fft, which allocates its
+#: results) was 2.5× slower per step at 256² and 1.7× at 512² on 2 shared cores.
+THREADED_MIN_NODES = 1 << 20
 
 #: Steps between two blow-up checks (each costs two passes over the state).
 CHECK_EVERY = 32
@@ -216,27 +223,46 @@ def laplacian_eigenvalues(shape: Sequence[int], lengths: float | Sequence[float]
 
 
 class _Transform:
-    """Real 2-D FFT over the last two axes, as two 1-D passes (faster than scipy's rfft2/irfft2
-    pair for these shapes, and it lets the inverse overwrite its own temporary)."""
+    """Real 2-D FFT over the last two axes as two 1-D passes, writing into caller-owned buffers.
+
+    With one thread the transforms are NumPy's pocketfft with ``out=``: a step then allocates
+    nothing. Allocating the ~1 MB spectral arrays afresh each step (what scipy.fft, which has no
+    ``out``, does) cost more than the transforms themselves at 256²: each new array is mapped
+    from the OS and page-faulted in (``benchmarks/bench_gray_scott.py`` measures the step).
+    With several threads scipy.fft's ``workers`` is used and the result copied.
+    """
 
     def __init__(self, ny: int, workers: int):
         self.ny = ny
         self.workers = workers
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def forward(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+        if self.workers == 1:
+            np.fft.rfft(x, axis=-1, out=out)
+            return np.fft.fft(out, axis=-2, out=out)
         xh = sfft.rfft(x, axis=-1, workers=self.workers)
-        return sfft.fft(xh, axis=-2, overwrite_x=True, workers=self.workers)
+        out[...] = sfft.fft(xh, axis=-2, overwrite_x=True, workers=self.workers)
+        return out
 
-    def inverse(self, xh: np.ndarray) -> np.ndarray:
-        tmp = sfft.ifft(xh, axis=-2, workers=self.workers)
-        return sfft.irfft(tmp, n=self.ny, axis=-1, overwrite_x=True, workers=self.workers)
+    def inverse(self, xh: np.ndarray, tmp: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``out`` = inverse of ``xh`` (left intact); ``tmp`` is scratch of ``xh``'s shape."""
+        if self.workers == 1:
+            np.fft.ifft(xh, axis=-2, out=tmp)
+            return np.fft.irfft(tmp, n=self.ny, axis=-1, out=out)
+        t = sfft.ifft(xh, axis=-2, workers=self.workers)
+        out[...] = sfft.irfft(t, n=self.ny, axis=-1, overwrite_x=True, workers=self.workers)
+        return out
 
 
-def _reaction(phys: np.ndarray) -> np.ndarray:
-    """r = (1 − w) v² = u v², computed in place in ``phys[0]`` (phys = stacked (w, v))."""
+def _reaction(phys: np.ndarray, dt: float) -> np.ndarray:
+    """dt·r = dt·(1 − w) v² = dt·u v², computed in place in ``phys[0]`` (phys = stacked (w, v)).
+
+    The step dt is folded in here, on one real field, rather than on the spectral arrays.
+    """
     r = phys[0]
     v = phys[1]
-    np.subtract(1.0, r, out=r)
+    np.multiply(r, -dt, out=r)
+    r += dt
     r *= v
     r *= v
     return r
@@ -268,60 +294,66 @@ def _integrate(phys: np.ndarray, lam: np.ndarray, coeffs: np.ndarray, rates: np.
                scheme: str, dt: float, per: np.ndarray, out_u: np.ndarray, out_v: np.ndarray,
                tr: _Transform) -> int:
     """Advance the stacked physical state ``phys`` = (w, v), shape (2, nb, nx, ny), writing the
-    snapshots into ``out_u``/``out_v`` (nb, n_snapshots, nx, ny). Returns the number of steps."""
+    snapshots into ``out_u``/``out_v`` (nb, n_snapshots, nx, ny). Returns the number of steps.
+
+    Every array a step touches is allocated here once; the steps update them in place. The
+    explicit term is carried as ρ̂ = dt·r̂ (see :func:`_reaction`).
+    """
     # Implicit rates a = D·λ_h + c per field, shape (2, 1, nx, ny//2+1), broadcast over the batch.
     a = coeffs[:, None, None, None] * lam[None, None] + rates[:, None, None, None]
     m_euler = _interleave(1.0 / (1.0 + dt * a))
     if scheme == "sbdf2":
-        m_bdf = _interleave(1.0 / (1.0 + (2.0 / 3.0) * dt * a))
+        # ŷⁿ⁺¹ = ((4/3)ŷⁿ − (1/3)ŷⁿ⁻¹ + (2/3)(2ρ̂ⁿ − ρ̂ⁿ⁻¹))/(1 + (2/3)dt a)
+        #      = (ŷⁿ − ŷⁿ⁻¹/4 + ρ̂ⁿ − ρ̂ⁿ⁻¹/2)·m, m = (4/3)/(1 + (2/3)dt a): four passes over
+        # the two spectral fields and two over one.
+        m_bdf = _interleave((4.0 / 3.0) / (1.0 + (2.0 / 3.0) * dt * a))
     elif scheme == "cnab2":
         p_cn = _interleave((1.0 - 0.5 * dt * a) / (1.0 + 0.5 * dt * a))
-        q_cn = _interleave((1.5 * dt) / (1.0 + 0.5 * dt * a))
-    spec = tr.forward(phys)
-    spec_prev = r_prev = tmp = None
+        q_cn = _interleave(1.5 / (1.0 + 0.5 * dt * a))
+    spec_shape = phys.shape[:-1] + (phys.shape[-1] // 2 + 1,)
+    spec = tr.forward(phys, np.empty(spec_shape, complex))
+    spec_prev = np.empty_like(spec)
+    scratch = np.empty_like(spec)
+    rh_bufs = [np.empty_like(spec[0]), np.empty_like(spec[0])]
+    r_prev = None
     step = 0
     for k, n_steps in enumerate(per):
         for _ in range(int(n_steps)):
-            rh = tr.forward(_reaction(phys))  # phys[0] is overwritten by r = u v²
+            # phys[0] is overwritten by dt·u v²; rh takes the buffer r_prev does not hold.
+            rh = tr.forward(_reaction(phys, dt), rh_bufs[1] if r_prev is rh_bufs[0] else rh_bufs[0])
             if scheme == "euler" or (scheme == "sbdf2" and r_prev is None):
-                # ŷⁿ⁺¹ = (ŷⁿ + dt r̂ⁿ)/(1 + dt a); also the first SBDF2 step.
+                # ŷⁿ⁺¹ = (ŷⁿ + ρ̂ⁿ)/(1 + dt a); also the first SBDF2 step.
                 if scheme == "sbdf2":
-                    spec_prev = spec.copy()
-                    r_prev = rh.copy()
-                rh *= dt
-                spec += rh  # r̂ enters both fields
+                    spec_prev[...] = spec
+                    r_prev = rh
+                spec += rh  # ρ̂ enters both fields
                 _real(spec)[...] *= m_euler
             elif scheme == "sbdf2":
-                # g = (2/3)dt(2r̂ⁿ − r̂ⁿ⁻¹), built in r_prev's buffer; rh is r̂ⁿ⁻¹ next step.
-                g = r_prev
+                g = r_prev  # ρ̂ⁿ − ρ̂ⁿ⁻¹/2, in the old ρ̂ⁿ⁻¹'s buffer (free after this step)
                 g *= -0.5
                 g += rh
-                g *= (4.0 / 3.0) * dt
-                # ŷⁿ⁺¹ = (ŷⁿ + (ŷⁿ − ŷⁿ⁻¹)/3 + g)/(1 + (2/3)dt a), built in spec_prev's buffer.
                 new = spec_prev
-                new -= spec
-                new *= -1.0 / 3.0
+                new *= -0.25
                 new += spec
                 new += g
                 _real(new)[...] *= m_bdf
                 spec_prev, spec = spec, new
                 r_prev = rh
             else:
-                # CNAB2: ŷⁿ⁺¹ = p ŷⁿ + q (r̂ⁿ − r̂ⁿ⁻¹/3) with p = (1 − dt a/2)/(1 + dt a/2),
-                # q = 1.5 dt/(1 + dt a/2); r̂⁻¹ = r̂⁰ makes the first step forward Euler.
+                # CNAB2: ŷⁿ⁺¹ = p ŷⁿ + q (ρ̂ⁿ − ρ̂ⁿ⁻¹/3) with p = (1 − dt a/2)/(1 + dt a/2),
+                # q = 1.5/(1 + dt a/2); ρ̂⁻¹ = ρ̂⁰ makes the first step forward Euler.
                 if r_prev is None:
-                    g = rh * (2.0 / 3.0)
-                    tmp = np.empty_like(spec)
+                    g = np.multiply(rh, 2.0 / 3.0, out=rh_bufs[1] if rh is rh_bufs[0] else rh_bufs[0])
                 else:
                     g = r_prev
                     g *= -1.0 / 3.0
                     g += rh
                 _real(spec)[...] *= p_cn
-                np.multiply(_real(g)[None], q_cn, out=_real(tmp))
-                spec += tmp
+                np.multiply(_real(g)[None], q_cn, out=_real(scratch))
+                spec += scratch
                 r_prev = rh
             step += 1
-            phys = tr.inverse(spec)
+            tr.inverse(spec, scratch, phys)
             if step % CHECK_EVERY == 0:
                 _check_state(phys, step, dt)
         _check_state(phys, step, dt)
@@ -372,7 +404,8 @@ def solve(u0: Any, v0: Any, Du: float, Dv: float, F: float, k: float, t_final: f
     return_info : bool, default False
         Also return a :class:`SolveInfo` (step, number of steps, snapshot times).
     workers : int, optional
-        Threads for ``scipy.fft``; default all cores for grids of at least 2^15 nodes.
+        Threads for the FFTs; default one thread below :data:`THREADED_MIN_NODES` (2^20) nodes,
+        all cores from there.
 
     Returns
     -------
@@ -421,7 +454,7 @@ def solve(u0: Any, v0: Any, Du: float, Dv: float, F: float, k: float, t_final: f
                              f"reaction for scheme {scheme!r} (dt·max|v(2u - v)| <= {limit:.4g} for "
                              f"u, v in [0, 1]); pass dt <= {limit:.4g}.")
     dt_used, per = st.steps_between(times, float(dt))
-    nworkers = st.fft_workers(nx * ny, workers)
+    nworkers = st.fft_workers(nx * ny, workers, THREADED_MIN_NODES)
 
     batch = u_arr.shape[:-2]
     nb = math.prod(batch)
