@@ -95,6 +95,13 @@ def test_rerun_is_a_no_op_and_other_parameters_are_refused(tmp_path):
         generate("poisson", path, n_samples=5, seed=0, params={"resolution": 8}, progress=False)
     with pytest.raises(FileExistsError, match="seed"):
         generate("poisson", path, n_samples=5, seed=1, params=SMALL, progress=False)
+    # The filter is part of what was asked for: another one is refused, not silently kept.
+    with pytest.raises(FileExistsError, match="compressed with gzip level 1 rather than lzf"):
+        generate("poisson", path, n_samples=5, seed=0, params=SMALL, progress=False,
+                 compression="lzf")
+    with pytest.raises(FileExistsError, match="rather than gzip level 4.*compression_level=1"):
+        generate("poisson", path, n_samples=5, seed=0, params=SMALL, progress=False,
+                 compression_level=4)
     assert sha(path) == digest  # nothing written
     other = tmp_path / "other.h5"
     other.write_bytes(b"not hdf5")

@@ -451,13 +451,15 @@ def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
                      for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
 
 
-def _existing_is_same(path: Path, meta: Meta) -> bool:
-    """True when ``path`` is already the finished file; FileExistsError when it is another."""
+def _existing_is_same(path: Path, meta: Meta, filters: tuple[str, int]) -> bool:
+    """True when ``path`` is already the finished file, written with ``filters``;
+    FileExistsError when it is another (other parameters or another compression)."""
     try:
         with h5py.File(path, "r") as f:
             old = read_meta(f)
             complete = bool(f["done"][...][shard_range(old.n_samples, old.shard).start:
                                            shard_range(old.n_samples, old.shard).stop].all())
+            stored = compression_of(f[field_paths(old)[0]])
     except (OSError, ValueError, KeyError) as exc:
         raise FileExistsError(f"{path} exists and is not a neuralhss dataset ({exc}); "
                               "choose another output path") from None
@@ -469,6 +471,14 @@ def _existing_is_same(path: Path, meta: Meta) -> bool:
     if not complete:
         raise FileExistsError(f"{path} exists but is incomplete; it was not written by "
                               "neuralhss generate (which renames only finished files)")
+    if stored != filters:
+        def name(c: tuple[str, int]) -> str:
+            return f"gzip level {c[1]}" if c[0] == "gzip" else c[0]
+        keep = f"compression={stored[0]!r}" + (f", compression_level={stored[1]}"
+                                                if stored[0] == "gzip" else "")
+        raise FileExistsError(f"{path} already holds these samples, compressed with {name(stored)} "
+                              f"rather than {name(filters)}; pass {keep} (CLI: --compression) to "
+                              "keep it, or delete the file to write it again")
     return True
 
 
@@ -546,7 +556,7 @@ def generate(
     owned = shard_range(n_samples, shard_t)
     t0 = time.perf_counter()
 
-    if path.exists() and _existing_is_same(path, meta):
+    if path.exists() and _existing_is_same(path, meta, filters):
         if parts.exists():
             shutil.rmtree(parts)  # the rename happened; only the clean-up was interrupted
         return GenerateResult(path, 0, len(owned), len(owned), 0.0, already_complete=True)
