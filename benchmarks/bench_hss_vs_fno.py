@@ -10,6 +10,12 @@ Peak memory: each candidate runs alone in a fresh subprocess (VmHWM), reported i
 and as the increase over the process after set-up (input and parameters allocated).
 Goal (issue 3): HSS within 2x of SpectralConv (goal: faster).
 
+Allocator: with glibc's default malloc every block above 32 MiB is a fresh ``mmap``, so each
+step page-faults in new gradient buffers (share="none": 0.7 GB of them at 128^3), which costs
+more than the arithmetic. The timing is therefore repeated, one thread, in a subprocess with
+``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=<large>`` (freed blocks are reused, as jemalloc or
+tcmalloc would do), reported as ``timing_fwd_bwd_malloc_reuse``.
+
     .venv/bin/python benchmarks/bench_hss_vs_fno.py
 """
 
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -68,14 +75,33 @@ def memory_child(name: str, n: int) -> None:
 
 
 
+def time_one_thread(n: int, rounds: int) -> dict[str, Any]:
+    """fwd+bwd of every candidate with one thread, interleaved; ratios to SpectralConv."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    x = torch.randn(1, 1, n, n, n, requires_grad=True)
+    g = torch.randn(1, 1, n, n, n)
+    t = interleaved({k: fwd_bwd(build(k, n), x, g) for k in CANDIDATES}, rounds)
+    for k in t:
+        t[k]["ratio_to_spectralconv"] = t[k]["median_s"] / t["spectralconv"]["median_s"]
+    return t
+
+
+MALLOC_REUSE = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 40)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--timing-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory_child:
         memory_child(args.memory_child, args.n)
+        return
+    if args.timing_child:
+        print(json.dumps(time_one_thread(args.n, args.rounds)))
         return
     n = args.n
     torch.manual_seed(0)
@@ -100,9 +126,19 @@ def main() -> None:
         out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--n", str(n),
                               "--memory-child", k], capture_output=True, text=True, check=True)
         memory[k] = json.loads(out.stdout.strip().splitlines()[-1])
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--n", str(n),
+                          "--rounds", str(args.rounds), "--timing-child"], capture_output=True,
+                         text=True, check=True, env={**os.environ, **MALLOC_REUSE})
+    reuse = json.loads(out.stdout.strip().splitlines()[-1])
+    print("threads=1, malloc reuse: " + ", ".join(
+        f"{k} {v['median_s'] * 1e3:.0f} ms ({v['ratio_to_spectralconv']:.2f}x)"
+        for k, v in reuse.items()), flush=True)
     res = {"grid": [n] * 3, "leaf_size": 64, "rank": 8, "channels": 1, "batch": 1,
            "dtype": "float32", "goal_ratio": GOAL_RATIO, "candidates": CANDIDATES,
-           "params": params, "timing_fwd_bwd": timing, "memory": memory}
+           "params": params, "parameter_mib": {k: v * 4 / 2**20 for k, v in params.items()},
+           "timing_fwd_bwd": timing,
+           "timing_fwd_bwd_malloc_reuse": {"env": MALLOC_REUSE, "threads_1": reuse},
+           "memory": memory, "load_average_1min": os.getloadavg()[0]}
     t2 = timing["threads_2"]
     lvl = t2["hss_level"]["ratio_to_spectralconv"]
     write_result(
@@ -110,7 +146,9 @@ def main() -> None:
         f"{n}^3 fwd+bwd, 2 threads: HSS level {lvl:.2f}x SpectralConv, level+untie6 "
         f"{t2['hss_level_untie6']['ratio_to_spectralconv']:.2f}x, none "
         f"{t2['hss_none']['ratio_to_spectralconv']:.2f}x (1 thread: "
-        f"{timing['threads_1']['hss_level']['ratio_to_spectralconv']:.2f}x level); working "
+        f"{timing['threads_1']['hss_level']['ratio_to_spectralconv']:.2f}x level, none "
+        f"{timing['threads_1']['hss_none']['ratio_to_spectralconv']:.2f}x; with malloc reuse "
+        f"none {reuse['hss_none']['ratio_to_spectralconv']:.2f}x); working "
         f"memory MiB: SpectralConv {memory['spectralconv']['working_mib']:.0f}, level "
         f"{memory['hss_level']['working_mib']:.0f}, none {memory['hss_none']['working_mib']:.0f}"
         f"; goal <= {GOAL_RATIO}x: {'met' if lvl <= GOAL_RATIO else 'NOT met'} (share='level')")

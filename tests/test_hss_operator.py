@@ -126,6 +126,24 @@ def test_gradcheck_float64():
         assert torch.autograd.gradcheck(f, (x, *params))
 
 
+@pytest.mark.parametrize("ci,co,nb", [(1, 1, 1), (1, 1, 3), (2, 3, 1), (3, 2, 2)])
+def test_gradcheck_untied_leaf_blocks(ci, co, nb):
+    # The untied leaves have their own backward (one pass over D, written in D's layout):
+    # check it for every channel and batch case it distinguishes.
+    torch.manual_seed(1)
+    for levels in ((4, 8), (4, 4)):  # with levels, and a single leaf
+        op = HSSOperator(ci, co, grid_shape=levels, leaf_size=16 if levels == (4, 4) else 4,
+                         rank=2, share="none", dtype=torch.float64)
+        names = [n for n, _ in op.named_parameters()]
+        params = tuple(p.detach().clone().requires_grad_(True) for p in op.parameters())
+        x = torch.randn(nb, ci, *levels, dtype=torch.float64, requires_grad=True)
+
+        def f(x, *ps, names=names, op=op):
+            return functional_call(op, dict(zip(names, ps, strict=True)), (x,))
+
+        assert torch.autograd.gradcheck(f, (x, *params))
+
+
 def test_float32_and_default_init_scale():
     op = HSSOperator(3, 3, grid_shape=(32, 32), leaf_size=16, rank=4, share="level", untie_top=2)
     x = torch.randn(2, 3, 32, 32)

@@ -94,6 +94,50 @@ def _contiguous_grad(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+class _LeafBlocks(torch.autograd.Function):
+    """Per-leaf dense products ``y[p, b, o] = sum_c D[p, o, c] @ x[p, b, c]`` (untied leaves).
+
+    ``x``: ``(P, B, C_in, m)``, ``D``: ``(P, C_out, C_in, m, m)`` -> ``(P, B, C_out, m)``.
+    Autograd through ``bmm`` would form the gradient of ``D`` as ``P`` outer products of inner
+    dimension ``B`` (one per batch item; a slow GEMM shape for ``B = 1``) in the matmul's own
+    layout, which ``AccumulateGrad`` then copies into ``D``'s; with ``share="none"`` ``D`` is the
+    bulk of the model (134 M numbers at 128^3), so both passes over it cost more than the rest
+    of the layer. Here the gradient is written once, in ``D``'s layout.
+    """
+
+    @staticmethod
+    def _matrix(D: torch.Tensor) -> torch.Tensor:
+        P, co, ci, m, _ = D.shape
+        if co == ci == 1:
+            return D.view(P, m, m)
+        return D.permute(0, 1, 3, 2, 4).reshape(P, co * m, ci * m)  # rows (o, i), cols (c, j)
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
+        P, nb, ci, m = x.shape
+        co = D.shape[1]
+        ctx.save_for_backward(x, D)
+        return torch.bmm(x.reshape(P, nb, ci * m), _LeafBlocks._matrix(D).mT).view(P, nb, co, m)
+
+    @staticmethod
+    def backward(ctx: Any, gy: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        x, D = ctx.saved_tensors
+        P, nb, ci, m = x.shape
+        co = D.shape[1]
+        g2 = gy.reshape(P, nb, co * m)
+        gx = gD = None
+        if ctx.needs_input_grad[0]:
+            gx = torch.bmm(g2, _LeafBlocks._matrix(D)).view(P, nb, ci, m)
+        if ctx.needs_input_grad[1]:
+            x2 = x.reshape(P, nb, ci * m)
+            # One pass writing the result: a broadcast product for one batch item, else a GEMM
+            # whose inner dimension is the batch.
+            gm = g2.mT * x2 if nb == 1 else torch.bmm(g2.mT, x2)
+            gD = gm.view(P, co, m, ci, m).permute(0, 1, 3, 2, 4)
+            gD = gD if co == ci == 1 else gD.contiguous()
+        return gx, gD
+
+
 _OLD_ORDER = ("grid_shape", "leaf_size", "rank", "in_channels", "out_channels", "share",
               "untie_top", "dtype", "device")
 
@@ -376,15 +420,14 @@ class HSSOperator(nn.Module):
         xt = xt.contiguous()
         P, nb, ci, m = xt.shape
         co = self.out_channels
-        d3 = self.D.permute(0, 2, 4, 1, 3).reshape(P, ci * m, co * m)
-        y = torch.bmm(xt.reshape(P, nb, ci * m), d3)
+        y = _LeafBlocks.apply(xt, self.D)
         if self.n_levels == 0:
-            return y.reshape(P, nb, co, m)
+            return y
         xh = torch.einsum("pbcm,pcmr->pbcr", xt, self.V)
         yh = self._levels(xh)
         if co == 1:
-            return torch.baddbmm(y, yh[:, :, 0], self.U[:, 0].mT).reshape(P, nb, co, m)
-        return y.reshape(P, nb, co, m) + torch.einsum("pbor,pomr->pbom", yh, self.U)
+            return torch.baddbmm(y.view(P, nb, m), yh[:, :, 0], self.U[:, 0].mT).view(P, nb, co, m)
+        return y + torch.einsum("pbor,pomr->pbom", yh, self.U)
 
     def _levels(self, xh_leaf: torch.Tensor) -> torch.Tensor:
         """Up-sweep, couplings and down-sweep: leaf coefficients ``(P, B, C_in, r_L)`` ->
