@@ -108,10 +108,13 @@ def _check_int(name: str, value: Any, low: int, high: int | None, what: str) -> 
 
 def default_block_size(n_points: int, n_samples: int) -> int:
     """Samples per block: at most 2**18 grid points (1 MiB of float32 per field), at most 256,
-    and small enough to give about 64 blocks, so that workers stay balanced. It does not depend
-    on the number of workers, so a run can be resumed with another ``--workers``."""
+    and small enough to give about 32 blocks, so that workers stay balanced. Every block costs a
+    file written and read back, which for cheap samples (Poisson 64²) is comparable to their
+    solves, so blocks are not made smaller than that balance needs
+    (``benchmarks/bench_generate.py`` measures the overhead). It does not depend on the number
+    of workers, so a run can be resumed with another ``--workers``."""
     by_size = 2**18 // max(n_points, 1)
-    by_count = -(-n_samples // 64)
+    by_count = -(-n_samples // 32)
     return int(max(1, min(256, by_size, by_count)))
 
 
