@@ -137,6 +137,23 @@ def test_neural_h2_starts_as_its_linear_path_and_is_small():
         multi.fit_linear_path(torch.randn(1, 2, 16, 16), torch.randn(1, 3, 16, 16))
 
 
+def test_multiplicative_blocks_start_as_plain_blocks_and_learn_the_product():
+    torch.manual_seed(7)
+    kw = {"grid_shape": (16, 16), "hidden_channels": 4, "n_layers": 2, "linear_path": False}
+    plain = NeuralH2(**kw)
+    mult = NeuralH2(**kw, multiplicative=True)
+    # Same draws for the shared parameters: the product term starts at exactly zero.
+    mult.load_state_dict(plain.state_dict(), strict=False)
+    x = torch.randn(3, 1, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(mult(x), plain(x))
+    mult(x).square().sum().backward()
+    gate = mult.blocks[0]["local_gate"].weight
+    assert gate.grad is not None and float(gate.grad.abs().max()) > 0  # not stuck at zero
+    extra = sum(p.numel() for p in mult.parameters()) - sum(p.numel() for p in plain.parameters())
+    assert extra == 2 * 2 * 4 * 4  # two pointwise maps per block
+
+
 def test_box_edge_ratios_see_steps_and_not_smooth_errors():
     rng = np.random.default_rng(0)
     # Smooth error: random Fourier modes.

@@ -76,6 +76,11 @@ class NeuralH2(nn.Module):
         local maps, which generalised better in the low-data runs).
     projection_channels : int, optional
         Hidden channels of the two-layer pointwise projection (default ``2 * hidden_channels``).
+    multiplicative : bool, default False
+        Add a product term to every block, ``v <- sigma(M H(v) + W v + b + (P H(v)) * (Q v))``
+        (``Q`` starts at zero, so the block starts as the plain one): the far field modulated by
+        the local features, the shape of a variable-coefficient solution operator
+        (``grad u ~ flux / a``).
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1,
@@ -86,7 +91,8 @@ class NeuralH2(nn.Module):
                  linear_path: bool = True, coupling_init: float = 0.1,
                  hidden_boundary: str = "neumann", hidden_near_radius: int | None = None,
                  blend: bool = True, hidden_blend: bool = True,
-                 projection_channels: int | None = None, *, width: int | None = None) -> None:
+                 projection_channels: int | None = None, multiplicative: bool = False, *,
+                 width: int | None = None) -> None:
         super().__init__()
         width = hidden_width(hidden_channels, width, "NeuralH2")
         if activation not in ACTIVATIONS:
@@ -121,15 +127,21 @@ class NeuralH2(nn.Module):
                                  persistent=False)
         self.blocks = nn.ModuleList()
         self.project = None
+        self.multiplicative = bool(multiplicative)
         if n_layers:
             self.lift = Pointwise(in_channels + (d if self.positional else 0), width)
             for _ in range(n_layers):
-                self.blocks.append(nn.ModuleDict({
-                    "h2": H2Operator(self.grid_shape, width, leaf_side, degree=degree,
-                                     boundary=hidden_boundary, init_scale=coupling_init,
-                                     near_radius=hidden_near_radius, blend=hidden_blend),
-                    "mix": Pointwise(width, width, bias=False),
-                    "local": Pointwise(width, width)}))
+                blk = {"h2": H2Operator(self.grid_shape, width, leaf_side, degree=degree,
+                                        boundary=hidden_boundary, init_scale=coupling_init,
+                                        near_radius=hidden_near_radius, blend=hidden_blend),
+                       "mix": Pointwise(width, width, bias=False),
+                       "local": Pointwise(width, width)}
+                if self.multiplicative:
+                    blk["far_gate"] = Pointwise(width, width, bias=False)
+                    blk["local_gate"] = Pointwise(width, width, bias=False)
+                    with torch.no_grad():
+                        blk["local_gate"].weight.zero_()
+                self.blocks.append(nn.ModuleDict(blk))
             hidden = projection_channels or 2 * width
             self.project = nn.Sequential(Pointwise(width, hidden), ACTIVATIONS[activation](),
                                          Pointwise(hidden, out_channels))
@@ -159,7 +171,11 @@ class NeuralH2(nn.Module):
         v = self.lift(x)
         last = len(self.blocks) - 1
         for k, blk in enumerate(self.blocks):
-            v = blk["mix"](blk["h2"](v)) + blk["local"](v)
+            h = blk["h2"](v)
+            u = blk["mix"](h) + blk["local"](v)
+            if self.multiplicative:
+                u = u + blk["far_gate"](h) * blk["local_gate"](v)
+            v = u
             if k < last:
                 v = self.act(v)
         return y + self.project(v)
