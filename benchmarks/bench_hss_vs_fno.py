@@ -96,6 +96,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--timing-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                    help="thread counts to time (beside other jobs, only 1 is meaningful)")
     args = ap.parse_args()
     if args.memory_child:
         memory_child(args.memory_child, args.n)
@@ -110,7 +112,7 @@ def main() -> None:
     mods = {k: build(k, n) for k in CANDIDATES}
     params = {k: sum(p.numel() for p in m.parameters()) for k, m in mods.items()}
     timing: dict[str, Any] = {}
-    for threads in (1, 2):
+    for threads in args.threads:
         torch.set_num_threads(threads)
         t = interleaved({k: fwd_bwd(m, x, g) for k, m in mods.items()}, args.rounds)
         base = t["spectralconv"]["median_s"]
@@ -139,11 +141,12 @@ def main() -> None:
            "timing_fwd_bwd": timing,
            "timing_fwd_bwd_malloc_reuse": {"env": MALLOC_REUSE, "threads_1": reuse},
            "memory": memory, "load_average_1min": os.getloadavg()[0]}
-    t2 = timing["threads_2"]
+    tn = max(args.threads)
+    t2 = timing[f"threads_{tn}"]
     lvl = t2["hss_level"]["ratio_to_spectralconv"]
     write_result(
         "hss_vs_fno", res,
-        f"{n}^3 fwd+bwd, 2 threads: HSS level {lvl:.2f}x SpectralConv, level+untie6 "
+        f"{n}^3 fwd+bwd, {tn} thread(s): HSS level {lvl:.2f}x SpectralConv, level+untie6 "
         f"{t2['hss_level_untie6']['ratio_to_spectralconv']:.2f}x, none "
         f"{t2['hss_none']['ratio_to_spectralconv']:.2f}x (1 thread: "
         f"{timing['threads_1']['hss_level']['ratio_to_spectralconv']:.2f}x level, none "
