@@ -10,9 +10,10 @@
   fit is centred on the training means (an affine path: the answer for maps such as Darcy's
   coefficient -> solution, whose outputs share a large mean pattern that no linear map of the
   input carries);
-* every block is ``v <- sigma(M H(v) + W v + b)`` with ``H`` a depthwise H² operator (near field
-  convolution + polynomial far field through interaction lists), ``M`` and ``W`` pointwise
-  channel mixing;
+* every block is ``v <- sigma(M H(v) + W v + b [+ (P H(v)) * (Q v)])`` with ``H`` a depthwise H²
+  operator (near field convolution + polynomial far field through interaction lists), ``M``,
+  ``W``, ``P``, ``Q`` pointwise channel mixing; the bracketed product (``multiplicative``, on in
+  the default configuration) lets local features modulate the far field;
 * the last layer of ``project`` starts at zero, so at initialisation the model *is* its linear
   path and training adds the nonlinear correction.
 
@@ -80,7 +81,9 @@ class NeuralH2(nn.Module):
         Add a product term to every block, ``v <- sigma(M H(v) + W v + b + (P H(v)) * (Q v))``
         (``Q`` starts at zero, so the block starts as the plain one): the far field modulated by
         the local features, the shape of a variable-coefficient solution operator
-        (``grad u ~ flux / a``).
+        (``grad u ~ flux / a``). The registry's default configuration (``build("neural_h2",
+        ...)``, the CLI, ``fit_method``) turns it on; the constructor's default stays off so
+        that checkpoints of plain-block models load as they were saved.
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1,
@@ -208,18 +211,22 @@ def neural_h2(**config) -> NeuralH2:
 
 
 def default_size(ndim: int) -> dict:
-    """Default width, depth, boxes and degrees on a ``ndim``-D grid.
+    """Default width, depth, boxes, degrees and block kind on a ``ndim``-D grid.
 
     The hidden blocks keep only box averages in their far field (degree 0): on Darcy 32² that
     generalised better than degree 1 or 2 (which fit the training samples more closely), and it
     makes a training step cheaper than FNO's; on linear problems the linear path (degree 3 in
-    2-D) carries the far field. In 3-D the leaves are 2 points wide and the linear path has
-    degree 1, so that the model stays well below FNO's parameter count.
+    2-D) carries the far field. The blocks are multiplicative: on Darcy 32² (n = 16) that
+    lowered the test error from 0.106 to 0.089 (3 seeds) for 10 % more parameters, and it did
+    not hurt on Poisson or Helmholtz (``examples/neural_h2_variants.py``). In 3-D the leaves are
+    2 points wide and the linear path has degree 1, so that the model stays well below FNO's
+    parameter count.
     """
     if ndim < 3:
         return {"hidden_channels": 16, "n_layers": 4, "leaf_side": 4, "degree": 0,
-                "linear_degree": 3}
-    return {"hidden_channels": 16, "n_layers": 4, "leaf_side": 2, "degree": 0, "linear_degree": 1}
+                "linear_degree": 3, "multiplicative": True}
+    return {"hidden_channels": 16, "n_layers": 4, "leaf_side": 2, "degree": 0, "linear_degree": 1,
+            "multiplicative": True}
 
 
 @register_defaults("neural_h2")
