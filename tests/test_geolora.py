@@ -68,7 +68,9 @@ def test_start_equals_base_and_kinds():
     add_adapters(model, init_rank=4, max_rank=6)
     kinds = {n: a.kind for n, a in adapters(model).items()}
     assert kinds == {"conv": "conv", "mix": "pointwise", "head": "linear"}
-    assert torch.equal(model(x), y0)
+    # Equal up to the last bit: the head's adapter multiplies a contiguous copy of its
+    # (non-contiguous) input, which can round differently from nn.Linear on the view.
+    torch.testing.assert_close(model(x), y0, rtol=1e-14, atol=1e-14)
     assert all(not p.requires_grad for n, p in model.named_parameters() if ".base." in n)
 
     fno = _fno()
