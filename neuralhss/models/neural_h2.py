@@ -81,9 +81,9 @@ class NeuralH2(nn.Module):
         Add a product term to every block, ``v <- sigma(M H(v) + W v + b + (P H(v)) * (Q v))``
         (``Q`` starts at zero, so the block starts as the plain one): the far field modulated by
         the local features, the shape of a variable-coefficient solution operator
-        (``grad u ~ flux / a``). The registry's default configuration (``build("neural_h2",
-        ...)``, the CLI, ``fit_method``) turns it on; the constructor's default stays off so
-        that checkpoints of plain-block models load as they were saved.
+        (``grad u ~ flux / a``). The default configuration (``default_config("neural_h2",
+        ...)``, what the CLI and ``fit_method`` build) turns it on; the constructor's default
+        stays off so that checkpoints of plain-block models rebuild as they were saved.
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1,
