@@ -140,8 +140,8 @@ def test_neural_h2_starts_as_its_linear_path_and_is_small():
 def test_multiplicative_blocks_start_as_plain_blocks_and_learn_the_product():
     torch.manual_seed(7)
     kw = {"grid_shape": (16, 16), "hidden_channels": 4, "n_layers": 2, "linear_path": False}
-    plain = NeuralH2(**kw)
-    mult = NeuralH2(**kw, multiplicative=True)
+    plain = NeuralH2(**kw, multiplicative=False)
+    mult = NeuralH2(**kw)
     # Same draws for the shared parameters: the product term starts at exactly zero.
     mult.load_state_dict(plain.state_dict(), strict=False)
     x = torch.randn(3, 1, 16, 16)
@@ -152,6 +152,21 @@ def test_multiplicative_blocks_start_as_plain_blocks_and_learn_the_product():
     assert gate.grad is not None and float(gate.grad.abs().max()) > 0  # not stuck at zero
     extra = sum(p.numel() for p in mult.parameters()) - sum(p.numel() for p in plain.parameters())
     assert extra == 2 * 2 * 4 * 4  # two pointwise maps per block
+
+
+def test_specs_written_before_a_default_changed_rebuild_the_model_they_saved():
+    from neuralhss.models import from_spec
+
+    cfg = {"in_channels": 1, "out_channels": 1, "grid_shape": [16, 16], "hidden_channels": 4,
+           "n_layers": 1}
+    new = build("neural_h2", **cfg)
+    assert new.spec["version"] >= 2 and new.multiplicative
+    # A spec of version 1 (no "version" key) was built when the blocks were plain by default.
+    old = from_spec({"name": "neural_h2", "config": cfg})
+    assert not old.multiplicative
+    old.load_state_dict(NeuralH2(**cfg, multiplicative=False).state_dict())  # same parameters
+    assert from_spec({"name": "neural_h2", "config": {**cfg, "multiplicative": True}}).multiplicative
+    assert from_spec(new.spec).multiplicative
 
 
 def test_box_edge_ratios_see_steps_and_not_smooth_errors():

@@ -4,6 +4,7 @@ import torch
 from neuralhss.hss import HSSOperator
 from neuralhss.models import build, count_parameters, default_config, from_spec, model_names
 from neuralhss.models.neural_hss import NeuralHSS
+from neuralhss.models.registry import SPEC_VERSION
 
 
 def test_registry_names_and_defaults():
@@ -11,7 +12,7 @@ def test_registry_names_and_defaults():
     for name in ("fno", "tfno", "uno", "neural_hss", "neural_h2"):
         cfg = default_config(name, 1, 1, (32, 32))
         model = build(name, **cfg)
-        assert model.spec == {"name": name, "config": cfg}
+        assert model.spec == {"name": name, "config": cfg, "version": SPEC_VERSION}
         assert count_parameters(model) > 0
         y = model(torch.randn(2, 1, 32, 32))
         assert y.shape == (2, 1, 32, 32)

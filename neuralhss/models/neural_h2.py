@@ -31,7 +31,7 @@ from torch import nn
 
 from ..hss.h2 import BOUNDARIES, H2Operator
 from .neural_hss import ACTIVATIONS, Pointwise, hidden_width
-from .registry import register, register_defaults
+from .registry import register, register_defaults, register_earlier_defaults
 
 
 class NeuralH2(nn.Module):
@@ -77,13 +77,12 @@ class NeuralH2(nn.Module):
         local maps, which generalised better in the low-data runs).
     projection_channels : int, optional
         Hidden channels of the two-layer pointwise projection (default ``2 * hidden_channels``).
-    multiplicative : bool, default False
+    multiplicative : bool, default True
         Add a product term to every block, ``v <- sigma(M H(v) + W v + b + (P H(v)) * (Q v))``
         (``Q`` starts at zero, so the block starts as the plain one): the far field modulated by
         the local features, the shape of a variable-coefficient solution operator
-        (``grad u ~ flux / a``). The default configuration (``default_config("neural_h2",
-        ...)``, what the CLI and ``fit_method`` build) turns it on; the constructor's default
-        stays off so that checkpoints of plain-block models rebuild as they were saved.
+        (``grad u ~ flux / a``). ``False`` gives the plain blocks of version 1 (checkpoints
+        written then rebuild with them: :func:`~neuralhss.models.registry.from_spec`).
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1,
@@ -94,7 +93,7 @@ class NeuralH2(nn.Module):
                  linear_path: bool = True, coupling_init: float = 0.1,
                  hidden_boundary: str = "neumann", hidden_near_radius: int | None = None,
                  blend: bool = True, hidden_blend: bool = True,
-                 projection_channels: int | None = None, multiplicative: bool = False, *,
+                 projection_channels: int | None = None, multiplicative: bool = True, *,
                  width: int | None = None) -> None:
         super().__init__()
         width = hidden_width(hidden_channels, width, "NeuralH2")
@@ -203,6 +202,10 @@ class NeuralH2(nn.Module):
             misfit = self.linear.fit_linear(x.double(), y.double(), max_iter=max_iter)
         self.linear.to(dtype)
         return misfit
+
+# Specs written before the multiplicative blocks became the default (spec version 1).
+register_earlier_defaults("neural_h2", 1, multiplicative=False)
+
 
 @register("neural_h2")
 def neural_h2(**config) -> NeuralH2:

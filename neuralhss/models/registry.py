@@ -1,8 +1,10 @@
 """Build models by name, so that scripts, the CLI and checkpoints share one vocabulary.
 
 ``build(name, **config)`` returns an ``nn.Module`` with a ``spec`` attribute
-``{"name": name, "config": config}`` (JSON-friendly) that checkpoints store and
-:func:`from_spec` rebuilds.
+``{"name": name, "config": config, "version": SPEC_VERSION}`` (JSON-friendly) that checkpoints
+store and :func:`from_spec` rebuilds. A spec records only the arguments given, so when a
+constructor default changes, the old value is registered (:func:`register_earlier_defaults`)
+and :func:`from_spec` passes it to specs written before the change.
 """
 
 from __future__ import annotations
@@ -15,6 +17,20 @@ import torch
 from torch import nn
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+
+#: Version stamped on new specs: 1 (no ``version`` key) before neural_h2's
+#: ``multiplicative`` default became True, 2 since.
+SPEC_VERSION = 2
+
+#: name -> {spec version: constructor defaults that specs of that version were built with,
+#: where they differ from today's}.
+_EARLIER: dict[str, dict[int, dict[str, Any]]] = {}
+
+
+def register_earlier_defaults(name: str, version: int, **defaults: Any) -> None:
+    """Record that specs of ``name`` with version at most ``version`` were built with
+    ``defaults``: constructor defaults that changed when the spec version passed ``version``."""
+    _EARLIER.setdefault(name, {})[int(version)] = dict(defaults)
 
 
 def register(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
@@ -68,13 +84,20 @@ def build(name: str, **config: Any) -> nn.Module:
         raise ValueError(f"unknown model {name!r}; available: {model_names()}")
     config = _jsonable(config)
     model = _BUILDERS[name](**config)
-    model.spec = {"name": name, "config": config}
+    model.spec = {"name": name, "config": config, "version": SPEC_VERSION}
     return model
 
 
 def from_spec(spec: dict[str, Any]) -> nn.Module:
-    """Rebuild a model from its ``spec`` (as stored in a checkpoint)."""
-    return build(spec["name"], **spec["config"])
+    """Rebuild a model from its ``spec`` (as stored in a checkpoint), with the constructor
+    defaults of the version that wrote it where they have changed since."""
+    config = dict(spec["config"])
+    version = int(spec.get("version", 1))
+    # The latest change first, so that the value of the earliest period holding the spec wins.
+    for v, defaults in sorted(_EARLIER.get(spec["name"], {}).items(), reverse=True):
+        if version <= v:
+            config = {**config, **{k: d for k, d in defaults.items() if k not in spec["config"]}}
+    return build(spec["name"], **config)
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
