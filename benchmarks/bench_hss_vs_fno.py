@@ -75,16 +75,22 @@ def memory_child(name: str, n: int) -> None:
 
 
 
-def time_one_thread(n: int, rounds: int) -> dict[str, Any]:
-    """fwd+bwd of every candidate with one thread, interleaved; ratios to SpectralConv."""
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    x = torch.randn(1, 1, n, n, n, requires_grad=True)
-    g = torch.randn(1, 1, n, n, n)
-    t = interleaved({k: fwd_bwd(build(k, n), x, g) for k in CANDIDATES}, rounds)
+def time_candidates(mods: dict[str, torch.nn.Module], x: torch.Tensor, g: torch.Tensor,
+                    threads: int, rounds: int) -> dict[str, Any]:
+    """fwd+bwd of every candidate with ``threads`` threads, interleaved; ratios to SpectralConv."""
+    torch.set_num_threads(threads)
+    t = interleaved({k: fwd_bwd(m, x, g) for k, m in mods.items()}, rounds)
     for k in t:
         t[k]["ratio_to_spectralconv"] = t[k]["median_s"] / t["spectralconv"]["median_s"]
     return t
+
+
+def time_one_thread(n: int, rounds: int) -> dict[str, Any]:
+    """:func:`time_candidates` with one thread, on freshly built candidates."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 1, n, n, n, requires_grad=True)
+    g = torch.randn(1, 1, n, n, n)
+    return time_candidates({k: build(k, n) for k in CANDIDATES}, x, g, 1, rounds)
 
 
 MALLOC_REUSE = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 40)}
@@ -113,11 +119,7 @@ def main() -> None:
     params = {k: sum(p.numel() for p in m.parameters()) for k, m in mods.items()}
     timing: dict[str, Any] = {}
     for threads in args.threads:
-        torch.set_num_threads(threads)
-        t = interleaved({k: fwd_bwd(m, x, g) for k, m in mods.items()}, args.rounds)
-        base = t["spectralconv"]["median_s"]
-        for k in t:
-            t[k]["ratio_to_spectralconv"] = t[k]["median_s"] / base
+        t = time_candidates(mods, x, g, threads, args.rounds)
         timing[f"threads_{threads}"] = t
         print(f"threads={threads}: " + ", ".join(
             f"{k} {v['median_s'] * 1e3:.0f} ms ({v['ratio_to_spectralconv']:.2f}x)"

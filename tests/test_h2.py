@@ -152,6 +152,8 @@ def test_multiplicative_blocks_start_as_plain_blocks_and_learn_the_product():
     assert gate.grad is not None and float(gate.grad.abs().max()) > 0  # not stuck at zero
     extra = sum(p.numel() for p in mult.parameters()) - sum(p.numel() for p in plain.parameters())
     assert extra == 2 * 2 * 4 * 4  # two pointwise maps per block
+    with pytest.raises(ValueError, match="multiplicative='no' must be True or False"):
+        NeuralH2(**kw, multiplicative="no")
 
 
 def test_specs_written_before_a_default_changed_rebuild_the_model_they_saved():

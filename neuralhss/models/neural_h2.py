@@ -129,7 +129,9 @@ class NeuralH2(nn.Module):
                                  persistent=False)
         self.blocks = nn.ModuleList()
         self.project = None
-        self.multiplicative = bool(multiplicative)
+        if not isinstance(multiplicative, bool):
+            raise ValueError(f"multiplicative={multiplicative!r} must be True or False")
+        self.multiplicative = multiplicative
         if n_layers:
             self.lift = Pointwise(in_channels + (d if self.positional else 0), width)
             for _ in range(n_layers):
@@ -174,10 +176,10 @@ class NeuralH2(nn.Module):
         last = len(self.blocks) - 1
         for k, blk in enumerate(self.blocks):
             h = blk["h2"](v)
-            u = blk["mix"](h) + blk["local"](v)
+            v_new = blk["mix"](h) + blk["local"](v)
             if self.multiplicative:
-                u = u + blk["far_gate"](h) * blk["local_gate"](v)
-            v = u
+                v_new = v_new + blk["far_gate"](h) * blk["local_gate"](v)
+            v = v_new
             if k < last:
                 v = self.act(v)
         return y + self.project(v)
