@@ -15,6 +15,8 @@ Protocol, per problem and training-set size n:
   ``--steps`` AdamW steps (batch <= 8, cosine schedule); the configuration with the lowest
   validation error is kept, and re-run with further seeds (``--seeds-at``);
 * the closed-form fits (``h2_linear``, ``affine_least_squares``) have nothing to tune;
+* sizes above ``--n-max`` (e.g. all 1000 training samples of an external set, which leave
+  none to validate on) run only the configuration chosen at the largest size within it;
 * reported: test error (relative L2 in data units, mean ± std over seeds) of the chosen
   configuration, its training error in the same units, its validation error, parameter count
   and seconds per step.
@@ -29,6 +31,12 @@ runs), and ``OUT/table.md`` and ``OUT/test_error_vs_n.png`` are redrawn at the e
 
 Run: ``python examples/fair_low_data.py --problems darcy_32 --jobs 2`` (about an hour on 2
 cores); the whole sweep (``--problems all``) is a GPU job.
+
+``neuralop_darcy_16`` is data nobody here generated: neuraloperator's small Darcy set (16×16,
+1000 training and 50 test samples, the source's split kept), converted from its ``.pt`` files
+in ``--external-dir`` (see ``examples/external_darcy.py`` for where to get them). Run:
+``python examples/fair_low_data.py --problems neuralop_darcy_16 --n-train 16 64 256 1000
+--n-max 256 --n-val 100 --external-dir FOLDER``.
 """
 
 from __future__ import annotations
@@ -59,7 +67,15 @@ PROBLEMS: dict[str, tuple[str, dict, int, int | None, bool]] = {
     "poisson_64": ("poisson", {"dim": 2, "resolution": 64, **SMOOTH}, 300, None, True),
     "darcy_64": ("darcy", {"dim": 2, "resolution": 64, **DARCY}, 300, None, True),
     "poisson3d_32": ("poisson", {"dim": 3, "resolution": 32, **SMOOTH}, 300, None, True),
+    # data nobody here generated: neuraloperator's small Darcy set, converted from its .pt files
+    # (1000 training then 50 test samples, the source's own split; see EXTERNAL)
+    "neuralop_darcy_16": ("external", {}, 1050, None, True),
 }
+# external problems: the source files (train, then test) and the test-set size they imply
+EXTERNAL: dict[str, tuple[tuple[str, ...], int]] = {
+    "neuralop_darcy_16": (("darcy_train_16.pt", "darcy_test_16.pt"), 50),
+}
+DEFAULT_N_TEST = 100
 
 # Hyperparameter grids: four configurations per model, the learning rate times one
 # model-specific knob. The FNO family: AdamW weight decay 1e-4 (neuraloperator's usual value)
@@ -88,13 +104,30 @@ def data_path(data_dir: Path, problem: str) -> Path:
     return data_dir / f"fair_{problem}.h5"
 
 
-def make_data(data_dir: Path, problems: list[str], workers: int) -> None:
-    from neuralhss.datasets import generate
+def n_test_of(problem: str, n_test: int | None) -> int:
+    """``--n-test`` if given, else the external source's test split or ``DEFAULT_N_TEST``."""
+    if n_test is not None:
+        return n_test
+    return EXTERNAL[problem][1] if problem in EXTERNAL else DEFAULT_N_TEST
+
+
+def make_data(data_dir: Path, problems: list[str], workers: int,
+              external_dir: Path | None = None) -> None:
+    from neuralhss.datasets import convert, generate
 
     data_dir.mkdir(parents=True, exist_ok=True)
     for key in problems:
         name, params, samples = PROBLEMS[key][:3]
         t0 = time.perf_counter()
+        if key in EXTERNAL:
+            if not data_path(data_dir, key).exists():
+                from external_darcy import check_data_dir
+
+                check_data_dir(external_dir)
+                convert([external_dir / f for f in EXTERNAL[key][0]], data_path(data_dir, key),
+                        "neuralop", inputs=["a"], outputs=["u"])
+            print(f"data {key}: converted from {external_dir}", flush=True)
+            continue
         generate(name, data_path(data_dir, key), n_samples=samples, seed=0, params=params,
                  workers=workers, progress=False)
         print(f"data {key}: {samples} samples, {time.perf_counter() - t0:.1f} s", flush=True)
@@ -127,7 +160,8 @@ def run_one(job: dict) -> dict:
     model, m = fit_method(job["method"], train, test, steps=job["steps"], seed=job["seed"],
                           device=job["device"], **cfg)
     where = next(iter(model.state_dict().values())).device
-    m["val_rel_l2"] = evaluate(model, to_memory(val), train.normalizer, device=where)["test_rel_l2"]
+    m["val_rel_l2"] = (evaluate(model, to_memory(val), train.normalizer, device=where)["test_rel_l2"]
+                       if job["n_train"] <= job["n_max"] else None)  # else they are training data
     if job["method"] not in CLOSED:
         m["seconds_per_step"] = m["train_seconds"] / job["steps"]
     keep = ("problem", "method", "n_train", "seed", "config", "steps", "n_max")
@@ -161,27 +195,43 @@ def chosen(rows: list[dict], problem: str, method: str, n: int) -> dict | None:
     return min(runs, key=lambda r: r["val_rel_l2"])["config"]
 
 
+def chosen_for(rows: list[dict], problem: str, method: str, n: int, n_max: int) -> dict | None:
+    """:func:`chosen` at ``n``; above ``n_max`` (where the validation samples are part of the
+    training set) the configuration chosen at the largest size within ``n_max``."""
+    if n <= n_max:
+        return chosen(rows, problem, method, n)
+    below = [r["n_train"] for r in rows if (r["problem"], r["method"]) == (problem, method)
+             and r["n_train"] <= n_max]
+    return chosen(rows, problem, method, max(below)) if below else None
+
+
 def plan(rows: list[dict], args) -> list[dict]:
     """Jobs that can run now, most wanted first: for n = 16, then the other sizes, the grid runs
-    of every problem and model and then the extra seeds of the chosen configurations."""
+    of every problem and model and then the extra seeds of the chosen configurations. Sizes
+    above ``--n-max`` run only the configuration chosen below it (:func:`chosen_for`)."""
     done = {_key(r) for r in rows}
     jobs = []
-    base = {"steps": args.steps, "n_val": args.n_val, "n_test": args.n_test,
-            "n_max": args.n_max, "device": args.device}
+    base = {"steps": args.steps, "n_val": args.n_val, "n_max": args.n_max, "device": args.device}
     for n in sorted(args.n_train, key=lambda n: (n != 16, n)):
         for problem in args.problems:
             for method in args.models:
-                for config in grid_of(method, problem):
+                if n > args.n_max and method in GRADIENT:
+                    config = chosen_for(rows, problem, method, n, args.n_max)
+                    configs = [config] if config is not None else []
+                else:
+                    configs = grid_of(method, problem)
+                for config in configs:
                     jobs.append({**base, "problem": problem, "method": method, "n_train": n,
                                  "seed": 0, "config": config})
         for problem in args.problems:
             for method in (m for m in args.models if m in GRADIENT and n in args.seeds_at):
-                config = chosen(rows, problem, method, n)
+                config = chosen_for(rows, problem, method, n, args.n_max)
                 for seed in range(1, args.n_seeds if config is not None else 0):
                     jobs.append({**base, "problem": problem, "method": method, "n_train": n,
                                  "seed": seed, "config": config})
     for job in jobs:
         job["data"] = str(data_path(Path(args.data_dir), job["problem"]))
+        job["n_test"] = n_test_of(job["problem"], args.n_test)
     return [j for j in jobs if _key(j) not in done]
 
 
@@ -192,7 +242,10 @@ def summary(rows: list[dict]) -> list[dict]:
     for problem in PROBLEMS:
         for method in sorted({r["method"] for r in rows if r["problem"] == problem}):
             for n in sorted({r["n_train"] for r in rows if r["problem"] == problem}):
-                config = chosen(rows, problem, method, n)
+                at_n = [r for r in rows if (r["problem"], r["method"], r["n_train"]) ==
+                        (problem, method, n)]
+                n_max = max((r.get("n_max") or n for r in at_n), default=n)
+                config = chosen_for(rows, problem, method, n, n_max)
                 if config is None:
                     continue
                 runs = [r for r in rows if (r["problem"], r["method"], r["n_train"]) ==
@@ -232,8 +285,9 @@ def table(rows: list[dict]) -> str:
                     continue
                 t = f"{r['test_mean']:.3f}" + (f" ± {r['test_std']:.3f} ({r['seeds']})"
                                                if r["seeds"] > 1 else "")
+                val = "-" if r["val"] is None else f"{r['val']:.3f}"  # None: no held-out samples
                 cells += [f"**{t}**" if r["test_mean"] == best[n] else t, f"{r['train_mean']:.3f}",
-                          f"{r['val']:.3f}"]
+                          val]
             any_r = next(r for r in sp if r["method"] == method)
             c16 = next((r["config"] for r in sp if r["method"] == method and r["n_train"] == 16), {})
             r16 = next((r for r in sp if r["method"] == method and r["n_train"] == 16), any_r)
@@ -294,7 +348,9 @@ def main() -> None:
     ap.add_argument("--n-max", type=int, default=None,
                     help="the validation samples follow the first N_MAX training samples "
                          "(default: the largest --n-train); keep it fixed when adding sizes later")
-    ap.add_argument("--n-test", type=int, default=100)
+    ap.add_argument("--n-test", type=int, default=None,
+                    help=f"test samples at the end of each file (default {DEFAULT_N_TEST}, or an "
+                         "external source's own test split)")
     ap.add_argument("--seeds-at", type=int, nargs="*", default=[16],
                     help="training-set sizes whose chosen configuration runs --n-seeds seeds")
     ap.add_argument("--n-seeds", type=int, default=3)
@@ -302,13 +358,17 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2, help="worker processes")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--data-dir", default="data")
+    ap.add_argument("--external-dir", type=Path, default=None,
+                    help="folder holding an external problem's source files (default: "
+                         "external_darcy.py's, the data folder of the installed neuraloperator)")
     ap.add_argument("--workers", type=int, default=2, help="processes generating the data")
     ap.add_argument("--out", default="examples/results/fair_low_data")
     ap.add_argument("--report", action="store_true", help="only redraw the table and plot")
     args = ap.parse_args()
     args.n_max = max(args.n_train) if args.n_max is None else args.n_max
-    if args.n_max < max(args.n_train):
-        raise SystemExit(f"--n-max {args.n_max} is below the largest --n-train {max(args.n_train)}")
+    if args.n_max < min(args.n_train):
+        raise SystemExit(f"--n-max {args.n_max} is below every --n-train; sizes above it reuse "
+                         "the configuration chosen at the largest size within it")
     if args.problems == ["all"]:
         args.problems = list(PROBLEMS)
     unknown = set(args.problems) - set(PROBLEMS) | set(args.models) - set(GRADIENT) - set(CLOSED)
@@ -316,7 +376,7 @@ def main() -> None:
         raise SystemExit(f"unknown problems or models {sorted(unknown)}; problems: "
                          f"{list(PROBLEMS)}, models: {[*GRADIENT, *CLOSED]}")
     for key in args.problems:
-        need = args.n_max + args.n_val + args.n_test
+        need = max(args.n_max + args.n_val, *args.n_train) + n_test_of(key, args.n_test)
         if PROBLEMS[key][2] < need:
             raise SystemExit(f"{key} holds {PROBLEMS[key][2]} samples, fewer than the {need} "
                              "that --n-train, --n-val and --n-test need")
@@ -328,7 +388,11 @@ def main() -> None:
         report(rows, out)
         print(table(rows))
         return
-    make_data(Path(args.data_dir), args.problems, args.workers)
+    if args.external_dir is None and set(args.problems) & set(EXTERNAL):
+        from external_darcy import default_data_dir
+
+        args.external_dir = default_data_dir()
+    make_data(Path(args.data_dir), args.problems, args.workers, args.external_dir)
     t0 = time.perf_counter()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     # spawn: workers must not inherit a half-initialised CUDA or OpenMP state
@@ -364,7 +428,7 @@ def main() -> None:
                 log.flush()
                 print(f"{time.perf_counter() - t0:7.0f} s {row['problem']:16s} {row['method']:20s} "
                       f"n={row['n_train']:3d} seed={row['seed']} {row['config']} "
-                      f"val {row['val_rel_l2']:.4f} test {row['test_rel_l2']:.4f}", flush=True)
+                      f"val {row['val_rel_l2'] or math.nan:.4f} test {row['test_rel_l2']:.4f}", flush=True)
     report(rows, out)
     print(table(rows))
 
