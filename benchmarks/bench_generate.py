@@ -137,6 +137,9 @@ def main() -> None:
     ap.add_argument("--memory-samples", type=int, default=32)
     ap.add_argument("--cases", nargs="*", default=list(CASES))
     ap.add_argument("--out", default="bench_generate")
+    ap.add_argument("--note", default="2-core machine shared with other jobs (loaded): ratios "
+                                      "from interleaved repeats",
+                    help="what else ran on the machine, stored with the results")
     args = ap.parse_args()
     n = args.samples
     rows = {}
@@ -235,8 +238,7 @@ def main() -> None:
                     "the solver alone over pre-drawn inputs (solve) kept from issue 2",
         "overhead_goal_met": {k: bool(v["overhead_vs_sample_solve_loop_w1"] <= GOAL)
                               for k, v in rows.items()},
-        "note": "workers are forked (Linux); 2-core machine shared with a training sweep and "
-                "other test runs (loaded): ratios from interleaved repeats"},
+        "note": f"workers are forked (Linux); {args.note}"},
         summary)
 
 
