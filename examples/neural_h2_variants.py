@@ -47,7 +47,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, config in args.variant:
         for seed in args.seeds:
-            job = {"steps": args.steps, "n_val": 32, "n_test": 100,
+            job = {"steps": args.steps, "n_val": 32, "n_test": fair.n_test_of(args.problem, None),
                    "n_max": args.n_max or args.n_train, "device": "cpu",
                    "problem": args.problem, "method": args.method, "seed": seed,
                    "n_train": args.n_train, "config": json.loads(config),
