@@ -83,10 +83,6 @@ class NeuralH2(nn.Module):
         the local features, the shape of a variable-coefficient solution operator
         (``grad u ~ flux / a``). ``False`` gives the plain blocks of version 1 (checkpoints
         written then rebuild with them: :func:`~neuralhss.models.registry.from_spec`).
-    spectral_modes : int, default 0
-        Experimental. If positive, every block's operator is ``H(v) + S(v)`` with ``S`` a
-        depthwise spectral convolution (neuraloperator's separable ``SpectralConv``) keeping
-        ``spectral_modes`` Fourier modes per axis.
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1,
@@ -97,8 +93,8 @@ class NeuralH2(nn.Module):
                  linear_path: bool = True, coupling_init: float = 0.1,
                  hidden_boundary: str = "neumann", hidden_near_radius: int | None = None,
                  blend: bool = True, hidden_blend: bool = True,
-                 projection_channels: int | None = None, multiplicative: bool = True,
-                 spectral_modes: int = 0, *, width: int | None = None) -> None:
+                 projection_channels: int | None = None, multiplicative: bool = True, *,
+                 width: int | None = None) -> None:
         super().__init__()
         width = hidden_width(hidden_channels, width, "NeuralH2")
         if activation not in ACTIVATIONS:
@@ -110,9 +106,6 @@ class NeuralH2(nn.Module):
                         ("hidden_channels", width)):
             if int(v) != v or v < 1:
                 raise ValueError(f"{name}={v!r} must be a positive integer")
-        if int(spectral_modes) != spectral_modes or not 0 <= spectral_modes <= min(grid_shape):
-            raise ValueError(f"spectral_modes={spectral_modes!r} must be an integer in [0, "
-                             f"{min(grid_shape)}]")
         if int(n_layers) != n_layers or n_layers < 0:
             raise ValueError(f"n_layers={n_layers!r} must be a non-negative integer")
         if not linear_path and n_layers == 0:
@@ -147,11 +140,6 @@ class NeuralH2(nn.Module):
                                         near_radius=hidden_near_radius, blend=hidden_blend),
                        "mix": Pointwise(width, width, bias=False),
                        "local": Pointwise(width, width)}
-                if spectral_modes:
-                    from neuralop.layers.spectral_convolution import SpectralConv
-
-                    blk["spectral"] = SpectralConv(width, width, (int(spectral_modes),) * d,
-                                                   separable=True, bias=False)
                 if self.multiplicative:
                     blk["far_gate"] = Pointwise(width, width, bias=False)
                     blk["local_gate"] = Pointwise(width, width, bias=False)
@@ -188,8 +176,6 @@ class NeuralH2(nn.Module):
         last = len(self.blocks) - 1
         for k, blk in enumerate(self.blocks):
             h = blk["h2"](v)
-            if "spectral" in blk:
-                h = h + blk["spectral"](v)
             v_new = blk["mix"](h) + blk["local"](v)
             if self.multiplicative:
                 v_new = v_new + blk["far_gate"](h) * blk["local_gate"](v)
