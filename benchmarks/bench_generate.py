@@ -137,8 +137,7 @@ def main() -> None:
     ap.add_argument("--memory-samples", type=int, default=32)
     ap.add_argument("--cases", nargs="*", default=list(CASES))
     ap.add_argument("--out", default="bench_generate")
-    ap.add_argument("--note", default="2-core machine shared with other jobs (loaded): ratios "
-                                      "from interleaved repeats",
+    ap.add_argument("--note", default="machine load not stated; ratios from interleaved repeats",
                     help="what else ran on the machine, stored with the results")
     args = ap.parse_args()
     n = args.samples
