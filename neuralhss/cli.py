@@ -235,6 +235,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-test", type=_count_or_fraction, default=_default_n_test(),
                    help="size of the test split: a count, or a fraction of the file "
                         f"(default {_default_n_test()}, as PDEDataset's)")
+    p.add_argument("--normalize", default="scale", choices=["scale", "gaussian"],
+                   help="per-channel normalisation from the training samples: divide by the RMS "
+                        "(scale, default: a linear operator stays linear, so neural_h2's linear "
+                        "path can start from its convex fit), or subtract the mean and divide by "
+                        "the standard deviation (gaussian)")
     p.add_argument("--time-index", type=int, nargs="+", default=None, metavar="K",
                    help="snapshots of trajectory outputs to learn (-1 = final time; default: all)")
     for name, kw in _train_config_options():  # TrainConfig's fields, defaults and help
@@ -263,7 +268,7 @@ def _data_identity(args: argparse.Namespace) -> dict[str, Any]:
     return {"dataset": {**meta.identity(), "shard": list(meta.shard) if meta.shard else None,
                         **({"converted_from": meta.attrs["converted_from"]}
                            if "converted_from" in meta.attrs else {})},
-            "n_test": args.n_test, "time_index": args.time_index}
+            "n_test": args.n_test, "time_index": args.time_index, "normalize": args.normalize}
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -280,7 +285,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     # on other data, fails at once.
     check_out_dir(args.out, data={k: v for k, v in data_id.items() if k != "n_train"})
     train_set = PDEDataset(args.data, split="train", n=args.n_train, n_test=args.n_test,
-                           normalize="gaussian", time_index=args.time_index)
+                           normalize=args.normalize, time_index=args.time_index)
     test_set = PDEDataset(args.data, split="test", n_test=args.n_test,
                           normalize=train_set.normalizer, time_index=args.time_index)
     from .train.methods import data_model_args
@@ -315,7 +320,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                        rule=args.linear_fit, seed=args.seed)
         if start is not None and info.is_main:
             val = start["validation_rel_l2"]
-            why = f" (validation rel. L2 {val:.3g})" if val is not None else ""
+            why = (f" (validation rel. L2 {val:.3g}; the training mean's "
+                   f"{start['validation_rel_l2_mean']:.3g})" if val is not None else "")
             if start["fitted"]:
                 kind = "affine" if start["centered"] else "linear"
                 print(f"neural_h2 starts from the convex fit of its {kind} path{why}")

@@ -3,7 +3,7 @@ import torch
 
 from neuralhss.datasets import PDEDataset, generate
 from neuralhss.train.loop import to_memory
-from neuralhss.train.methods import LINEAR_START_MAX_ERROR, METHODS, fit_method
+from neuralhss.train.methods import LINEAR_START_MAX_RATIO, METHODS, fit_method
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,8 @@ def test_neural_h2_starts_from_its_linear_fit_only_where_it_generalises(poisson)
     train, test = poisson
     _, m = fit_method("neural_h2", train, test, steps=2, lbfgs_iter=30)
     assert m["linear_start"]["fitted"]
-    assert m["linear_start"]["validation_rel_l2"] < LINEAR_START_MAX_ERROR
+    start = m["linear_start"]
+    assert start["validation_rel_l2"] < LINEAR_START_MAX_RATIO * start["validation_rel_l2_mean"]
     assert not m["linear_start"]["centered"]
     # the model starts as its linear path: the recorded start is the closed-form fit
     lin_model, lin = fit_method("h2_linear", train, test, lbfgs_iter=30)
@@ -60,6 +61,20 @@ def test_neural_h2_starts_from_its_linear_fit_only_where_it_generalises(poisson)
     assert "linear_test_rel_l2" not in never
     with pytest.raises(ValueError, match="linear_fit"):
         fit_method("neural_h2", train, test, steps=2, linear_fit="sometimes")
+
+
+def test_no_linear_start_where_the_training_mean_predicts_as_well(tmp_path):
+    """Darcy's coefficient -> solution map: a linear fit from half the samples predicts the other
+    half worse than their mean does, so the automatic rule builds the model without a linear
+    path; the ratio it decided on is recorded."""
+    path = tmp_path / "d.h5"
+    generate("darcy", path, n_samples=24, params={"resolution": 16}, progress=False)
+    train = PDEDataset(path, "train", n=16, n_test=8, normalize="scale")
+    test = PDEDataset(path, "test", n_test=8, normalize=train.normalizer)
+    model, m = fit_method("neural_h2", train, test, steps=1, lbfgs_iter=30)
+    start = m["linear_start"]
+    assert start["validation_rel_l2"] > LINEAR_START_MAX_RATIO * start["validation_rel_l2_mean"]
+    assert not start["fitted"] and model.linear is None
 
 
 def test_affine_start_is_centred_on_the_training_means(poisson):

@@ -83,15 +83,18 @@ CLOSED_FORM = ("least_squares", "affine_least_squares", "hss_poly", "h2_linear")
 METHODS = CLOSED_FORM + tuple(GRADIENT_METHODS)
 
 
-#: Largest held-out error of the linear fit for which ``linear_fit="auto"`` keeps the convex
-#: start (fit on half the training samples, error on the other half). Near-linear maps gave
-#: 0.04-0.18 (Poisson 32² and 64², n = 4-64; 0.33 on 16² with rougher sources and only four
-#: samples to fit); Darcy (coefficient -> solution) 0.47-0.68 at 32² and 0.38-0.62 on
-#: neuraloperator's 16×16 set, falling as n grows. Kept and frozen, such a start hurts: on that
-#: set the test error was 0.19 against 0.095 without it at n = 1000 (threshold 0.4), and at
-#: n = 256 (threshold 0.5) the validation error was 0.31, against 0.15 at n = 64. No threshold
-#: separates every case; ``linear_fit="always"`` / ``"never"`` decide explicitly.
-LINEAR_START_MAX_ERROR = 0.3
+#: Largest ratio, on held-out samples, of the linear fit's relative error to that of the
+#: training mean, for which ``linear_fit="auto"`` keeps the convex start (both made from half
+#: the training samples, scored on the other half). Measured ratios (``examples/results/
+#: linear_start_rule/``): near-linear maps 0.03-0.12 (Poisson 16² and 32², n = 4-64, including
+#: 16² with eight samples, where the plain error was 0.33 with the CLI's normalisation);
+#: coefficient -> solution maps 0.78-2.37 (Darcy 32², n = 4-64; neuraloperator's 16×16 set,
+#: n = 4-1000), vorticity at a later time 5.1 (Navier-Stokes 32², n = 16). A Darcy start kept
+#: and frozen hurts: on neuraloperator's set at n = 1000 (plain error 0.38, ratio 0.78) the test
+#: error was 0.19 against 0.095 without it. Comparing against the mean makes the rule
+#: independent of how much of the output a constant field already explains (Darcy's solutions
+#: share one bump: the mean alone has error 0.28-0.50 there, Poisson's mean 1.0-2.0).
+LINEAR_START_MAX_RATIO = 0.4
 LINEAR_FIT_RULES = ("auto", "affine", "always", "never")
 
 
@@ -106,15 +109,24 @@ def _probe_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lbfgs_iter:
     return float(relative_l2(pred, y[half:].double(), y.ndim - 2).mean())
 
 
+def _mean_error(y: torch.Tensor) -> float:
+    """Validation error of the mean of the first half of ``y`` as the prediction for the rest."""
+    half = len(y) // 2
+    y = y.double()
+    mean = y[:half].mean(0, keepdim=True).expand_as(y[half:])
+    return float(relative_l2(mean, y[half:], y.ndim - 2).mean())
+
+
 def _choose_linear_start(model: nn.Module, mem, dev: torch.device, lbfgs_iter: int,
                          rule: str) -> dict[str, Any]:
     """Decide whether (and how) ``neural_h2`` starts from the convex fit of its linear path.
 
     ``rule``: ``"never"``; ``"always"`` (linear, or affine where that validates better);
     ``"auto"``: the linear path ``y = A x`` fitted on the first half of the training samples must
-    have relative error below ``LINEAR_START_MAX_ERROR`` on the other half; ``"affine"``: the
-    same for the affine path ``y = y0 + A (x - x0)`` about the pointwise means (from four
-    samples). Returns ``{"fitted", "centered", "validation_rel_l2", ...}``.
+    have, on the other half, relative error below ``LINEAR_START_MAX_RATIO`` times that of the
+    first half's mean output; ``"affine"``: the same for the affine path ``y = y0 + A (x - x0)``
+    about the pointwise means (from four samples). Returns ``{"fitted", "centered",
+    "validation_rel_l2", "validation_rel_l2_mean", ...}``.
     """
     if rule not in LINEAR_FIT_RULES:
         raise ValueError(f"linear_fit={rule!r}; use one of {LINEAR_FIT_RULES}")
@@ -129,8 +141,10 @@ def _choose_linear_start(model: nn.Module, mem, dev: torch.device, lbfgs_iter: i
     if not errors:  # affine with fewer than four samples: nothing to validate it on
         return {"fitted": False, "centered": True, "validation_rel_l2": None}
     center = min(errors, key=errors.get)
-    fitted = rule == "always" or errors[center] < LINEAR_START_MAX_ERROR
+    mean = _mean_error(y)
+    fitted = rule == "always" or errors[center] < LINEAR_START_MAX_RATIO * mean
     return {"fitted": fitted, "centered": center, "validation_rel_l2": errors[center],
+            "validation_rel_l2_mean": mean,
             "validation_rel_l2_linear": errors.get(False),
             "validation_rel_l2_affine": errors.get(True)}
 
@@ -236,7 +250,8 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
     whether ``neural_h2`` starts from the convex fit of its linear path: ``"always"``,
     ``"never"`` (the linear path starts from zero), ``"auto"``: fit it on the first half of
     the training samples, and keep the convex start only if its relative error on the other
-    half is below ``LINEAR_START_MAX_ERROR``; otherwise the model is built without a linear path
+    half is below ``LINEAR_START_MAX_RATIO`` times that of the first half's mean; otherwise
+    the model is built without a linear path
     (a linear map that does not generalise, e.g. coefficient -> solution for Darcy, would
     interpolate the training set and leave the nonlinear blocks nothing to learn from; trained
     from zero beside them it made the Darcy runs worse); ``"affine"``: the same test for the
