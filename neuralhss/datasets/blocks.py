@@ -1,7 +1,7 @@
 """The bytes a dataset file stores and the crash-safe block files they travel in.
 
-:class:`ChunkCodec` encodes a sample's fields into exactly the chunk bytes HDF5's filter would
-store (so the writer only copies bytes); a block of consecutive samples is saved to
+:class:`ChunkCodec` encodes a sample's fields into chunk bytes that HDF5's filter pipeline
+decodes (so the writer only copies bytes); a block of consecutive samples is saved to
 ``FILE.h5.parts/<start>-<stop>.npz`` atomically (it exists whole or not at all) and read back,
 checked, when a run resumes.
 """
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from isal import isal_zlib
 
 from ..io import atomic_write
 from .schema import Meta, filter_options
@@ -28,13 +29,20 @@ def block_of(start: int, indices: range, block_size: int) -> tuple[int, int] | N
     return start, min(indices.stop, (start // block_size + 1) * block_size)
 
 
+#: gzip levels up to this one are compressed by ISA-L (its levels 1-3), higher ones by zlib.
+ISAL_MAX_LEVEL = 3
+
+
 class ChunkCodec:
     """Encodes a float32 chunk into the bytes HDF5 stores for it under a file's filter, so that
     workers compress and the file is written with ``write_direct_chunk``.
 
-    ``gzip``: the HDF5 shuffle filter (byte ``k`` of every value, for ``k`` = 0..3) then zlib at
-    the file's level, which is what HDF5's deflate filter calls (``compress2``); the bytes equal
-    HDF5's own output (``tests/test_datasets.py`` checks it against ``read_direct_chunk``).
+    ``gzip``: the HDF5 shuffle filter (byte ``k`` of every value, for ``k`` = 0..3) then a zlib
+    (deflate) stream, which HDF5's deflate filter and every other zlib reader decode. Levels
+    1-3 are compressed by Intel's ISA-L (``isal``; its levels 1-3), levels 4-9 by zlib (HDF5's
+    own encoder, byte for byte): at level 1 zlib cost more than the fast Poisson solves
+    themselves, ISA-L compresses to nearly the same size in a fraction of the time
+    (``benchmarks/bench_generate.py`` measures both).
     ``none``: the raw bytes. Any other filter (``lzf``): HDF5 itself compresses the chunk in an
     in-memory file and the stored bytes are read back. Each chunk is ``(filter mask, bytes)``.
     """
@@ -50,6 +58,8 @@ class ChunkCodec:
         chunk = np.ascontiguousarray(chunk, dtype=np.float32)
         if self.compression == "gzip":
             shuffled = chunk.view(np.uint8).reshape(-1, 4).T.tobytes()
+            if self.level <= ISAL_MAX_LEVEL:
+                return 0, isal_zlib.compress(shuffled, self.level)
             return 0, zlib.compress(shuffled, self.level)
         if self.compression == "none":
             return 0, chunk.tobytes()

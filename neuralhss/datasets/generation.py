@@ -5,7 +5,7 @@ How a file comes to be (``FILE.h5``):
 1. Samples are computed in blocks of consecutive indices by a pool of worker processes (with
    one worker: in the main process). Each sample is
    encoded as soon as it is computed into the bytes its HDF5 chunks store (:class:`ChunkCodec`:
-   shuffle + zlib, exactly as HDF5's gzip filter), and each finished block is saved to
+   shuffle + deflate, which HDF5's gzip filter reads), and each finished block is saved to
    ``FILE.h5.parts/<start>-<stop>.npz`` by writing a temporary file and renaming it, so a block
    file either exists whole or not at all.
 2. Meanwhile the main process writes ``FILE.h5.partial`` in sample order, each block as soon
