@@ -296,7 +296,7 @@ def test_blocks_align_to_multiples():
 
 
 @pytest.mark.parametrize("compression", ["gzip", "lzf", "none"])
-def test_chunks_encoded_by_workers_are_the_bytes_hdf5_stores(tmp_path, compression):
+def test_chunks_encoded_by_workers_decode_like_hdf5s_own(tmp_path, compression):
     from neuralhss.datasets.generation import ChunkCodec
     from neuralhss.datasets.schema import filter_options
 
