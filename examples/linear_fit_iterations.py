@@ -1,7 +1,9 @@
 """How many iterations does the convex fit of the linear H² path need, and does a better solver help?
 
 Question: ``h2_linear`` (and the convex start of ``neural_h2``) fits the linear path ``y = A x``
-by L-BFGS, 300 iterations by default (``lbfgs_iter`` of :func:`neuralhss.train.methods.fit_method`).
+by L-BFGS (when this was written, for a fixed 300 iterations; the count is now chosen on held-out
+pairs by early stopping, :func:`neuralhss.train.methods.start_neural_h2`, because of what this
+script found).
 The fit is a linear least-squares problem in the path's parameters (the near-field kernel and the
 far-field couplings). Is its error floor — on 2-D Poisson 64² and 3-D Poisson 32³ the training
 error stops near 0.02-0.03 however many samples there are — a limit of the model or of the
@@ -26,7 +28,9 @@ samples. One thread.
 
 Run: ``python examples/linear_fit_iterations.py`` (2-D, about 15 minutes on one core; add
 ``--recipes datasets/poisson3d_32.yaml --n-train 32`` for 3-D, about an hour). Writes
-``examples/results/linear_fit_iterations/{results.jsonl,table.md}``.
+``examples/results/linear_fit_iterations/{results.jsonl,table.md}``. The best 3-D counts at
+n = 16 and 64: ``--recipes datasets/poisson3d_32.yaml --n-train 16 64 --solvers lbfgs
+--iterations 10 25 50 75 100 150 200 --out examples/results/linear_fit_iterations_3d``.
 """
 
 from __future__ import annotations

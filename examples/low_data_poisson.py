@@ -127,7 +127,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--degree", type=int, default=3, help="polynomial degree of hss_poly")
     ap.add_argument("--untie-top", type=int, default=5, help="untied top levels of hss_poly")
-    ap.add_argument("--lbfgs-iter", type=int, default=300)
+    ap.add_argument("--lbfgs-iter", type=int, default=None,
+                    help="L-BFGS iterations of the convex fits (default: the method's own, see fit_method)")
     ap.add_argument("--out", default="examples/results/low_data_poisson")
     args = ap.parse_args()
     out = Path(args.out)

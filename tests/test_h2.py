@@ -98,7 +98,7 @@ def test_fit_linear_recovers_an_operator_of_its_class():
         y = target(x)
     fitted = H2Operator(shape, 1, leaf_side=4, degree=1, boundary="dirichlet", share_levels=False,
                         init_scale=0.0, dtype=torch.float64)
-    misfit = fitted.fit_linear(x, y, max_iter=1500)
+    misfit = fitted.fit_linear(x, y, max_iter=1500).misfit
     assert misfit < 1e-6
     xt = torch.randn(2, 1, *shape, dtype=torch.float64)
     with torch.no_grad():

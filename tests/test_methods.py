@@ -56,6 +56,8 @@ def test_neural_h2_starts_from_its_linear_fit_only_where_it_generalises(poisson)
     # h2_linear keeps whichever of linear and affine validated better
     v = lin["linear_start"]
     assert v["validation_rel_l2"] == min(v["validation_rel_l2_linear"], v["validation_rel_l2_affine"])
+    # the iteration count was chosen on the held-out half (early stopping) and scaled to n = 8
+    assert 0 <= v["iterations"] <= 30 and v["fit_iterations"] == min(30, 2 * v["iterations"])
     _, never = fit_method("neural_h2", train, test, steps=2, linear_fit="never")
     assert not never["linear_start"]["fitted"] and never["linear_start"]["validation_rel_l2"] is None
     assert "linear_test_rel_l2" not in never

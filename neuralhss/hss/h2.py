@@ -46,7 +46,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from scipy.fft import next_fast_len
 from torch import nn
 
-from ._lstsq import lbfgs_least_squares
+from ._lstsq import LeastSquaresFit, lbfgs_least_squares
 
 __all__ = ["H2Operator", "BOUNDARIES", "evaluation_matrix", "legendre_box_basis", "moment_matrix"]
 
@@ -403,12 +403,17 @@ class H2Operator(nn.Module):
 
     # ------------------------------------------------------------------ fitting
     def fit_linear(self, x: torch.Tensor, y: torch.Tensor, ridge: float = 0.0,
-                   max_iter: int = 300) -> float:
+                   max_iter: int = 300, validate: Callable[[], float] | None = None,
+                   check_every: int = 25) -> LeastSquaresFit:
         """Fit near kernel and couplings (gains fixed) to pairs ``y ≈ A x`` by L-BFGS.
 
         The objective ``||A x - y||^2 / ||y||^2 + ridge * ||θ||^2`` is a convex quadratic in
         the fitted parameters ``θ``. ``x, y``: ``(n, C, *grid_shape)``. Starts from the current
-        parameters. Returns the final relative squared misfit.
+        parameters. With ``validate`` (an error on held-out pairs, a function of no arguments),
+        the iteration count is chosen by early stopping, checked every ``check_every``
+        iterations up to ``max_iter`` (:func:`~neuralhss.hss._lstsq.lbfgs_least_squares`).
+        Returns the :class:`~neuralhss.hss._lstsq.LeastSquaresFit` (relative squared misfit,
+        iterations used, validation history).
         """
         if x.shape[1:] != (self.channels, *self.grid_shape) or y.shape != x.shape:
             raise ValueError(f"x {tuple(x.shape)} and y {tuple(y.shape)} must both be "
@@ -416,4 +421,4 @@ class H2Operator(nn.Module):
         if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
             raise ValueError("x or y holds NaN or inf; clean the data before fitting")
         return lbfgs_least_squares(self, [self.near, self.coupling], x, y, ridge=ridge,
-                                   max_iter=max_iter)
+                                   max_iter=max_iter, validate=validate, check_every=check_every)

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..hss._lstsq import LeastSquaresFit
 from ..hss.h2 import BOUNDARIES, H2Operator
 from .neural_hss import ACTIVATIONS, Pointwise, hidden_width
 from .registry import register, register_defaults, register_earlier_defaults
@@ -186,11 +187,20 @@ class NeuralH2(nn.Module):
 
     @torch.no_grad()
     def fit_linear_path(self, x: torch.Tensor, y: torch.Tensor, max_iter: int = 300,
-                        center: bool = False) -> float:
+                        center: bool = False,
+                        validation: tuple[torch.Tensor, torch.Tensor] | None = None,
+                        check_every: int = 25) -> LeastSquaresFit:
         """Fit the linear path to pairs ``(x, y)`` (``(n, 1, *grid)`` each) by convex least
         squares (in float64); only for one input and one output channel. ``center=True`` fits
         the affine path ``y0 + A (x - x0)`` with ``x0``, ``y0`` the pointwise means of ``x`` and
-        ``y`` (needs at least two samples). Returns the relative squared misfit."""
+        ``y`` (needs at least two samples).
+
+        ``max_iter`` L-BFGS iterations; with ``validation = (x_val, y_val)``, held-out pairs,
+        at most that many: the count with the lowest mean relative L2 error of the path on them
+        (checked every ``check_every`` iterations) is kept (early stopping). Returns the
+        :class:`~neuralhss.hss._lstsq.LeastSquaresFit` (relative squared misfit, iterations,
+        validation error and history).
+        """
         if self.linear is None or self.linear_in is not None:
             raise ValueError("fit_linear_path needs linear_path=True and one input and output channel")
         if center and len(x) < 2:
@@ -200,10 +210,24 @@ class NeuralH2(nn.Module):
         x, y = x - self.x_center, y - self.y_center
         dtype = self.linear.near.dtype
         self.linear.double()
+        validate = None
+        if validation is not None:
+            xv, yv = (v.double() for v in validation)
+            if xv.shape[1:] != x.shape[1:] or yv.shape != xv.shape:
+                raise ValueError(f"validation pairs {tuple(xv.shape)}, {tuple(yv.shape)} must both "
+                                 f"be (n, 1, *{self.grid_shape})")
+            xv = xv - self.x_center.double()
+            yv_norm = yv.flatten(1).norm(dim=1).clamp_min(torch.finfo(torch.float64).tiny)
+
+            def validate() -> float:
+                pred = self.y_center.double() + self.linear(xv)
+                return float(((pred - yv).flatten(1).norm(dim=1) / yv_norm).mean())
+
         with torch.enable_grad():
-            misfit = self.linear.fit_linear(x.double(), y.double(), max_iter=max_iter)
+            fit = self.linear.fit_linear(x.double(), y.double(), max_iter=max_iter,
+                                         validate=validate, check_every=check_every)
         self.linear.to(dtype)
-        return misfit
+        return fit
 
 # Specs written before the multiplicative blocks became the default (spec version 1).
 register_earlier_defaults("neural_h2", 1, multiplicative=False)

@@ -10,7 +10,8 @@
   couplings fitted by convex least squares (:func:`neuralhss.hss.polynomial.fit_polynomial_hss`);
 - ``h2_linear``: the linear strong-admissibility operator alone
   (:class:`neuralhss.hss.h2.H2Operator`, the linear path of ``neural_h2``), fitted by convex
-  least squares (L-BFGS, ``lbfgs_iter`` iterations);
+  least squares (L-BFGS; the iteration count, at most ``lbfgs_iter``, chosen by early stopping
+  on half the training pairs, see :func:`start_neural_h2`);
 - ``neural_hss_linear``: linear Neural-HSS (width 1, rank 16, top 5 levels untied) by Adam;
 - ``neural_hss``: nonlinear Neural-HSS (width 8, 2 blocks, rank 4) by Adam;
 - ``neural_h2``: Neural-HSS v2 (:class:`neuralhss.models.neural_h2.NeuralH2`: strong
@@ -97,16 +98,26 @@ METHODS = CLOSED_FORM + tuple(GRADIENT_METHODS)
 LINEAR_START_MAX_RATIO = 0.4
 LINEAR_FIT_RULES = ("auto", "affine", "always", "never")
 
+#: Most L-BFGS iterations of the H² linear path's convex fit; the count used is chosen below it
+#: on held-out pairs. Stopping early regularises, and the best count differs between problems
+#: (``examples/linear_fit_iterations.py``): on 2-D Poisson 64² the held-out error still falls
+#: at 1000 iterations (0.072 -> 0.057 from 300 to 1000 at n = 8), on 3-D Poisson 32³ (n = 32)
+#: it is lowest near 50 and rises to 0.067 by 1000.
+H2_FIT_MAX_ITER = 1000
+#: L-BFGS iterations of ``hss_poly``'s fit (a fixed count: its tables were measured with it).
+HSS_POLY_ITER = 300
+
 
 def _probe_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lbfgs_iter: int,
-                 center: bool) -> float:
-    """Validation error of the linear path fitted on the first half of ``(x, y)``."""
+                 center: bool) -> tuple[float, int]:
+    """Validation error of the linear path fitted on the first half of ``(x, y)`` and scored on
+    the other half, with its iteration count chosen there by early stopping (at most
+    ``lbfgs_iter``): ``(error, iterations)``."""
     half = len(x) // 2
     probe = copy.deepcopy(model).double()
-    probe.fit_linear_path(x[:half].double(), y[:half].double(), max_iter=lbfgs_iter, center=center)
-    with torch.no_grad():
-        pred = probe.linear_part(x[half:].double())
-    return float(relative_l2(pred, y[half:].double(), y.ndim - 2).mean())
+    fit = probe.fit_linear_path(x[:half].double(), y[:half].double(), max_iter=lbfgs_iter,
+                                center=center, validation=(x[half:], y[half:]))
+    return fit.validation, fit.iterations
 
 
 def _mean_error(y: torch.Tensor) -> float:
@@ -125,32 +136,34 @@ def _choose_linear_start(model: nn.Module, mem, dev: torch.device, lbfgs_iter: i
     ``"auto"``: the linear path ``y = A x`` fitted on the first half of the training samples must
     have, on the other half, relative error below ``LINEAR_START_MAX_RATIO`` times that of the
     first half's mean output; ``"affine"``: the same for the affine path ``y = y0 + A (x - x0)``
-    about the pointwise means (from four samples). Returns ``{"fitted", "centered",
-    "validation_rel_l2", "validation_rel_l2_mean", ...}``.
+    about the pointwise means (from four samples). Each probe's L-BFGS iteration count (at most
+    ``lbfgs_iter``) is chosen on the held-out half by early stopping. Returns ``{"fitted",
+    "centered", "validation_rel_l2", "iterations", "validation_rel_l2_mean", ...}``.
     """
     if rule not in LINEAR_FIT_RULES:
         raise ValueError(f"linear_fit={rule!r}; use one of {LINEAR_FIT_RULES}")
     if rule == "never" or len(mem) < 2:
         return {"fitted": rule != "never", "centered": False, "validation_rel_l2": None}
     x, y = mem.x.to(dev), mem.y.to(dev)
-    errors = {}
+    probes = {}
     if rule != "affine":
-        errors[False] = _probe_error(model, x, y, lbfgs_iter, center=False)
+        probes[False] = _probe_error(model, x, y, lbfgs_iter, center=False)
     if rule in ("affine", "always") and len(mem) >= 4:
-        errors[True] = _probe_error(model, x, y, lbfgs_iter, center=True)
+        probes[True] = _probe_error(model, x, y, lbfgs_iter, center=True)
+    errors = {center: err for center, (err, _) in probes.items()}
     if not errors:  # affine with fewer than four samples: nothing to validate it on
         return {"fitted": False, "centered": True, "validation_rel_l2": None}
     center = min(errors, key=errors.get)
     mean = _mean_error(y)
     fitted = rule == "always" or errors[center] < LINEAR_START_MAX_RATIO * mean
     return {"fitted": fitted, "centered": center, "validation_rel_l2": errors[center],
-            "validation_rel_l2_mean": mean,
+            "iterations": probes[center][1], "validation_rel_l2_mean": mean,
             "validation_rel_l2_linear": errors.get(False),
             "validation_rel_l2_affine": errors.get(True)}
 
 
 def start_neural_h2(model: nn.Module, config: dict[str, Any], mem, device: torch.device,
-                    lbfgs_iter: int = 300, rule: str = "auto", freeze: bool = True,
+                    lbfgs_iter: int = H2_FIT_MAX_ITER, rule: str = "auto", freeze: bool = True,
                     seed: int = 0) -> tuple[nn.Module, dict[str, Any] | None]:
     """Give a freshly built ``neural_h2`` model its convex start before gradient training.
 
@@ -162,6 +175,13 @@ def start_neural_h2(model: nn.Module, config: dict[str, Any], mem, device: torch
     validated fit fails, the model is rebuilt from ``config`` without a linear path (with
     ``seed``). Returns ``(model, record)``; ``record`` is None when the model has no
     one-channel linear path to fit.
+
+    The number of L-BFGS iterations is chosen by early stopping: the count ``k`` with the
+    lowest error on the held-out half of the probe, scaled by the ratio of the sample counts
+    (``k n / (n // 2)``, at most ``lbfgs_iter``), because the best count grows with the number
+    of samples (3-D Poisson 32³: about 25 at n = 16, 50 at n = 32; in 2-D it lies beyond 1000
+    at every n measured, ``examples/linear_fit_iterations.py``). With one sample nothing is
+    held out and the whole budget is used.
     """
     if getattr(model, "linear_in", 1) is not None or model.linear is None:
         return model, None
@@ -172,7 +192,13 @@ def start_neural_h2(model: nn.Module, config: dict[str, Any], mem, device: torch
         torch.manual_seed(seed)
         return build("neural_h2", **config).to(device), start
     if start["fitted"]:
-        model.fit_linear_path(mem.x.to(device), mem.y.to(device), max_iter=lbfgs_iter,
+        iterations = start.get("iterations")
+        if iterations is None:  # one sample: nothing was held out, the whole budget
+            iterations = lbfgs_iter
+        else:  # validated on half the pairs; the best count grows with the samples
+            iterations = min(lbfgs_iter, iterations * len(mem) // (len(mem) // 2))
+        start["fit_iterations"] = iterations
+        model.fit_linear_path(mem.x.to(device), mem.y.to(device), max_iter=iterations,
                               center=start["centered"])
         if freeze:
             model.linear.requires_grad_(False)
@@ -232,7 +258,7 @@ class Float64Channel(nn.Module):
 
 
 def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: float = 1e-3,
-               degree: int = 3, untie_top: int = 5, lbfgs_iter: int = 300,
+               degree: int = 3, untie_top: int = 5, lbfgs_iter: int | None = None,
                leaf_size: int | None = None, progress: bool = False,
                model_args: dict[str, Any] | None = None, device: str = "auto",
                linear_fit: str = "auto", freeze_linear: bool = True,
@@ -243,7 +269,10 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
     Gradient-trained methods take ``steps`` AdamW steps (batch ``min(n, 8)``, cosine schedule,
     learning rate ``lr``, decoupled weight decay ``weight_decay``); closed-form ones ignore
     ``steps``. ``leaf_size`` (points per leaf) sets the HSS leaf of ``hss_poly`` (default 16 in
-    2-D, 64 in 3-D). ``model_args`` override the gradient-trained model's configuration (e.g.
+    2-D, 64 in 3-D). ``lbfgs_iter``: L-BFGS iterations of the convex fits, for ``hss_poly`` the
+    count (default ``HSS_POLY_ITER``), for the H² linear path of ``h2_linear`` and ``neural_h2``
+    the most, the count being chosen by early stopping on held-out training pairs (default
+    ``H2_FIT_MAX_ITER``). ``model_args`` override the gradient-trained model's configuration (e.g.
     ``{"hidden_channels": 8}``); ``device`` is where they
     train (``TrainConfig.device``; ``h2_linear`` is fitted there too, the other closed-form fits
     on the CPU). ``linear_fit`` decides
@@ -286,7 +315,8 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
         dev = TrainConfig(device=device).resolved_device()
         model = build("neural_h2", grid_shape=list(grid), n_layers=0, leaf_side=size["leaf_side"],
                       linear_degree=size["linear_degree"], boundary=_boundary_of(train))
-        model, start = start_neural_h2(model.double().to(dev), {}, mem, dev, lbfgs_iter, "always")
+        model, start = start_neural_h2(model.double().to(dev), {}, mem, dev,
+                                       lbfgs_iter or H2_FIT_MAX_ITER, "always")
         extra["linear_start"] = start
         model = Float64Channel(model)
         n_params = count_parameters(model.op.linear, trainable_only=False)
@@ -296,7 +326,8 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
         if train.in_channels != 1 or train.out_channels != 1:
             raise ValueError("hss_poly fits one input and one output channel")
         op = fit_polynomial_hss(mem.x[:, 0], mem.y[:, 0], leaf_size or _leaf(grid), degree=degree,
-                                share="level", untie_top=untie_top, max_iter=lbfgs_iter)
+                                share="level", untie_top=untie_top,
+                                max_iter=lbfgs_iter or HSS_POLY_ITER)
         model = Float64Channel(op)
         n_params = int(sum(p.numel() for p in (op.D, *op.B)))
     else:
@@ -308,8 +339,8 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
         dev = TrainConfig(device=device).resolved_device()
         model = build(model_name, **cfg).to(dev)
         if model_name == "neural_h2":
-            model, start = start_neural_h2(model, cfg, mem, dev, lbfgs_iter, linear_fit,
-                                           freeze_linear, seed)
+            model, start = start_neural_h2(model, cfg, mem, dev, lbfgs_iter or H2_FIT_MAX_ITER,
+                                           linear_fit, freeze_linear, seed)
             if start is not None:
                 extra["linear_start"] = start
                 if start["fitted"]:
