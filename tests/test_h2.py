@@ -111,6 +111,8 @@ def test_bad_arguments_give_clear_errors():
         H2Operator((16, 16), 1, boundary="robin")
     with pytest.raises(ValueError, match="leaves of side"):
         H2Operator((18, 16), 1, leaf_side=4)
+    with pytest.raises(ValueError, match="leaves wider"):
+        H2Operator((16, 16), 1, leaf_side=2, degree=2)
     op = H2Operator((16, 16), 2)
     with pytest.raises(ValueError, match="expected"):
         op(torch.randn(1, 1, 16, 16))

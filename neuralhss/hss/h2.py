@@ -269,6 +269,10 @@ class H2Operator(nn.Module):
         if self.blend and leaf_side % 2:
             raise ValueError(f"blend=True needs an even leaf_side (got {leaf_side}): the blending "
                              "windows overlap by half a box")
+        if degree >= leaf_side:
+            raise ValueError(f"degree={degree} needs leaves wider than {degree} points (leaf_side="
+                             f"{leaf_side}): a box of s points carries polynomials up to degree "
+                             "s - 1; raise leaf_side or lower the degree")
         if any(n % leaf_side for n in self.grid_shape):
             raise ValueError(f"grid {self.grid_shape} is not a whole number of leaves of side "
                              f"{leaf_side}; choose leaf_side dividing every side")
