@@ -66,5 +66,7 @@ def test_linear_path_validation_error_is_the_paths_mean_relative_error():
     assert fit.iterations == min(fit.history, key=lambda h: h[1])[0]
     with pytest.raises(ValueError, match="validation pairs"):
         model.fit_linear_path(x[:4], y[:4], validation=(xv, yv[:, :, :8]))
+    with pytest.raises(ValueError, match="NaN"):
+        model.fit_linear_path(x[:4], y[:4], validation=(xv, yv.clone().fill_(float("nan"))))
     with pytest.raises(ValueError, match="check_every"):
         model.fit_linear_path(x[:4], y[:4], validation=(xv, yv), check_every=0)

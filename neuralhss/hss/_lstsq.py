@@ -64,6 +64,7 @@ def lbfgs_least_squares(apply: Callable[[torch.Tensor], torch.Tensor], params: S
         return LeastSquaresFit(misfit(), int(opt.state[params[0]].get("n_iter", 0)))
     if check_every < 1:
         raise ValueError(f"check_every={check_every}; use a positive number of iterations")
+
     def checked() -> float:
         with torch.no_grad():
             return float(validate())

@@ -216,6 +216,8 @@ class NeuralH2(nn.Module):
             if xv.shape[1:] != x.shape[1:] or yv.shape != xv.shape:
                 raise ValueError(f"validation pairs {tuple(xv.shape)}, {tuple(yv.shape)} must both "
                                  f"be (n, 1, *{self.grid_shape})")
+            if not (torch.isfinite(xv).all() and torch.isfinite(yv).all()):
+                raise ValueError("validation pairs hold NaN or inf; clean the data before fitting")
             xv = xv - self.x_center.double()
             yv_norm = yv.flatten(1).norm(dim=1).clamp_min(torch.finfo(torch.float64).tiny)
 
