@@ -273,7 +273,8 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
     count (default ``HSS_POLY_ITER``), for the H² linear path of ``h2_linear`` and ``neural_h2``
     the most, the count being chosen by early stopping on held-out training pairs (default
     ``H2_FIT_MAX_ITER``). ``model_args`` override the gradient-trained model's configuration (e.g.
-    ``{"hidden_channels": 8}``); ``device`` is where they
+    ``{"hidden_channels": 8}``) and, for ``h2_linear``, the linear path's (e.g.
+    ``{"leaf_side": 4, "linear_degree": 2}``); ``device`` is where they
     train (``TrainConfig.device``; ``h2_linear`` is fitted there too, the other closed-form fits
     on the CPU). ``linear_fit`` decides
     whether ``neural_h2`` starts from the convex fit of its linear path: ``"always"``,
@@ -312,9 +313,10 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
         if train.in_channels != 1 or train.out_channels != 1:
             raise ValueError("h2_linear fits one input and one output channel")
         size = default_size(len(grid))
+        linear_args = {"leaf_side": size["leaf_side"], "linear_degree": size["linear_degree"],
+                       "boundary": _boundary_of(train), **(model_args or {})}
         dev = TrainConfig(device=device).resolved_device()
-        model = build("neural_h2", grid_shape=list(grid), n_layers=0, leaf_side=size["leaf_side"],
-                      linear_degree=size["linear_degree"], boundary=_boundary_of(train))
+        model = build("neural_h2", grid_shape=list(grid), n_layers=0, **linear_args)
         model, start = start_neural_h2(model.double().to(dev), {}, mem, dev,
                                        lbfgs_iter or H2_FIT_MAX_ITER, "always")
         extra["linear_start"] = start
