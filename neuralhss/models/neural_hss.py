@@ -39,10 +39,6 @@ def _dense_grad(grad: torch.Tensor) -> torch.Tensor:
     return grad.clone(memory_format=torch.contiguous_format) if 1 in grad.shape else grad
 
 
-_CONV = {3: torch.nn.functional.conv1d, 4: torch.nn.functional.conv2d,
-         5: torch.nn.functional.conv3d}
-
-
 class Pointwise(nn.Module):
     """Channel mixing at every grid point: ``(B, C_in, *grid) -> (B, C_out, *grid)``."""
 
@@ -54,15 +50,18 @@ class Pointwise(nn.Module):
         self.weight.register_hook(_dense_grad)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        conv = _CONV.get(x.ndim)
-        if conv is not None:
-            # A 1x1 convolution: the same product, about 20 % faster forward+backward than the
-            # einsum on (8, 16, 64, 64) on the CPU, whose output needs a permuting copy.
-            return conv(x, self.weight.view(*self.weight.shape, *([1] * (x.ndim - 2))), self.bias)
-        y = torch.einsum("oi,bi...->bo...", self.weight, x)
-        if self.bias is not None:
-            y = y + self.bias.view(1, -1, *([1] * (x.ndim - 2)))
-        return y
+        if x.ndim < 2 or x.shape[1] != self.weight.shape[1]:
+            raise ValueError(f"input shape {tuple(x.shape)}; expected (batch, "
+                             f"{self.weight.shape[1]}, *grid)")
+        # One batched product (B, C_out, C_in) x (B, C_in, points), the bias fused in: the
+        # output is laid out as it is returned (an einsum's needs a permuting copy), and on the
+        # CPU it ran forward+backward 1.0-2x faster than a 1x1 convolution (slow_conv3d in 3-D).
+        b = x.shape[0]
+        flat = x.reshape(b, x.shape[1], -1)
+        w = self.weight.expand(b, -1, -1)
+        y = torch.bmm(w, flat) if self.bias is None else \
+            torch.baddbmm(self.bias.view(1, -1, 1), w, flat)
+        return y.view(b, -1, *x.shape[2:])
 
 
 class NeuralHSS(nn.Module):
