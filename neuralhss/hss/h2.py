@@ -183,6 +183,58 @@ def _kernel_rfftn(w: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     return t
 
 
+def _mix(X: torch.Tensor, W: torch.Tensor, eq: str) -> torch.Tensor:
+    # depthwise product when both mixing axes have size one (no einsum's permuting copies)
+    if W.shape[1] == W.shape[2] == 1:
+        return X * (W[:, :, 0] if eq == "forward" else W[:, 0, :])[None]
+    return torch.einsum("bca...,coa...->bco..." if eq == "forward" else "bco...,coa...->bca...", X, W)
+
+
+class _FFTConvolve(torch.autograd.Function):
+    """Valid convolution by FFT with a hand-written backward.
+
+    Autograd's own backward of ``irfftn(rfftn(x, s) * W)`` runs full complex transforms and
+    zero-fills padded copies; the adjoints below need one real transform pair per input: the
+    gradient of ``x`` is the full convolution of the output gradient with the flipped kernel,
+    that of ``w`` the correlation of the output gradient with ``x`` (summed over the batch in
+    frequency space, so its inverse transform has no batch axis). Every circular product is
+    exact because the transform size covers the padded input.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        d = x.ndim - 3
+        dims = tuple(range(-d, 0))
+        size = [next_fast_len(n, real=True) for n in x.shape[-d:]]
+        X = torch.fft.rfftn(x, s=size, dim=dims)
+        y = torch.fft.irfftn(_mix(X, _kernel_rfftn(w, size), "forward"), s=size, dim=dims)
+        for k, (n, k_n) in enumerate(zip(x.shape[-d:], w.shape[-d:], strict=True)):
+            y = y.narrow(3 + k, k_n - 1, n - k_n + 1)
+        ctx.save_for_backward(X, w)
+        ctx.size, ctx.in_shape = size, tuple(x.shape[-d:])
+        return y
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        X, w = ctx.saved_tensors
+        size, d = ctx.size, len(ctx.size)
+        dims = tuple(range(-d, 0))
+        G = torch.fft.rfftn(g, s=size, dim=dims)
+        dx = dw = None
+        if ctx.needs_input_grad[0]:
+            dx = torch.fft.irfftn(_mix(G, _kernel_rfftn(w.flip(dims), size), "adjoint"),
+                                  s=size, dim=dims)
+            for k, n in enumerate(ctx.in_shape):
+                dx = dx.narrow(3 + k, 0, n)
+        if ctx.needs_input_grad[1]:
+            H = torch.einsum("bco...,bca...->coa...", G.conj(), X)
+            h = torch.fft.irfftn(H, s=size, dim=dims)
+            for k, k_n in enumerate(w.shape[-d:]):
+                h = h.narrow(3 + k, 0, k_n)
+            dw = h.flip(dims)
+        return dx, dw
+
+
 def _convolve(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """Valid convolution by FFT, depthwise over ``C`` and mixing ``a -> o`` within each channel.
 
@@ -191,19 +243,7 @@ def _convolve(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     the kernels are wide (near-field radius ``2 * leaf_side - 1``, 7 boxes in the far field), where
     the FFT's ``O(N log N)`` beats a direct convolution's ``O(N k^d)``.
     """
-    d = x.ndim - 3
-    dims = tuple(range(-d, 0))
-    size = [next_fast_len(n, real=True) for n in x.shape[-d:]]
-    X = torch.fft.rfftn(x, s=size, dim=dims)
-    W = _kernel_rfftn(w, size)
-    if w.shape[1] == w.shape[2] == 1:  # one map per channel: a product, no mixing
-        Y = X * W[:, :, 0][None]
-    else:
-        Y = torch.einsum("bca...,coa...->bco...", X, W)
-    y = torch.fft.irfftn(Y, s=size, dim=dims)
-    for k, (n, k_n) in enumerate(zip(x.shape[-d:], w.shape[-d:], strict=True)):
-        y = y.narrow(3 + k, k_n - 1, n - k_n + 1)
-    return y
+    return _FFTConvolve.apply(x, w)
 
 
 class H2Operator(nn.Module):
