@@ -186,7 +186,7 @@ def main() -> None:
             cfg = default_config("neural_h2", 1, 1, tuple(train.grid_shape))
             torch.manual_seed(0)
             start = build("neural_h2", grid_shape=list(train.grid_shape), n_layers=0,
-                          leaf_side=cfg["leaf_side"], linear_degree=cfg["linear_degree"],
+                          leaf_side=cfg["linear_leaf_side"], linear_degree=cfg["linear_degree"],
                           boundary=_boundary_of(train)).double().linear
             for solver in args.solvers:
                 if (name, n, solver) in done:

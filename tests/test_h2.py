@@ -281,3 +281,13 @@ def test_fft_convolution_matches_direct_and_has_exact_gradients(o, a, grid, kern
     direct = torch.stack([conv(x.detach()[:, c], flipped[c]) for c in range(2)], 1)
     torch.testing.assert_close(_convolve(x, w), direct)
     assert torch.autograd.gradcheck(_convolve, (x, w))
+
+
+def test_linear_path_can_have_its_own_leaves():
+    m = NeuralH2(grid_shape=(16, 16, 16), n_layers=1, leaf_side=2, linear_degree=2,
+                 linear_leaf_side=4)
+    assert (m.linear.leaf_side, m.linear.degree, m.linear.near_radius) == (4, 2, 7)
+    assert (m.blocks[0]["h2"].leaf_side, m.blocks[0]["h2"].near_radius) == (2, 3)
+    assert m(torch.randn(1, 1, 16, 16, 16)).shape == (1, 1, 16, 16, 16)
+    # without it the linear path keeps the blocks' leaves
+    assert NeuralH2(grid_shape=(16, 16), n_layers=1, leaf_side=4).linear.leaf_side == 4

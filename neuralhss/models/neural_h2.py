@@ -56,6 +56,10 @@ class NeuralH2(nn.Module):
         ``linear_degree``).
     linear_degree : int, default 3
         The same for the linear path.
+    linear_leaf_side : int, optional
+        Side of the linear path's finest far-field boxes (default ``leaf_side``): in 3-D the
+        linear path wants wider leaves than the hidden blocks (a degree-2 far field needs
+        leaves of at least 3 points), whose cost grows with the near field's width.
     boundary : {"dirichlet", "neumann", "periodic", "zeros"}, default "dirichlet"
         Continuation of the input past the boundary in the linear path (match the data's
         boundary condition; see :mod:`neuralhss.hss.h2`).
@@ -95,7 +99,7 @@ class NeuralH2(nn.Module):
                  hidden_boundary: str = "neumann", hidden_near_radius: int | None = None,
                  blend: bool = True, hidden_blend: bool = True,
                  projection_channels: int | None = None, multiplicative: bool = True, *,
-                 width: int | None = None) -> None:
+                 linear_leaf_side: int | None = None, width: int | None = None) -> None:
         super().__init__()
         width = hidden_width(hidden_channels, width, "NeuralH2")
         if activation not in ACTIVATIONS:
@@ -116,7 +120,9 @@ class NeuralH2(nn.Module):
         d = len(self.grid_shape)
         self.linear_in = (Pointwise(in_channels, out_channels, bias=False)
                           if linear_path and (in_channels, out_channels) != (1, 1) else None)
-        self.linear = (H2Operator(self.grid_shape, out_channels, leaf_side, degree=linear_degree,
+        self.linear = (H2Operator(self.grid_shape, out_channels,
+                                  leaf_side if linear_leaf_side is None else linear_leaf_side,
+                                  degree=linear_degree,
                                   boundary=boundary, share_levels=False, init_scale=0.0,
                                   blend=blend)
                        if linear_path else None)
@@ -255,9 +261,9 @@ def default_size(ndim: int) -> dict:
     """
     if ndim < 3:
         return {"hidden_channels": 16, "n_layers": 4, "leaf_side": 4, "degree": 0,
-                "linear_degree": 3, "multiplicative": True}
+                "linear_degree": 3, "linear_leaf_side": 4, "multiplicative": True}
     return {"hidden_channels": 16, "n_layers": 4, "leaf_side": 2, "degree": 0, "linear_degree": 1,
-            "multiplicative": True}
+            "linear_leaf_side": 2, "multiplicative": True}
 
 
 @register_defaults("neural_h2")

@@ -313,8 +313,9 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
         if train.in_channels != 1 or train.out_channels != 1:
             raise ValueError("h2_linear fits one input and one output channel")
         size = default_size(len(grid))
-        linear_args = {"leaf_side": size["leaf_side"], "linear_degree": size["linear_degree"],
-                       "boundary": _boundary_of(train), **(model_args or {})}
+        linear_args = {"leaf_side": size["linear_leaf_side"],
+                       "linear_degree": size["linear_degree"], "boundary": _boundary_of(train),
+                       **(model_args or {})}
         dev = TrainConfig(device=device).resolved_device()
         model = build("neural_h2", grid_shape=list(grid), n_layers=0, **linear_args)
         model, start = start_neural_h2(model.double().to(dev), {}, mem, dev,
