@@ -12,7 +12,8 @@ low-data sweep's (``neuralhss.train.methods``) built for the 3-D grid:
   (``results/train_step_32.json``), about 16 GiB at 128^3;
 - ``neural_hss_linear``: width 1, one HSS layer (leaf 4x4x4, rank 16, top 5 levels untied);
 - ``neural_hss``: nonlinear, width 8, 2 blocks, rank 4, top 3 levels untied;
-- ``neural_h2``: Neural-HSS v2, the nonlinear default (strong admissibility, linear H² path);
+- ``neural_h2``: Neural-HSS v2, the nonlinear default (strong admissibility, linear H² path),
+  its linear path frozen as training keeps it after the convex start;
 - ``tfno``, ``uno``: neuraloperator's TFNO and UNO at the ``fno`` size.
 
 Time: candidates interleaved round by round after a warm-up step, medians, in one process.
@@ -54,7 +55,11 @@ def make_model(name: str, grid: tuple[int, ...]) -> torch.nn.Module:
                                   "hidden_channels": 32, "n_layers": 4}
     else:
         model_name, cfg = GRADIENT_METHODS[name](grid)
-    return build(model_name, in_channels=1, out_channels=1, **cfg)
+    model = build(model_name, in_channels=1, out_channels=1, **cfg)
+    if getattr(model, "linear", None) is not None:
+        # as in training (fit_method's freeze_linear): the convex-fitted linear path stays fixed
+        model.linear.requires_grad_(False)
+    return model
 
 
 def train_step(model: torch.nn.Module, grid: tuple[int, ...], batch: int = 1) -> Callable[[], float]:
