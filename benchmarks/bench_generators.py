@@ -10,7 +10,10 @@ For each problem at its standard recipe (``datasets/*.yaml``, 64² grids), in on
   which names what a faster generator would have to speed up.
 
 Run: ``python benchmarks/bench_generators.py [--samples 8] [--repeats 3]`` (from the repository root or
-``benchmarks/``).
+``benchmarks/``). ``--samples recipe`` times each recipe's own sample count (1,100 at 64²: a run's
+fixed cost, tens of milliseconds, is then spread as a user's run spreads it); with
+``--problems`` a subset (e.g. the cheap ``poisson2d_64 maxwell2d_64``) and ``--out`` another
+result file.
 """
 
 from __future__ import annotations
@@ -52,15 +55,21 @@ def hot_spots(prob, params, n: int, top: int = 3) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--samples", type=int, default=8)
+    ap.add_argument("--samples", default="8",
+                    help="samples per run: a number, or 'recipe' for each recipe's own count")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--problems", nargs="+", choices=PROBLEMS, default=PROBLEMS)
+    ap.add_argument("--no-profile", action="store_true", help="skip the cProfile hot spots")
+    ap.add_argument("--out", default="bench_generators")
     args = ap.parse_args()
-    n = args.samples
+    if args.samples != "recipe" and not (args.samples.isdigit() and int(args.samples) > 0):
+        ap.error(f"--samples {args.samples!r}: give a positive number or 'recipe'")
     rows = {}
     tmp = Path(tempfile.mkdtemp(prefix="neuralhss-bench-"))
     try:
-        for name in PROBLEMS:
+        for name in args.problems:
             recipe = load_recipe(RECIPES / f"{name}.yaml")
+            n = recipe.samples if args.samples == "recipe" else int(args.samples)
             prob = get_problem(recipe.problem)
             params = prob.resolve(recipe.params)
             with threadpool_limits(limits=1), scipy.fft.set_workers(1):
@@ -85,16 +94,17 @@ def main() -> None:
                           "generate_none_s": t_none, "all_times_s": times,
                           "io_overhead": t_generate / t_sample - 1,
                           "io_overhead_none": t_none / t_sample - 1,
-                          "hot_spots": hot_spots(prob, params, n)}
+                          "hot_spots": [] if args.no_profile else hot_spots(prob, params, min(n, 32))}
             spots = ", ".join(f"{h['function']} {100 * h['share']:.0f}%" for h in rows[name]["hot_spots"])
-            print(f"  {name}: {1e3 * t_sample:.0f} ms/sample (generate {1e3 * t_generate:.0f} ms, "
+            print(f"  {name} ({n} samples): {1e3 * t_sample:.1f} ms/sample "
+                  f"(generate {1e3 * t_generate:.1f} ms, "
                   f"{100 * rows[name]['io_overhead']:+.0f}%; "
                   f"none {100 * rows[name]['io_overhead_none']:+.0f}%); "
                   f"hot: {spots}", flush=True)
     finally:
         shutil.rmtree(tmp)
     summary = "; ".join(f"{k}: {1e3 * v['sample_s']:.0f} ms/sample" for k, v in rows.items())
-    write_result("bench_generators", {
+    write_result(args.out, {
         "cases": rows, "baseline": "Problem.sample in memory (one thread) vs generate(workers=1)"},
         summary)
 
