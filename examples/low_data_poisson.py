@@ -11,6 +11,9 @@ Methods (``--models``) are those of :mod:`neuralhss.train.methods`: ``least_squa
 100-sample test set, in the data's own units. Inputs and outputs are scaled by their training
 RMS (no shift, so that a linear operator stays linear).
 
+``--model-args JSON`` overrides the method's model (for ``h2_linear`` its linear path, e.g.
+``'{"leaf_side": 4, "linear_degree": 2}'``); such rows are reported as ``method[args]``.
+
 Results are appended to ``OUT/results.json`` as they finish (re-running skips finished runs;
 several sweeps may append to the same file at once), and ``OUT/test_error_vs_n.png`` and
 ``OUT/table.md`` are redrawn at the end. A gradient-trained method run with a ``--steps`` other
@@ -129,6 +132,8 @@ def main() -> None:
     ap.add_argument("--untie-top", type=int, default=5, help="untied top levels of hss_poly")
     ap.add_argument("--lbfgs-iter", type=int, default=None,
                     help="L-BFGS iterations of the convex fits (default: the method's own, see fit_method)")
+    ap.add_argument("--model-args", type=json.loads, default=None,
+                    help="JSON object of model arguments (fit_method's model_args)")
     ap.add_argument("--out", default="examples/results/low_data_poisson")
     args = ap.parse_args()
     out = Path(args.out)
@@ -149,6 +154,9 @@ def main() -> None:
                     deterministic = method in CLOSED_FORM
                     label = f"{method}_d{args.degree}u{args.untie_top}" if method == "hss_poly" \
                         else method
+                    if args.model_args:
+                        label += "[" + ",".join(f"{k}={v}" for k, v in sorted(args.model_args.items())) \
+                            + "]"
                     key = label if deterministic else _label({"method": label, "steps": args.steps})
                     if (ds_name, key, n, seed) in done or (deterministic and seed != args.seeds[0]):
                         continue
@@ -156,7 +164,7 @@ def main() -> None:
                     test = PDEDataset(data, "test", n_test=args.n_test, normalize=train.normalizer)
                     _, m = fit_method(method, train, test, steps=args.steps, seed=seed, lr=args.lr,
                                       degree=args.degree, untie_top=args.untie_top,
-                                      lbfgs_iter=args.lbfgs_iter)
+                                      lbfgs_iter=args.lbfgs_iter, model_args=args.model_args)
                     row = {"dataset": ds_name, "method": label, "n_train": n, "seed": seed, **m}
                     results = append_result(res_path, row)
                     print(f"{ds_name} {label:18s} n={n:4d} seed={seed} "
