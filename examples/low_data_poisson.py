@@ -136,6 +136,8 @@ def main() -> None:
                     help="JSON object of model arguments (fit_method's model_args)")
     ap.add_argument("--out", default="examples/results/low_data_poisson")
     args = ap.parse_args()
+    if args.model_args is not None and not isinstance(args.model_args, dict):
+        ap.error(f"--model-args {args.model_args!r}: give a JSON object, e.g. '{{\"leaf_side\": 4}}'")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     res_path = out / "results.json"

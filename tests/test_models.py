@@ -137,3 +137,10 @@ def test_width_is_a_deprecated_alias_of_hidden_channels():
             old = cls(1, 1, width=3, n_layers=1, **kwargs)
         for a, b in zip(new.state_dict().values(), old.state_dict().values(), strict=True):
             assert torch.equal(a, b)
+
+
+def test_pointwise_rejects_wrong_channel_count():
+    from neuralhss.models.neural_hss import Pointwise
+
+    with pytest.raises(ValueError, match=r"expected \(batch, 3, \*grid\)"):
+        Pointwise(3, 2)(torch.randn(2, 4, 8, 8))
