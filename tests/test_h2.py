@@ -291,3 +291,32 @@ def test_linear_path_can_have_its_own_leaves():
     assert m(torch.randn(1, 1, 16, 16, 16)).shape == (1, 1, 16, 16, 16)
     # without it the linear path keeps the blocks' leaves
     assert NeuralH2(grid_shape=(16, 16), n_layers=1, leaf_side=4).linear.leaf_side == 4
+
+
+@pytest.mark.parametrize("grid, degree", [((32,), 2), ((16, 16), 3), ((8, 8, 8), 1)])
+def test_total_degree_expansion_is_the_tensor_one_restricted(grid, degree):
+    # a total-degree operator is the tensor-degree operator whose couplings vanish wherever a
+    # row or a column is a product of total degree above `degree`
+    d = len(grid)
+    kw = {"leaf_side": 2, "degree": degree, "boundary": "dirichlet", "share_levels": False,
+          "dtype": torch.float64}
+    if degree >= 2:
+        kw["leaf_side"] = 4
+    tot = H2Operator(grid, 2, expansion="total", **kw)
+    ten = H2Operator(grid, 2, **kw)
+    degs = torch.cartesian_prod(*[torch.arange(degree + 1)] * d).reshape(-1, d).sum(1)
+    keep = torch.nonzero(degs <= degree)[:, 0]
+    assert tot.rank == len(keep) == int(np.prod(np.arange(degree + 1, degree + d + 1))
+                                        // np.prod(np.arange(1, d + 1)))
+    with torch.no_grad():
+        ten.near.copy_(tot.near)
+        ten.coupling.zero_()
+        ten.coupling[:, :, keep[:, None], keep[None, :]] = tot.coupling
+    x = torch.randn(3, 2, *grid, dtype=torch.float64)
+    assert torch.allclose(tot(x), ten(x), atol=1e-12)
+    assert count_parameters(tot) < count_parameters(ten) or d == 1
+    with pytest.raises(ValueError, match="expansion"):
+        H2Operator(grid, 1, expansion="sparse")
+    m = NeuralH2(grid_shape=grid, n_layers=1, leaf_side=kw["leaf_side"], linear_degree=degree,
+                 expansion="total")
+    assert m.linear.expansion == m.blocks[0]["h2"].expansion == "total"

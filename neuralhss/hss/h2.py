@@ -12,7 +12,8 @@ well-separated boxes are compressed, as in H²-matrices and the fast multipole m
 * **far field**: on every level ``j`` of a regular box hierarchy (boxes of side
   ``leaf_side * 2**j`` points per axis), each box summarises its field by its moments against
   orthonormal tensor Legendre polynomials of degree ``<= degree`` per axis (``r = (degree + 1)**d``
-  numbers per channel), and receives a local polynomial expansion from the boxes of its
+  numbers per channel; ``expansion="total"`` keeps those of total degree ``<= degree``), and
+  receives a local polynomial expansion from the boxes of its
   interaction list: boxes at offset ``o`` with ``max|o| in {2, 3}`` (the children of the parent's
   neighbours that do not touch it, over both parities of the box position). The couplings are
   ``r x r`` matrices per offset, shared by all boxes of a level: a convolution over the box grid.
@@ -44,6 +45,7 @@ grid, points equally spaced; the operator is defined in grid units (no spacing e
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -56,9 +58,11 @@ from torch import nn
 
 from ._lstsq import LeastSquaresFit, lbfgs_least_squares
 
-__all__ = ["H2Operator", "BOUNDARIES", "evaluation_matrix", "legendre_box_basis", "moment_matrix"]
+__all__ = ["H2Operator", "BOUNDARIES", "EXPANSIONS", "evaluation_matrix", "legendre_box_basis",
+           "moment_matrix"]
 
 BOUNDARIES = ("dirichlet", "neumann", "periodic", "zeros")
+EXPANSIONS = ("tensor", "total")
 
 
 def legendre_box_basis(side: int, degree: int) -> np.ndarray:
@@ -258,7 +262,12 @@ class H2Operator(nn.Module):
     leaf_side : int, default 4
         Side of the leaf boxes in points (the finest level of the far field).
     degree : int, default 2
-        Legendre degree per axis of the far-field expansions (rank ``(degree + 1)**d``).
+        Legendre degree of the far-field expansions.
+    expansion : {"tensor", "total"}, default "tensor"
+        Which products of the per-axis Legendre polynomials the far field keeps: ``"tensor"``
+        every one of degree ``<= degree`` per axis (rank ``(degree + 1)**d``), ``"total"``
+        those of total degree ``<= degree`` (rank ``binom(degree + d, d)``: 10 instead of 27
+        at degree 2 in 3-D; the couplings shrink by the square of that ratio).
     near_radius : int, optional
         Radius of the near-field convolution (kernel ``2 * near_radius + 1`` per axis);
         default ``2 * leaf_side - 1``, the farthest offset between two adjacent leaves.
@@ -292,7 +301,8 @@ class H2Operator(nn.Module):
     def __init__(self, grid_shape: Sequence[int], channels: int = 1, leaf_side: int = 4,
                  degree: int = 2, near_radius: int | None = None, boundary: str = "zeros",
                  share_levels: bool = True, init_scale: float = 1.0, blend: bool = True,
-                 dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> None:
+                 expansion: str = "tensor", dtype: torch.dtype | None = None,
+                 device: torch.device | str | None = None) -> None:
         super().__init__()
         self.grid_shape = tuple(int(n) for n in grid_shape)
         d = len(self.grid_shape)
@@ -305,6 +315,9 @@ class H2Operator(nn.Module):
                 raise ValueError(f"{name}={v!r} must be a positive integer")
         if int(degree) != degree or degree < 0:
             raise ValueError(f"degree={degree!r} must be a non-negative integer")
+        if expansion not in EXPANSIONS:
+            raise ValueError(f"expansion={expansion!r}; use one of {EXPANSIONS}")
+        self.expansion = expansion
         self.blend = bool(blend)
         if self.blend and leaf_side % 2:
             raise ValueError(f"blend=True needs an even leaf_side (got {leaf_side}): the blending "
@@ -329,7 +342,11 @@ class H2Operator(nn.Module):
             self.sides.append(s)
             s *= 2
         r1 = self.degree + 1
-        self.rank = r1**d
+        modes = [i for i, a in enumerate(itertools.product(range(r1), repeat=d))
+                 if expansion == "tensor" or sum(a) <= self.degree]
+        # positions of the kept products among the tensor ones (row-major over the axes' degrees)
+        self.register_buffer("_modes", torch.tensor(modes, device=device), persistent=False)
+        self.rank = len(modes)
         for j, side in enumerate(self.sides):
             for k, n in enumerate(self.grid_shape):
                 e = torch.as_tensor(evaluation_matrix(n, side, self.degree, self.blend,
@@ -385,7 +402,8 @@ class H2Operator(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"grid_shape={self.grid_shape}, channels={self.channels}, leaf_side={self.leaf_side}, "
-                f"degree={self.degree}, near_radius={self.near_radius}, levels={self.n_levels}, "
+                f"degree={self.degree}, expansion={self.expansion!r}, near_radius={self.near_radius}, "
+                f"levels={self.n_levels}, "
                 f"boundary={self.boundary!r}, share_levels={self.share_levels}")
 
     # ------------------------------------------------------------------ apply
@@ -421,13 +439,18 @@ class H2Operator(nn.Module):
             t = torch.tensordot(t, getattr(self, f"mom{j}_{k}"), dims=([2], [2]))  # -> (.., a_k, u_k)
         # (B, C, a_1, u_1, ..., a_d, u_d) -> (B, C, a_1..a_d, u_1..u_d)
         t = t.permute(0, 1, *range(2, 2 + 2 * d, 2), *range(3, 3 + 2 * d, 2))
-        return t.reshape(x.shape[0], self.channels, self.rank, *t.shape[2 + d:])
+        t = t.reshape(x.shape[0], self.channels, (self.degree + 1)**d, *t.shape[2 + d:])
+        return t if self.expansion == "tensor" else t.index_select(2, self._modes)
 
     def _evaluate(self, c: torch.Tensor, j: int) -> torch.Tensor:
         # (B, C * r, *boxes) -> (B, C, *grid): local expansions evaluated on the grid, one axis
         # at a time through the level's evaluation matrices (points, moment, box)
         d = len(self.grid_shape)
-        t = c.reshape(c.shape[0], self.channels, *([self.degree + 1] * d), *c.shape[2:])
+        t = c.reshape(c.shape[0], self.channels, self.rank, *c.shape[2:])
+        if self.expansion != "tensor":
+            full = t.new_zeros(t.shape[0], self.channels, (self.degree + 1)**d, *t.shape[3:])
+            t = full.index_copy(2, self._modes, t)
+        t = t.reshape(c.shape[0], self.channels, *([self.degree + 1] * d), *c.shape[2:])
         for k in range(d):
             # the next moment axis is at 2, its box axis at 2 + d - k; points go last
             t = torch.tensordot(t, getattr(self, f"eval{j}_{k}"), dims=([2, 2 + d - k], [1, 2]))

@@ -60,6 +60,10 @@ class NeuralH2(nn.Module):
         Side of the linear path's finest far-field boxes (default ``leaf_side``): in 3-D the
         linear path wants wider leaves than the hidden blocks (a degree-2 far field needs
         leaves of at least 3 points), whose cost grows with the near field's width.
+    expansion : {"tensor", "total"}, default "tensor"
+        Which polynomial products every far field keeps (:class:`~neuralhss.hss.h2.H2Operator`'s
+        ``expansion``): all of degree ``<= degree`` per axis, or of total degree ``<= degree``
+        (fewer coupling parameters, most of all in 3-D).
     boundary : {"dirichlet", "neumann", "periodic", "zeros"}, default "dirichlet"
         Continuation of the input past the boundary in the linear path (match the data's
         boundary condition; see :mod:`neuralhss.hss.h2`).
@@ -99,7 +103,8 @@ class NeuralH2(nn.Module):
                  hidden_boundary: str = "neumann", hidden_near_radius: int | None = None,
                  blend: bool = True, hidden_blend: bool = True,
                  projection_channels: int | None = None, multiplicative: bool = True, *,
-                 linear_leaf_side: int | None = None, width: int | None = None) -> None:
+                 linear_leaf_side: int | None = None, expansion: str = "tensor",
+                 width: int | None = None) -> None:
         super().__init__()
         width = hidden_width(hidden_channels, width, "NeuralH2")
         if activation not in ACTIVATIONS:
@@ -124,7 +129,7 @@ class NeuralH2(nn.Module):
                                   leaf_side if linear_leaf_side is None else linear_leaf_side,
                                   degree=linear_degree,
                                   boundary=boundary, share_levels=False, init_scale=0.0,
-                                  blend=blend)
+                                  blend=blend, expansion=expansion)
                        if linear_path else None)
         # Centres of the affine path, (channels, *grid); zero for a linear path.
         self.register_buffer("x_center", torch.zeros(self.in_channels, *self.grid_shape))
@@ -144,7 +149,8 @@ class NeuralH2(nn.Module):
             for _ in range(n_layers):
                 blk = {"h2": H2Operator(self.grid_shape, width, leaf_side, degree=degree,
                                         boundary=hidden_boundary, init_scale=coupling_init,
-                                        near_radius=hidden_near_radius, blend=hidden_blend),
+                                        near_radius=hidden_near_radius, blend=hidden_blend,
+                                        expansion=expansion),
                        "mix": Pointwise(width, width, bias=False),
                        "local": Pointwise(width, width)}
                 if self.multiplicative:
