@@ -313,7 +313,7 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
         if train.in_channels != 1 or train.out_channels != 1:
             raise ValueError("h2_linear fits one input and one output channel")
         size = default_size(len(grid))
-        linear_args = {"leaf_side": size["linear_leaf_side"],
+        linear_args = {"leaf_side": size["linear_leaf_side"], "expansion": size["expansion"],
                        "linear_degree": size["linear_degree"], "boundary": _boundary_of(train),
                        **(model_args or {})}
         dev = TrainConfig(device=device).resolved_device()
