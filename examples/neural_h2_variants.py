@@ -36,7 +36,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--variant", nargs=2, action="append", metavar=("NAME", "CONFIG_JSON"),
                     required=True)
-    ap.add_argument("--method", default="neural_h2")
+    ap.add_argument("--method", default="neural_h2",
+                    help="neural_h2, or another method of fair_low_data.py (closed-form fits "
+                         "such as h2_linear take model_args only)")
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--data-dir", default="data")
     ap.add_argument("--out", default="examples/results/neural_h2_variants")
@@ -55,8 +57,9 @@ def main() -> None:
             r = fair.run_one(job)
             row = {"variant": name, "problem": args.problem, "method": args.method,
                    "n_train": args.n_train, "n_max": job["n_max"], "seed": seed,
-                   **{k: r[k] for k in ("config", "steps", "train_rel_l2", "val_rel_l2",
-                                        "test_rel_l2", "n_params", "seconds_per_step")}}
+                   **{k: r.get(k) for k in ("config", "steps", "train_rel_l2", "val_rel_l2",
+                                            "test_rel_l2", "n_params", "seconds_per_step",
+                                            "train_seconds")}}
             print(json.dumps(row), flush=True)
             with open(out / f"{args.problem}.jsonl", "a") as fh:
                 fh.write(json.dumps(row) + "\n")

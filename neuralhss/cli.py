@@ -313,18 +313,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise ValueError(f"--model-arg {unknown[1]}: {args.model} has no argument {unknown[1]!r}; "
                          f"its arguments include {known}") from None
     if args.model == "neural_h2":
-        from .train.methods import start_neural_h2
+        from .train.methods import linear_degrees, start_neural_h2
 
         dev = TrainConfig(device=args.device).resolved_device()
         model, start = start_neural_h2(model.to(dev), config, to_memory(train_set), dev,
-                                       rule=args.linear_fit, seed=args.seed)
+                                       rule=args.linear_fit, seed=args.seed,
+                                       degrees=linear_degrees(train_set.grid_shape,
+                                                              dict(args.model_arg)))
         if start is not None and info.is_main:
             val = start["validation_rel_l2"]
             why = (f" (validation rel. L2 {val:.3g}; the training mean's "
                    f"{start['validation_rel_l2_mean']:.3g})" if val is not None else "")
             if start["fitted"]:
                 kind = "affine" if start["centered"] else "linear"
-                print(f"neural_h2 starts from the convex fit of its {kind} path{why}")
+                print(f"neural_h2 starts from the convex fit of its {kind} path, Legendre "
+                      f"degree {start['linear_degree']}{why}")
             elif model.linear is None:
                 print(f"neural_h2 has no linear path: its convex fit did not validate{why}")
             else:

@@ -3,7 +3,7 @@ import torch
 
 from neuralhss.datasets import PDEDataset, generate
 from neuralhss.train.loop import to_memory
-from neuralhss.train.methods import LINEAR_START_MAX_RATIO, METHODS, fit_method
+from neuralhss.train.methods import LINEAR_DEGREES, LINEAR_START_MAX_RATIO, METHODS, fit_method
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +63,31 @@ def test_neural_h2_starts_from_its_linear_fit_only_where_it_generalises(poisson)
     assert "linear_test_rel_l2" not in never
     with pytest.raises(ValueError, match="linear_fit"):
         fit_method("neural_h2", train, test, steps=2, linear_fit="sometimes")
+
+
+def test_linear_start_chooses_its_degree_on_held_out_pairs(poisson):
+    """The convex start fits every candidate degree on half the training pairs and keeps the
+    one with the lowest error on the other half; a degree the caller gives is kept."""
+    train, test = poisson
+    model, m = fit_method("h2_linear", train, test, lbfgs_iter=20)
+    start = m["linear_start"]
+    by_degree = start["validation_rel_l2_by_degree"]
+    assert set(by_degree) == set(LINEAR_DEGREES[2])
+    assert start["linear_degree"] == min(by_degree, key=by_degree.get)
+    assert start["validation_rel_l2"] == by_degree[start["linear_degree"]]
+    assert model.op.linear.degree == start["linear_degree"]
+    model, m = fit_method("h2_linear", train, test, lbfgs_iter=20, model_args={"linear_degree": 2})
+    assert set(m["linear_start"]["validation_rel_l2_by_degree"]) == {2}
+    assert model.op.linear.degree == 2
+    # neural_h2 is rebuilt with the chosen degree (its spec too, so a checkpoint rebuilds it),
+    # and its hidden layers start as the seed built them
+    net, m = fit_method("neural_h2", train, test, steps=1, lbfgs_iter=20, seed=3,
+                        model_args={"hidden_channels": 4, "n_layers": 1})
+    chosen = m["linear_start"]["linear_degree"]
+    assert net.linear.degree == chosen and net.spec["config"]["linear_degree"] == chosen
+    twin, _ = fit_method("neural_h2", train, test, steps=1, lbfgs_iter=20, seed=3,
+                         model_args={"hidden_channels": 4, "n_layers": 1, "linear_degree": chosen})
+    torch.testing.assert_close(net(to_memory(test).x), twin(to_memory(test).x))
 
 
 def test_no_linear_start_where_the_training_mean_predicts_as_well(tmp_path):

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -104,6 +104,13 @@ LINEAR_FIT_RULES = ("auto", "affine", "always", "never")
 #: at 1000 iterations (0.072 -> 0.057 from 300 to 1000 at n = 8), on 3-D Poisson 32³ (n = 32)
 #: it is lowest near 50 and rises to 0.067 by 1000.
 H2_FIT_MAX_ITER = 1000
+#: Legendre degrees the linear path's convex fit chooses among, per grid dimension, on the
+#: held-out half of the training pairs (with its iteration count), unless the degree is given.
+#: On 2-D Poisson 32² (``examples/neural_h2_variants.py --method h2_linear``) the held-out
+#: error favours degree 1 at n = 4 and degree 2 at n = 16 and 64, where the test errors are
+#: lowest too (degree 3, the constructor's default, was worst at every n); in 3-D every extra
+#: probe costs minutes, so the default (2) is kept.
+LINEAR_DEGREES: dict[int, tuple[int, ...]] = {1: (1, 2, 3), 2: (1, 2, 3)}
 #: L-BFGS iterations of ``hss_poly``'s fit (a fixed count: its tables were measured with it).
 HSS_POLY_ITER = 300
 
@@ -114,7 +121,7 @@ def _probe_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lbfgs_iter:
     the other half, with its iteration count chosen there by early stopping (at most
     ``lbfgs_iter``): ``(error, iterations)``."""
     half = len(x) // 2
-    probe = copy.deepcopy(model).double()
+    probe = model.double()
     fit = probe.fit_linear_path(x[:half].double(), y[:half].double(), max_iter=lbfgs_iter,
                                 center=center, validation=(x[half:], y[half:]))
     return fit.validation, fit.iterations
@@ -128,8 +135,18 @@ def _mean_error(y: torch.Tensor) -> float:
     return float(relative_l2(mean, y[half:], y.ndim - 2).mean())
 
 
+def _linear_probe(model: nn.Module, config: dict[str, Any] | None, degree: int) -> nn.Module:
+    """A linear-path-only copy of ``model`` (built from ``config``) with Legendre degree
+    ``degree``, to be fitted on half the training pairs."""
+    if config is None or degree == model.linear.degree:
+        return copy.deepcopy(model)
+    return build("neural_h2", **{**config, "linear_degree": degree, "n_layers": 0,
+                                 "linear_path": True}).to(model.x_center.device)
+
+
 def _choose_linear_start(model: nn.Module, mem, dev: torch.device, lbfgs_iter: int,
-                         rule: str) -> dict[str, Any]:
+                         rule: str, degrees: Sequence[int] | None = None,
+                         config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Decide whether (and how) ``neural_h2`` starts from the convex fit of its linear path.
 
     ``rule``: ``"never"``; ``"always"`` (linear, or affine where that validates better);
@@ -137,34 +154,44 @@ def _choose_linear_start(model: nn.Module, mem, dev: torch.device, lbfgs_iter: i
     have, on the other half, relative error below ``LINEAR_START_MAX_RATIO`` times that of the
     first half's mean output; ``"affine"``: the same for the affine path ``y = y0 + A (x - x0)``
     about the pointwise means (from four samples). Each probe's L-BFGS iteration count (at most
-    ``lbfgs_iter``) is chosen on the held-out half by early stopping. Returns ``{"fitted",
-    "centered", "validation_rel_l2", "iterations", "validation_rel_l2_mean", ...}``.
+    ``lbfgs_iter``) is chosen on the held-out half by early stopping. ``degrees``: Legendre
+    degrees of the linear path to probe (with ``config``, the model's configuration, to build
+    them; default: the model's own); the probe with the lowest held-out error decides. Returns
+    ``{"fitted", "centered", "linear_degree", "validation_rel_l2", "iterations",
+    "validation_rel_l2_mean", "validation_rel_l2_by_degree", ...}``.
     """
     if rule not in LINEAR_FIT_RULES:
         raise ValueError(f"linear_fit={rule!r}; use one of {LINEAR_FIT_RULES}")
+    own = model.linear.degree
     if rule == "never" or len(mem) < 2:
-        return {"fitted": rule != "never", "centered": False, "validation_rel_l2": None}
+        return {"fitted": rule != "never", "centered": False, "linear_degree": own,
+                "validation_rel_l2": None}
+    if degrees is not None and any(d != own for d in degrees) and config is None:
+        raise ValueError("probing other linear degrees needs the model's config to build them")
     x, y = mem.x.to(dev), mem.y.to(dev)
-    probes = {}
-    if rule != "affine":
-        probes[False] = _probe_error(model, x, y, lbfgs_iter, center=False)
-    if rule in ("affine", "always") and len(mem) >= 4:
-        probes[True] = _probe_error(model, x, y, lbfgs_iter, center=True)
-    errors = {center: err for center, (err, _) in probes.items()}
-    if not errors:  # affine with fewer than four samples: nothing to validate it on
-        return {"fitted": False, "centered": True, "validation_rel_l2": None}
-    center = min(errors, key=errors.get)
+    centers = ([False] if rule != "affine" else []) + (
+        [True] if rule in ("affine", "always") and len(mem) >= 4 else [])
+    if not centers:  # affine with fewer than four samples: nothing to validate it on
+        return {"fitted": False, "centered": True, "linear_degree": own, "validation_rel_l2": None}
+    probes = {(d, c): _probe_error(_linear_probe(model, config, d), x, y, lbfgs_iter, center=c)
+              for d in (degrees or (own,)) for c in centers}
+    degree, center = min(probes, key=lambda k: probes[k][0])
+    error, iterations = probes[degree, center]
     mean = _mean_error(y)
-    fitted = rule == "always" or errors[center] < LINEAR_START_MAX_RATIO * mean
-    return {"fitted": fitted, "centered": center, "validation_rel_l2": errors[center],
-            "iterations": probes[center][1], "validation_rel_l2_mean": mean,
-            "validation_rel_l2_linear": errors.get(False),
-            "validation_rel_l2_affine": errors.get(True)}
+    fitted = rule == "always" or error < LINEAR_START_MAX_RATIO * mean
+    return {"fitted": fitted, "centered": center, "linear_degree": degree,
+            "validation_rel_l2": error, "iterations": iterations,
+            "validation_rel_l2_mean": mean,
+            "validation_rel_l2_linear": probes.get((degree, False), (None,))[0],
+            "validation_rel_l2_affine": probes.get((degree, True), (None,))[0],
+            "validation_rel_l2_by_degree": {d: min(e for (dd, _), (e, _) in probes.items() if dd == d)
+                                            for d in dict.fromkeys(d for d, _ in probes)}}
 
 
 def start_neural_h2(model: nn.Module, config: dict[str, Any], mem, device: torch.device,
                     lbfgs_iter: int = H2_FIT_MAX_ITER, rule: str = "auto", freeze: bool = True,
-                    seed: int = 0) -> tuple[nn.Module, dict[str, Any] | None]:
+                    seed: int = 0, degrees: Sequence[int] | None = None,
+                    ) -> tuple[nn.Module, dict[str, Any] | None]:
     """Give a freshly built ``neural_h2`` model its convex start before gradient training.
 
     With one input and one output channel, the linear path is fitted by convex least squares
@@ -181,16 +208,24 @@ def start_neural_h2(model: nn.Module, config: dict[str, Any], mem, device: torch
     (``k n / (n // 2)``, at most ``lbfgs_iter``), because the best count grows with the number
     of samples (3-D Poisson 32³: about 25 at n = 16, 50 at n = 32; in 2-D it lies beyond 1000
     at every n measured, ``examples/linear_fit_iterations.py``). With one sample nothing is
-    held out and the whole budget is used.
+    held out and the whole budget is used. ``degrees``: the Legendre degrees of the linear path
+    to choose among on the same held-out half (e.g. ``LINEAR_DEGREES[2]``; default: the model's
+    own); a chosen degree other than the model's rebuilds it (with ``seed``, so its other
+    layers start as they did) and is written to ``config["linear_degree"]``.
     """
     if getattr(model, "linear_in", 1) is not None or model.linear is None:
         return model, None
-    start = _choose_linear_start(model, mem, device, lbfgs_iter, rule)
+    start = _choose_linear_start(model, mem, device, lbfgs_iter, rule, degrees, config)
     if not start["fitted"] and (start["validation_rel_l2"] is not None or rule == "affine"):
         # The linear map does not generalise (e.g. coefficient -> solution): no linear path.
         config["linear_path"] = False
         torch.manual_seed(seed)
         return build("neural_h2", **config).to(device), start
+    if start["fitted"] and start["linear_degree"] != model.linear.degree:
+        config["linear_degree"] = start["linear_degree"]
+        dtype = model.x_center.dtype
+        torch.manual_seed(seed)
+        model = build("neural_h2", **config).to(device=device, dtype=dtype)
     if start["fitted"]:
         iterations = start.get("iterations")
         if iterations is None:  # one sample: nothing was held out, the whole budget
@@ -203,6 +238,16 @@ def start_neural_h2(model: nn.Module, config: dict[str, Any], mem, device: torch
         if freeze:
             model.linear.requires_grad_(False)
     return model, start
+
+
+def linear_degrees(grid: Sequence[int], model_args: dict[str, Any] | None = None
+                   ) -> tuple[int, ...] | None:
+    """The linear path's degrees for the convex start to choose among on a grid
+    (:data:`LINEAR_DEGREES`), or None (keep the model's) when ``model_args`` sets
+    ``linear_degree``."""
+    if "linear_degree" in (model_args or {}):
+        return None
+    return LINEAR_DEGREES.get(len(grid))
 
 
 def _boundary_of(dataset) -> str:
@@ -313,13 +358,14 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
         if train.in_channels != 1 or train.out_channels != 1:
             raise ValueError("h2_linear fits one input and one output channel")
         size = default_size(len(grid))
-        linear_args = {"leaf_side": size["linear_leaf_side"], "expansion": size["expansion"],
-                       "linear_degree": size["linear_degree"], "boundary": _boundary_of(train),
-                       **(model_args or {})}
+        config = {"grid_shape": list(grid), "n_layers": 0, "leaf_side": size["linear_leaf_side"],
+                  "expansion": size["expansion"], "linear_degree": size["linear_degree"],
+                  "boundary": _boundary_of(train), **(model_args or {})}
         dev = TrainConfig(device=device).resolved_device()
-        model = build("neural_h2", grid_shape=list(grid), n_layers=0, **linear_args)
-        model, start = start_neural_h2(model.double().to(dev), {}, mem, dev,
-                                       lbfgs_iter or H2_FIT_MAX_ITER, "always")
+        model = build("neural_h2", **config)
+        model, start = start_neural_h2(model.double().to(dev), config, mem, dev,
+                                       lbfgs_iter or H2_FIT_MAX_ITER, "always",
+                                       degrees=linear_degrees(grid, model_args))
         extra["linear_start"] = start
         model = Float64Channel(model)
         n_params = count_parameters(model.op.linear, trainable_only=False)
@@ -343,7 +389,8 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
         model = build(model_name, **cfg).to(dev)
         if model_name == "neural_h2":
             model, start = start_neural_h2(model, cfg, mem, dev, lbfgs_iter or H2_FIT_MAX_ITER,
-                                           linear_fit, freeze_linear, seed)
+                                           linear_fit, freeze_linear, seed,
+                                           degrees=linear_degrees(grid, model_args))
             if start is not None:
                 extra["linear_start"] = start
                 if start["fitted"]:
