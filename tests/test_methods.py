@@ -88,6 +88,14 @@ def test_linear_start_chooses_its_degree_on_held_out_pairs(poisson):
     twin, _ = fit_method("neural_h2", train, test, steps=1, lbfgs_iter=20, seed=3,
                          model_args={"hidden_channels": 4, "n_layers": 1, "linear_degree": chosen})
     torch.testing.assert_close(net(to_memory(test).x), twin(to_memory(test).x))
+    # other degrees cannot be built without the model's configuration
+    from neuralhss.models import build
+    from neuralhss.train.methods import start_neural_h2
+
+    bare = build("neural_h2", grid_shape=list(train.grid_shape), n_layers=0)
+    with pytest.raises(ValueError, match="config"):
+        start_neural_h2(bare, None, to_memory(train), torch.device("cpu"), 5,
+                        degrees=(bare.linear.degree + 1,))
 
 
 def test_no_linear_start_where_the_training_mean_predicts_as_well(tmp_path):
