@@ -159,3 +159,34 @@ def test_d4_images_are_the_square_symmetries():
     assert len({tuple(np.round(x.numpy().ravel(), 12)) for x in aug.x[::2]}) == 8
     with pytest.raises(ValueError, match="square grid"):
         d4_images(InMemory(torch.zeros(1, 1, 4, 5), torch.zeros(1, 1, 4, 5)))
+
+
+def test_periodic_shifts_are_pairs_of_the_periodic_operator(poisson):
+    """Every drawn item is a (source, solution) pair of periodic Poisson (translation-invariant),
+    rolled alike on both axes by offsets that vary between draws and repeat with the seed;
+    on data that is not periodic, fit_method refuses the augmentation."""
+    import numpy as np
+
+    from neuralhss.solvers import poisson as solver
+    from neuralhss.train.loop import InMemory
+    from neuralhss.train.methods import PeriodicShifts
+
+    f = np.random.default_rng(1).standard_normal((2, 1, 8, 12))
+    f -= f.mean(axis=(-2, -1), keepdims=True)
+    u = solver.solve(f, bc="periodic", dim=2)
+    mem = InMemory(torch.from_numpy(f), torch.from_numpy(u))
+    shifted = PeriodicShifts(mem, seed=3)
+    draws = [shifted[i % 2] for i in range(12)]
+    for it in draws:
+        assert it["x"].shape == (1, 8, 12)
+        np.testing.assert_allclose(solver.solve(it["x"].numpy(), bc="periodic", dim=2),
+                                   it["y"].numpy(), atol=1e-12)
+    assert len({tuple(np.round(it["x"].numpy().ravel(), 12)) for it in draws[::2]}) > 3
+    shifted = PeriodicShifts(mem, seed=3)
+    again = [shifted[i % 2] for i in range(12)]
+    assert all(torch.equal(a["x"], b["x"]) for a, b in zip(draws, again, strict=True))
+    train, test = poisson
+    with pytest.raises(ValueError, match="periodic"):
+        fit_method("fno", train, test, steps=1, augment="shifts")
+    with pytest.raises(ValueError, match="augment"):
+        fit_method("fno", train, test, steps=1, augment="rotate")

@@ -291,6 +291,28 @@ def d4_images(mem: InMemory) -> InMemory:
     return InMemory(torch.cat(xs), torch.cat(ys))
 
 
+class PeriodicShifts(InMemory):
+    """The samples ``(x, y)``, ``(n, C, *grid)``, each rolled by its own random offset on every
+    grid axis at every access (inputs and outputs alike): images of the training pairs under
+    the grid's translations, which a translation-invariant operator on a periodic grid maps to
+    each other. ``seed`` fixes the sequence of offsets."""
+
+    def __init__(self, mem: InMemory, seed: int = 0) -> None:
+        super().__init__(mem.x, mem.y)
+        self.dims = tuple(range(1, mem.x.ndim - 1))  # an item's grid axes
+        self.sizes = mem.x.shape[2:]
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        shifts = [int(torch.randint(n, (), generator=self.generator)) for n in self.sizes]
+        return {"x": torch.roll(self.x[i], shifts, self.dims),
+                "y": torch.roll(self.y[i], shifts, self.dims)}
+
+
+#: Training-set augmentations of :func:`fit_method`.
+AUGMENTATIONS = (None, "d4", "shifts")
+
+
 class Float64Channel(nn.Module):
     """Apply a one-channel operator fitted in float64 to float32 ``(B, 1, *grid)`` data."""
 
@@ -339,14 +361,20 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
     and their images under the eight symmetries of the square (rotations by 90° and
     reflections, :func:`d4_images`), with the same number of steps; valid only for scalar fields
     on a square grid whose operator commutes with those symmetries (Poisson or Darcy with one
-    boundary condition on all sides and a symmetric source). Returns ``(model, metrics)`` with
+    boundary condition on all sides and a symmetric source). ``augment="shifts"`` rolls every
+    training pair by a random offset per axis each time it is drawn (:class:`PeriodicShifts`);
+    valid for a translation-invariant operator on periodic data (Gray–Scott; not Navier–Stokes
+    with a fixed forcing that is not an input). Returns ``(model, metrics)`` with
     ``test_rel_l2`` (data units), ``n_params`` (real scalars that were fitted) and
     ``train_seconds``.
     """
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; available: {list(METHODS)}")
-    if augment not in (None, "d4"):
-        raise ValueError(f"augment={augment!r}; use None or 'd4'")
+    if augment not in AUGMENTATIONS:
+        raise ValueError(f"augment={augment!r}; use one of {AUGMENTATIONS}")
+    if augment == "shifts" and _boundary_of(train) != "periodic":
+        raise ValueError("augment='shifts' needs periodic data (every axis periodic); the "
+                         f"training set's boundary conditions are {tuple(train.meta.grid.bc)}")
     mem, tmem = to_memory(train), to_memory(test)
     grid = tuple(train.grid_shape)
     t0 = time.perf_counter()
@@ -398,7 +426,8 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
                     # until trained)
                     extra["linear_test_rel_l2"] = evaluate(model, tmem, train.normalizer,
                                                            device=dev)["test_rel_l2"]
-        data = d4_images(mem) if augment == "d4" else mem
+        data = {"d4": d4_images, "shifts": lambda m: PeriodicShifts(m, seed)}.get(
+            augment, lambda m: m)(mem)
         bs = min(len(data), 8)
         epochs = max(1, steps // -(-len(data) // bs))
         lowrank = LOWRANK_METHODS[name][1] if name in LOWRANK_METHODS else None
