@@ -186,7 +186,8 @@ def test_periodic_shifts_are_pairs_of_the_periodic_operator(poisson):
     again = [shifted[i % 2] for i in range(12)]
     assert all(torch.equal(a["x"], b["x"]) for a, b in zip(draws, again, strict=True))
     train, test = poisson
-    with pytest.raises(ValueError, match="periodic"):
-        fit_method("fno", train, test, steps=1, augment="shifts")
+    for augment in ("shifts", "d4+shifts"):
+        with pytest.raises(ValueError, match="periodic"):
+            fit_method("fno", train, test, steps=1, augment=augment)
     with pytest.raises(ValueError, match="augment"):
         fit_method("fno", train, test, steps=1, augment="rotate")
