@@ -97,11 +97,12 @@ CLOSED = ("h2_linear", "affine_least_squares")
 # training-set augmentation (fit_method's ``augment``): each configuration of its grid is tried
 # with and without it, so every grid doubles and the validation split decides. Each entry was
 # checked on the solver (the transformed input's solution equals the transformed solution, to
-# 1e-13 or better): Maxwell in a square with the same absorbing layer on every side and
-# Helmholtz with the source at the centre commute with the square's eight symmetries. Problems
-# not listed here keep the grids above (their tables predate the augmentation; Poisson and Darcy
-# 32², D4-symmetric too, were probed in examples/augment_probe.py, Gray–Scott (D4 and periodic
-# shifts) in examples/neural_h2_variants.py).
+# 1e-13 or better): Maxwell in a square with the same absorbing layer on every side commutes
+# with the square's eight symmetries. Problems not listed keep the grids above, and their tables
+# predate the augmentation, although several have exact symmetries too (checked alike):
+# Helmholtz 32² with its source at the centre (D4), Poisson and Darcy 32² (D4; probed in
+# examples/augment_probe.py), Gray–Scott (D4 and periodic shifts, "d4+shifts"; probed with
+# examples/neural_h2_variants.py).
 SYMMETRIES = {"maxwell_32": "d4"}
 
 
