@@ -22,6 +22,15 @@ reference's own error is estimated from the dt = 1/8 run by Richardson). From py
 errors at dt = 1, 1/2, 1/4, 1/8 (first order) the benchmark derives the dt py-pde needs to
 match SBDF2's error at dt = 1, and the time-to-solution ratio at equal accuracy.
 
+Work precision (one thread): wall time to T against max-norm error at T for SBDF2 and CNAB2 at
+dt = 4/3 (SBDF2 only), 1, 1/2, 1/4, 1/8 and py-pde's Euler at dt = 1 ... 1/32, each run timed
+in ``WP_ROUNDS`` interleaved rounds (median). At each target error of ``WP_TARGETS`` the time
+each code needs is read off its measured points by log-log interpolation (``None`` outside
+them), and the ratio py-pde / ours (the faster of SBDF2 and CNAB2) is reported: the speed-up
+at equal accuracy depends on the accuracy asked for, because ours is second order and py-pde's
+first, while at loose tolerances ours is held to dt <= 4/3 by the explicit reaction's
+stability. Drawn in ``docs/gray_scott_work_precision.png``.
+
 Threads: both codes once with one thread (``workers=1``; ``numba.set_num_threads(1)``) and
 once with all cores (py-pde's default multithreading of the Laplacian at 256², scipy.fft
 workers = all cores), interleaved rounds, medians (and min/max in the JSON). On the shared
@@ -40,10 +49,16 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 import time
+from pathlib import Path
 
+import matplotlib
 import numpy as np
 from _common import interleaved, peak_rss_mib, write_result
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 
 from neuralhss.solvers import gray_scott as gs
 
@@ -53,8 +68,15 @@ T = 1000.0
 REGIME = "spots"
 ROUNDS = 5
 PP_DT = 1.0
-PP_DTS_ACCURACY = (1.0, 0.5, 0.25, 0.125)
-REF_DT = 1 / 16
+PP_DTS_ACCURACY = (1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125)
+REF_DT = 1 / 32
+#: Work-precision runs of ours (one thread): scheme -> steps, down to 1/8, where SBDF2's error
+#: (about 5e-5) is still ten times the reference's.
+WP_DTS = {"sbdf2": (4.0 / 3.0, 1.0, 0.5, 0.25, 0.125), "cnab2": (1.0, 0.5, 0.25, 0.125)}
+#: Max-norm errors at T at which the two codes' times are compared (read off the measured
+#: work-precision points, never extrapolated).
+WP_TARGETS = (2e-2, 1e-2, 3e-3, 1e-3, 3e-4)
+WP_ROUNDS = 3
 
 
 def error(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
@@ -71,6 +93,89 @@ def dt_for_error(errors: dict[str, float], target: float) -> float:
             return d0 * (target / e0) ** (1.0 / slope)
     d, e = pts[0] if target < pts[0][1] else pts[-1]
     return d * target / e
+
+
+def time_for_error(points: list[tuple[float, float]], target: float) -> float | None:
+    """Wall time at which a code's error reaches ``target``, from its measured ``(seconds, error)``
+    points: log-log interpolation between the two points that bracket ``target`` in error
+    (taking, where errors do not fall monotonically with time, the cheapest bracket); ``None``
+    when no pair brackets it."""
+    pts = sorted(points)
+    best = None
+    for (t0, e0), (t1, e1) in zip(pts[:-1], pts[1:], strict=True):
+        lo, hi = min(e0, e1), max(e0, e1)
+        if lo <= target <= hi and e0 != e1:
+            w = math.log(target / e0) / math.log(e1 / e0)
+            t = t0 * (t1 / t0) ** w
+            best = t if best is None else min(best, t)
+    return best
+
+
+def work_precision(u0: np.ndarray, v0: np.ndarray, args: dict, ref: tuple[np.ndarray, np.ndarray],
+                   pp: dict | None) -> dict:
+    """Time and error of every run of ``WP_DTS`` (and py-pde's ``PP_DTS_ACCURACY``), one
+    thread, interleaved rounds; times at the target errors and their ratios."""
+    runs = {f"{s}_dt{dt:.4g}": ("ours", s, dt) for s, dts in WP_DTS.items() for dt in dts}
+    if pp is not None:
+        runs.update({f"py-pde_euler_dt{dt:.4g}": ("py-pde", "euler", dt) for dt in PP_DTS_ACCURACY})
+
+    def run(kind: str, scheme: str, dt: float) -> tuple[np.ndarray, np.ndarray]:
+        if kind == "py-pde":
+            return py_pde_run(pp, dt)
+        u, v = gs.solve(u0, v0, t_final=T, dt=dt, scheme=scheme, workers=1, **args)
+        return u[0], v[0]
+
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    errors: dict[str, float] = {}
+    for _ in range(WP_ROUNDS):
+        for name, spec in runs.items():
+            t0 = time.perf_counter()
+            out = run(*spec)
+            times[name].append(time.perf_counter() - t0)
+            errors.setdefault(name, error(out, ref))
+    points = {k: {"code": spec[0], "scheme": spec[1], "dt": spec[2], "steps": round(T / spec[2]),
+                  "wall_s": statistics.median(times[k]), "wall_s_all": times[k],
+                  "error_vs_reference": errors[k]} for k, spec in runs.items()}
+
+    def curve(code: str, scheme: str) -> list[tuple[float, float]]:
+        return [(r["wall_s"], r["error_vs_reference"]) for r in points.values()
+                if r["code"] == code and r["scheme"] == scheme]
+
+    curves = {s: curve("ours", s) for s in WP_DTS}
+    if pp is not None:
+        curves["py-pde_euler"] = curve("py-pde", "euler")
+    at_targets = {}
+    for tol in WP_TARGETS:
+        row = {name: time_for_error(c, tol) for name, c in curves.items()}
+        mine = [row[s] for s in WP_DTS if row[s] is not None]
+        row["ours_best"] = min(mine) if mine else None
+        pt = row.get("py-pde_euler")
+        row["ratio_py-pde_over_ours"] = pt / row["ours_best"] if pt and row["ours_best"] else None
+        at_targets[f"{tol:g}"] = row
+    return {"rounds": WP_ROUNDS, "points": points, "at_target_errors": at_targets,
+            "figure": plot_work_precision(curves)}
+
+
+def plot_work_precision(curves: dict[str, list[tuple[float, float]]]) -> str:
+    """Draw error against wall time per code into the docs; returns the figure's path."""
+    path = Path(__file__).resolve().parents[1] / "docs" / "gray_scott_work_precision.png"
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    labels = {"sbdf2": "neuralhss SBDF2 (FFT-implicit)", "cnab2": "neuralhss CNAB2 (FFT-implicit)",
+              "py-pde_euler": "py-pde explicit Euler (numba)"}
+    for name, pts in curves.items():
+        pts = sorted(pts)
+        ax.loglog([t for t, _ in pts], [e for _, e in pts], "o-", label=labels.get(name, name))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.set_xlabel("wall time to T = 1000, one thread [s]")
+    ax.set_ylabel("max-norm error of (u, v) at T")
+    ax.set_title("Gray–Scott spots, 256², work precision")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path.relative_to(path.parents[1]))
 
 
 def five_point_laplacian(f: np.ndarray, h: float) -> np.ndarray:
@@ -264,6 +369,7 @@ def main() -> None:
         "time_per_step_default_sbdf2": per_step,
         "fft_floor_ms_per_step_1_thread": fft_floor_ms,
         "ms_per_step_512_1_thread": per_step_512(p, args),
+        "work_precision_1_thread": work_precision(u0, v0, args, ref, pp),
         "peak_rss_mib": peak_rss_mib(),
     }
     one = rows["1"]
@@ -281,6 +387,10 @@ def main() -> None:
                    f"(1 thread)")
     ps = per_step["1_sample"]["workers=1"]["ms_per_step"]
     pb = per_step["batch_8"]["workers=1"]["ms_per_step"]
+    wp = payload["work_precision_1_thread"]["at_target_errors"]
+    summary += "; py-pde/ours at equal error " + ", ".join(
+        f"{tol}: {r['ratio_py-pde_over_ours']:.2f}x" if r["ratio_py-pde_over_ours"] else f"{tol}: n/a"
+        for tol, r in wp.items())
     write_result("gray_scott", payload, f"{summary}; SBDF2 per step 256², 1 thread: {ps:.2f} ms "
                  f"(1 sample), {pb:.2f} ms (batch 8), of which its three FFTs {fft_floor_ms:.2f} ms")
 
