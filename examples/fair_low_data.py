@@ -275,6 +275,8 @@ def summary(rows: list[dict]) -> list[dict]:
                     continue
                 runs = [r for r in rows if (r["problem"], r["method"], r["n_train"]) ==
                         (problem, method, n) and r["config"] == config]
+                if not runs:  # the configuration chosen below n_max has not run at this n yet
+                    continue
                 test = [r["test_rel_l2"] for r in runs]
                 out.append({"problem": problem, "method": method, "n_train": n, "config": config,
                             "seeds": len(runs), "test_mean": float(np.mean(test)),
