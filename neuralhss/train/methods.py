@@ -428,9 +428,9 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
                     # until trained)
                     extra["linear_test_rel_l2"] = evaluate(model, tmem, train.normalizer,
                                                            device=dev)["test_rel_l2"]
-        data = {"d4": d4_images, "shifts": lambda m: PeriodicShifts(m, seed),
-                "d4+shifts": lambda m: PeriodicShifts(d4_images(m), seed)}.get(
-            augment, lambda m: m)(mem)
+        data = d4_images(mem) if augment in ("d4", "d4+shifts") else mem
+        if augment in ("shifts", "d4+shifts"):
+            data = PeriodicShifts(data, seed)
         bs = min(len(data), 8)
         epochs = max(1, steps // -(-len(data) // bs))
         lowrank = LOWRANK_METHODS[name][1] if name in LOWRANK_METHODS else None
