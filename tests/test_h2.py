@@ -158,41 +158,6 @@ def test_multiplicative_blocks_start_as_plain_blocks_and_learn_the_product():
         NeuralH2(**kw, multiplicative="no")
 
 
-@pytest.mark.parametrize("boundary", ["dirichlet", "periodic"])
-def test_correction_steps_start_at_zero_and_apply_a_stencil_then_the_h2_operator(boundary):
-    torch.manual_seed(3)
-    kw = {"grid_shape": (16, 16), "hidden_channels": 4, "n_layers": 2, "boundary": boundary}
-    base = NeuralH2(**kw)
-    corrected = NeuralH2(**kw, corrections=2)
-    corrected.load_state_dict(base.state_dict(), strict=False)
-    x = torch.randn(3, 1, 16, 16)
-    with torch.no_grad():
-        base.project[-1].weight.normal_()  # a non-trivial prediction to correct
-        corrected.project[-1].weight.copy_(base.project[-1].weight)
-        torch.testing.assert_close(corrected(x), base(x))  # G_k = 0 at the start
-        # One step with input-independent stencil k and source s, and G = identity (a delta
-        # near field, no far field): y + s + cross-correlation of y with k.
-        kernel, source = torch.randn(3, 3), 0.7
-        step = corrected.corrections[0]
-        step["stencil"].weight.zero_()
-        step["stencil"].bias.copy_(kernel.flatten())
-        step["source"].weight.zero_()
-        step["source"].bias.fill_(source)
-        green = step["green"]
-        green.near.zero_()
-        green.near[:, :, green.near.shape[-1] // 2, green.near.shape[-1] // 2] = 1.0
-        corrected.corrections = corrected.corrections[:1]
-        y = base(x)
-        pad = "circular" if boundary == "periodic" else "constant"
-        want = y + source + torch.nn.functional.conv2d(
-            torch.nn.functional.pad(y, (1, 1, 1, 1), mode=pad), kernel.view(1, 1, 3, 3))
-        torch.testing.assert_close(corrected(x), want, rtol=1e-5, atol=1e-5)
-    with pytest.raises(ValueError, match="corrections need the blocks' features"):
-        NeuralH2(**{**kw, "n_layers": 0}, corrections=1)
-    with pytest.raises(ValueError, match="corrections=-1 must be a non-negative integer"):
-        NeuralH2(**kw, corrections=-1)
-
-
 def test_specs_written_before_a_default_changed_rebuild_the_model_they_saved():
     from neuralhss.models import from_spec
 

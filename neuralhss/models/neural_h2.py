@@ -24,7 +24,6 @@ is pointwise (parameters grow like ``width**2``, not ``width**2 * rank**2`` per 
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 
 import torch
@@ -93,15 +92,6 @@ class NeuralH2(nn.Module):
         the local features, the shape of a variable-coefficient solution operator
         (``grad u ~ flux / a``). ``False`` gives the plain blocks of version 1 (checkpoints
         written then rebuild with them: :func:`~neuralhss.models.registry.from_spec`).
-    corrections : int, default 0
-        Learned residual-correction steps after the blocks, each
-        ``y <- y + G_k(s_k(v) + sum_o c_{k,o}(v) * y(. + o))``: a local residual whose
-        ``3**d``-point stencil coefficients ``c`` and source ``s`` are pointwise maps of the last
-        block's features ``v``, carried to the whole grid by a linear H² operator ``G_k`` (the
-        linear path's boxes, degree and boundary). This is the shape of a preconditioned
-        iteration for ``L(x) y = f(x)`` with a local operator that depends on the input (e.g.
-        Darcy's ``-div(a grad u)``). ``G_k`` starts at zero, so the model starts as the one
-        without corrections. Needs ``n_layers >= 1``.
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1,
@@ -114,8 +104,7 @@ class NeuralH2(nn.Module):
                  blend: bool = True, hidden_blend: bool = True,
                  projection_channels: int | None = None, multiplicative: bool = True, *,
                  linear_leaf_side: int | None = None, expansion: str = "tensor",
-                 corrections: int = 0, correction_features: str = "blocks",
-                 share_corrections: bool = False, width: int | None = None) -> None:
+                 width: int | None = None) -> None:
         super().__init__()
         width = hidden_width(hidden_channels, width, "NeuralH2")
         if activation not in ACTIVATIONS:
@@ -131,10 +120,6 @@ class NeuralH2(nn.Module):
             raise ValueError(f"n_layers={n_layers!r} must be a non-negative integer")
         if not linear_path and n_layers == 0:
             raise ValueError("n_layers=0 without linear_path leaves no model; set one of them")
-        if int(corrections) != corrections or corrections < 0:
-            raise ValueError(f"corrections={corrections!r} must be a non-negative integer")
-        if corrections and not n_layers:
-            raise ValueError("corrections need the blocks' features; set n_layers >= 1")
         self.grid_shape = tuple(int(n) for n in grid_shape)
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         d = len(self.grid_shape)
@@ -182,47 +167,6 @@ class NeuralH2(nn.Module):
                     self.project[-1].weight.zero_()
                     self.project[-1].bias.zero_()
         self.act = ACTIVATIONS[activation]()
-        # the stencil's neighbours come from a padded copy of y, continued past the boundary as
-        # the linear path continues its input
-        self.n_corrections = int(corrections)
-        self.pad_mode = {"dirichlet": "constant", "zeros": "constant", "neumann": "replicate",
-                         "periodic": "circular"}[boundary]
-        self.corrections = nn.ModuleList()
-        self.correction_features = correction_features
-        self.share_corrections = share_corrections
-        n_stencil = 3 ** d
-        for _ in range(1 if share_corrections and corrections else int(corrections)):
-            step = nn.ModuleDict({
-                "stencil": Pointwise(width, out_channels * n_stencil),
-                "source": Pointwise(width, out_channels),
-                "green": H2Operator(self.grid_shape, out_channels,
-                                    leaf_side if linear_leaf_side is None else linear_leaf_side,
-                                    degree=linear_degree, boundary=boundary, share_levels=False,
-                                    init_scale=0.0, blend=blend, expansion=expansion)})
-            with torch.no_grad():  # small stencil coefficients at the start
-                step["stencil"].weight.mul_(0.1)
-            self.corrections.append(step)
-
-    def _neighbours(self, y: torch.Tensor) -> torch.Tensor:
-        """``(B, C, *grid) -> (B, C, 3**d, *grid)``: ``y`` at every offset in ``{-1, 0, 1}**d``."""
-        d = len(self.grid_shape)
-        padded = nn.functional.pad(y, (1, 1) * d, mode=self.pad_mode)
-        shifted = []
-        for offset in itertools.product((0, 1, 2), repeat=d):
-            index = (slice(None), slice(None)) + tuple(slice(o, o + n) for o, n in
-                                                       zip(offset, self.grid_shape, strict=True))
-            shifted.append(padded[index])
-        return torch.stack(shifted, 2)
-
-    def _correct(self, y: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        b, c = y.shape[:2]
-        steps = (list(self.corrections) * self.n_corrections if self.share_corrections
-                 else self.corrections)
-        for step in steps:
-            coeff = step["stencil"](v).view(b, c, -1, *self.grid_shape)
-            residual = step["source"](v) + (coeff * self._neighbours(y)).sum(2)
-            y = y + step["green"](residual)
-        return y
 
     def linear_part(self, x: torch.Tensor) -> torch.Tensor:
         """The linear (or affine) path ``y0 + A (x - x0)`` (zeros without one)."""
@@ -242,7 +186,6 @@ class NeuralH2(nn.Module):
         if self.positional:
             x = torch.cat([x, self.coords.to(x.dtype).expand(x.shape[0], *self.coords.shape)], 1)
         v = self.lift(x)
-        v_input = self.act(v)
         last = len(self.blocks) - 1
         for k, blk in enumerate(self.blocks):
             h = blk["h2"](v)
@@ -252,10 +195,7 @@ class NeuralH2(nn.Module):
             v = v_new
             if k < last:
                 v = self.act(v)
-        y = y + self.project(v)
-        if not len(self.corrections):
-            return y
-        return self._correct(y, v_input if self.correction_features == "input" else v)
+        return y + self.project(v)
 
     @torch.no_grad()
     def fit_linear_path(self, x: torch.Tensor, y: torch.Tensor, max_iter: int = 300,

@@ -140,7 +140,7 @@ def _linear_probe(model: nn.Module, config: dict[str, Any] | None, degree: int) 
     ``degree``, to be fitted on half the training pairs."""
     if config is None or degree == model.linear.degree:
         return copy.deepcopy(model)
-    return build("neural_h2", **{**config, "linear_degree": degree, "n_layers": 0, "corrections": 0,
+    return build("neural_h2", **{**config, "linear_degree": degree, "n_layers": 0,
                                  "linear_path": True}).to(model.x_center.device)
 
 
