@@ -9,7 +9,7 @@ import pytest
 from neuralhss.solvers import gray_scott as gs
 
 PEARSON = {"Du": 2e-5, "Dv": 1e-5}
-NOMINAL_ORDER = {"euler": 1.0, "sbdf2": 2.0, "cnab2": 2.0}
+NOMINAL_ORDER = {"euler": 1.0, "sbdf2": 2.0, "cnab2": 2.0, "ab2": 2.0}
 
 
 def _nodes(n: int, length: float) -> np.ndarray:
@@ -56,7 +56,9 @@ def test_pure_diffusion_mode_decays_at_the_discrete_rate(scheme):
     shape, lengths, Du, dt, n = (24, 20), (1.3, 0.9), 3e-5, 0.5, 40
     e, lam = _mode(shape, lengths, 3, 5)
     eps = 0.1
-    u, v, info = gs.solve(1.0 + eps * e, np.zeros(shape), Du=Du, Dv=1e-3, F=0.0, k=0.06,
+    # (Dv does not act on v = 0; the explicit ab2 needs it small for dt = 0.5 to be stable.)
+    Dv = 1e-5 if scheme == "ab2" else 1e-3
+    u, v, info = gs.solve(1.0 + eps * e, np.zeros(shape), Du=Du, Dv=Dv, F=0.0, k=0.06,
                           t_final=n * dt, dt=dt, lengths=lengths, scheme=scheme, return_info=True)
     assert info.steps == n and info.dt == dt
     z = dt * Du * lam
@@ -64,6 +66,11 @@ def test_pure_diffusion_mode_decays_at_the_discrete_rate(scheme):
         amp = (1.0 / (1.0 + z)) ** n
     elif scheme == "cnab2":
         amp = ((1.0 - z / 2) / (1.0 + z / 2)) ** n
+    elif scheme == "ab2":  # forward Euler start, then yⁿ⁺¹ = yⁿ − z(3yⁿ − yⁿ⁻¹)/2
+        prev, cur = 1.0, 1.0 - z
+        for _ in range(n - 1):
+            prev, cur = cur, cur - z * (1.5 * cur - 0.5 * prev)
+        amp = cur
     else:  # IMEX Euler start, then BDF2
         prev, cur = 1.0, 1.0 / (1.0 + z)
         for _ in range(n - 1):
@@ -92,7 +99,9 @@ def convergence_problem():
 def test_time_convergence_order(scheme, convergence_problem):
     args, (u_ref, v_ref) = convergence_problem
     errors = []
-    for dt in (0.5, 0.25, 0.125, 0.0625):
+    # ab2's bound on this grid is 0.37 (explicit diffusion): the same ladder one step lower.
+    dts = (0.25, 0.125, 0.0625, 0.03125) if scheme == "ab2" else (0.5, 0.25, 0.125, 0.0625)
+    for dt in dts:
         u, v = gs.solve(dt=dt, scheme=scheme, **args)
         errors.append(max(np.abs(u - u_ref).max(), np.abs(v - v_ref).max()))
     orders = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
@@ -127,9 +136,10 @@ def test_runs_stably_at_the_stability_bound():
     p = gs.REGIMES["spots"]
     u0, v0 = gs.initial_perturbation((48, 48), 0.47, 3, n_patches=3)
     for scheme in gs.SCHEMES:
+        bound = gs.stability_bound(scheme, p["Du"], p["Dv"], p["F"], p["k"], (48, 48), 0.47)
         u, v, info = gs.solve(u0, v0, p["Du"], p["Dv"], p["F"], p["k"], 2000.0, lengths=0.47,
-                              dt=gs.STABILITY_LIMIT[scheme], scheme=scheme, return_info=True)
-        assert info.dt == pytest.approx(gs.STABILITY_LIMIT[scheme])
+                              dt=bound, scheme=scheme, return_info=True)
+        assert info.dt == pytest.approx(bound, rel=1e-3) and info.dt_stable == bound
         tol = 1e-12
         assert u.min() >= -tol and u.max() <= 1 + tol and v.min() >= -tol and v.max() <= 1 + tol
 
@@ -144,6 +154,12 @@ def test_default_step_and_info():
     _, _, info = gs.solve(u0, v0, F=0.035, k=0.065, t_final=30.0, lengths=0.2, scheme="cnab2",
                           return_info=True, **PEARSON)
     assert info.dt == 0.75 and info.steps == 40
+    _, _, info = gs.solve(u0, v0, F=0.035, k=0.065, t_final=30.0, lengths=0.2, scheme="ab2",
+                          return_info=True, **PEARSON)
+    lam_max = 8 * (16 / 0.2) ** 2  # even grid: the Nyquist mode of both axes
+    bound = 1 / (2e-5 * lam_max + 0.035 + 1)
+    assert info.dt_stable == pytest.approx(bound, rel=1e-12)
+    assert info.steps == int(np.ceil(30.0 / (0.75 * bound))) and info.dt <= 0.75 * bound
     # A step that does not divide the snapshot interval is shortened to land on it.
     _, _, info = gs.solve(u0, v0, F=0.035, k=0.065, t_final=10.0, dt=0.9, lengths=0.2,
                           return_info=True, **PEARSON)
@@ -190,6 +206,7 @@ def test_torch_in_torch_out():
     ({"dt": 1.5}, r"stability bound 1\.333"),
     ({"dt": 2.5, "scheme": "euler"}, "stability bound 2"),
     ({"dt": 1.01, "scheme": "cnab2"}, "stability bound 1"),
+    ({"dt": 0.95, "scheme": "ab2"}, r"stability bound 0\.9.* explicit scheme 'ab2' on this grid"),
     ({"dt": 0.0}, "dt must be"),
     ({"scheme": "rk4"}, "scheme must be"),
     ({"t_final": -1.0}, "t_final"),

@@ -43,9 +43,20 @@ Discretisation
     (ŷⁿ⁺¹ − ŷⁿ)/dt = −a (ŷⁿ⁺¹ + ŷⁿ)/2 + (3r̂ⁿ − r̂ⁿ⁻¹)/2; first step with r̂⁻¹ = r̂⁰.
     Not L-stable: stiff modes flip sign each step and decay slowly.
 
+  - ``"ab2"``: fully explicit Adams–Bashforth 2 on the 5-point stencil (no FFTs), second
+    order, yⁿ⁺¹ = yⁿ + dt(3Rⁿ − Rⁿ⁻¹)/2 with R the whole right-hand side (diffusion, linear
+    rates and reaction); the first step is forward Euler (R⁻¹ = R⁰). One step is a single
+    fused, compiled sweep over the grid (numba; :mod:`._gray_scott_stencil`), several times
+    cheaper than an IMEX step's FFTs, but its stable step shrinks with the grid spacing
+    (:func:`stability_bound`).
+
   SBDF2 is the default: second order at the cost of IMEX Euler (the extra work is a few
-  pointwise passes over the spectral arrays), L-stable, and a larger explicit stability
-  range than CNAB2. CNAB2 has about half SBDF2's error constant but needs dt ≤ 1.
+  pointwise passes over the spectral arrays), L-stable, a stable step independent of the
+  grid, and a larger explicit stability range than CNAB2. CNAB2 has about half SBDF2's error
+  constant but needs dt ≤ 1. AB2 is the fastest to a given accuracy on grids where its
+  stability bound is not far below the step that accuracy needs (Pearson's 256² spacing:
+  ``benchmarks/bench_gray_scott.py``); the default stays SBDF2 so that datasets keep their
+  bytes and coarse-to-fine grid refinement keeps its step.
   IMEX Euler is a poor choice for pattern dynamics: its local error (dt²/2)(A − J)y'
   (A the implicit operator, J the reaction Jacobian) does not vanish on slowly evolving
   patterns, where diffusion and reaction nearly balance and forward Euler's
@@ -68,17 +79,27 @@ not commute when Du ≠ Dv, and states outside [0, 1] can exceed it; blow-up is 
 raised as ``FloatingPointError``. The default step is ``min(1, 0.75·c)``: dt = 1 for Euler
 and SBDF2 (Pearson's classical step), 0.75 for CNAB2.
 
+For the explicit ``"ab2"`` the diffusion and the linear rates are explicit too: the same
+scalar test equation, y' = −a y + μ y with a ∈ [0, a_max] now explicit, where
+a_max = max(Du·λ_max + F, Dv·λ_max + F + k) and λ_max the largest eigenvalue of −Δ_h, is
+stable when dt·(a_max + 1) ≤ 1, AB2's negative-real-axis limit. That bound falls like h²:
+0.37 on Pearson's 256² grid, 0.13 on 512² (:func:`stability_bound`). Its default step is
+0.75 of the bound.
+
 Validated accuracy (``tests/test_gray_scott.py``)
 -------------------------------------------------
 * (u, v) = (1, 0) is kept bitwise for 500 steps with every scheme, on 32² and 15×21 grids
   (a batch of two on the first).
 * A pure-diffusion Fourier mode (F = 0, v = 0) decays by exactly 1/(1 + dt·Du·λ_h) per IMEX
-  Euler step, and by the SBDF2 and Crank–Nicolson recurrences of z = dt·Du·λ_h: max error
-  2–3e-15 against 1e-12 allowed (relative to the mode amplitude, 40 steps, decay to 0.58).
+  Euler step, and by the SBDF2, Crank–Nicolson and Adams–Bashforth 2 recurrences of
+  z = dt·Du·λ_h: max error 2–3e-15 against 1e-12 allowed (relative to the mode amplitude,
+  40 steps, decay to 0.58).
 * Time convergence against an SBDF2 reference at dt = 1/512 (32² grid, Gaussian patches,
   active reaction and diffusion, T = 10), max-norm error of (u, v) for dt = 1/2 → 1/16:
   observed orders 0.92, 0.96, 0.98 (euler), 1.95, 1.98, 1.99 (sbdf2), 1.98, 1.99, 2.00
-  (cnab2). At dt = 1/2 the errors are 6.1e-3, 6.8e-4 and 3.2e-4.
+  (cnab2). At dt = 1/2 the errors are 6.1e-3, 6.8e-4 and 3.2e-4. AB2 (bound 0.37 on this
+  grid), dt = 1/4 → 1/32: orders 1.99, 2.00, 2.04, error 1.9e-5 at dt = 1/4 (SBDF2 there:
+  about 1.7e-4; every term explicit leaves no splitting error).
 * Space: the 5-point symbol converges to the continuous −|k|² at second order (2.00).
 * Patterns: "spots" and "maze" on 64² nodes at Pearson's spacing develop structure
   (std v > 0.08) and stay in [0, 1]; every regime of :data:`REGIMES` except "chaos" has
@@ -109,18 +130,23 @@ from .._checks import check_number
 from . import _stencils as st
 from . import poisson
 
-__all__ = ["SolveInfo", "solve", "initial_perturbation", "laplacian_eigenvalues", "REGIMES",
-           "SCHEMES", "DEFAULT_SCHEME", "STABILITY_LIMIT"]
+__all__ = ["SolveInfo", "solve", "initial_perturbation", "laplacian_eigenvalues", "stability_bound",
+           "REGIMES", "SCHEMES", "DEFAULT_SCHEME", "STABILITY_LIMIT"]
 
-#: Time-stepping schemes accepted by :func:`solve`.
-SCHEMES = ("euler", "sbdf2", "cnab2")
+#: Time-stepping schemes accepted by :func:`solve`: three IMEX schemes with FFT solves and one
+#: explicit scheme on the stencil.
+SCHEMES = ("euler", "sbdf2", "cnab2", "ab2")
+
+#: The explicit scheme(s): every term explicit, stability bound depends on the grid.
+EXPLICIT_SCHEMES = ("ab2",)
 
 #: Scheme used when ``scheme`` is not given: second order at first-order cost.
 DEFAULT_SCHEME = "sbdf2"
 
-#: Largest stable step per scheme: c/ρ with ρ = max |v(2u − v)| = 1 over u, v ∈ [0, 1] and c
-#: the negative-real-axis stability limit of the explicit part (module docstring).
-STABILITY_LIMIT = {"euler": 2.0, "sbdf2": 4.0 / 3.0, "cnab2": 1.0}
+#: Largest stable step per IMEX scheme: c/ρ with ρ = max |v(2u − v)| = 1 over u, v ∈ [0, 1] and
+#: c the negative-real-axis stability limit of the explicit part (module docstring). For the
+#: explicit ``"ab2"`` it is c = 1 and the bound depends on the grid (:func:`stability_bound`).
+STABILITY_LIMIT = {"euler": 2.0, "sbdf2": 4.0 / 3.0, "cnab2": 1.0, "ab2": 1.0}
 
 #: Default step as a fraction of the stability limit, capped at 1 (Pearson's step).
 DEFAULT_DT_FRACTION = 0.75
@@ -184,7 +210,7 @@ class SolveInfo:
     times : ndarray, shape (n_snapshots,)
         Snapshot times t_k = k·T/n_snapshots, k = 1..n_snapshots.
     dt_stable : float
-        The stability bound of the scheme (:data:`STABILITY_LIMIT`).
+        The stability bound of the scheme on this grid (:func:`stability_bound`).
     seconds : float
         Wall time of the call.
     """
@@ -266,6 +292,34 @@ def _reaction(phys: np.ndarray, dt: float) -> np.ndarray:
     r *= v
     r *= v
     return r
+
+
+def stability_bound(scheme: str, Du: float, Dv: float, F: float, k: float, shape: Sequence[int],
+                    lengths: float | Sequence[float] = 1.0) -> float:
+    """Largest stable time step of ``scheme`` for these parameters on this grid (time units).
+
+    IMEX schemes: :data:`STABILITY_LIMIT` [scheme], set by the explicit reaction alone. The
+    explicit ``"ab2"``: 1 / (max(Du·λ_max + F, Dv·λ_max + F + k) + 1), with λ_max the largest
+    eigenvalue of the periodic 5-point −Δ_h on ``shape`` (module docstring).
+
+    Parameters
+    ----------
+    scheme : str
+        One of :data:`SCHEMES`.
+    Du, Dv, F, k : float
+        Diffusivities (length²/time) and rates (1/time) as in :func:`solve`.
+    shape : (nx, ny)
+        Grid shape.
+    lengths : float or (Lx, Ly), default 1.0
+        Domain lengths in axis order.
+    """
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {SCHEMES}; got {scheme!r}.")
+    if scheme not in EXPLICIT_SCHEMES:
+        return STABILITY_LIMIT[scheme]
+    lam = float(laplacian_eigenvalues(shape, lengths).max())
+    a_max = max(Du * lam + F, Dv * lam + F + k)
+    return STABILITY_LIMIT[scheme] / (a_max + 1.0)
 
 
 def _check_state(phys: np.ndarray, step: int, dt: float) -> None:
@@ -362,6 +416,40 @@ def _integrate(phys: np.ndarray, lam: np.ndarray, coeffs: np.ndarray, rates: np.
     return step
 
 
+def _integrate_ab2(u0: np.ndarray, v0: np.ndarray, params: tuple[float, float, float, float],
+                   spacing: tuple[float, float], dt: float, per: np.ndarray, out_u: np.ndarray,
+                   out_v: np.ndarray) -> int:
+    """One sample ``(nx, ny)`` by the explicit AB2 kernels, snapshots into ``out_u``/``out_v``
+    (n_snapshots, nx, ny). Returns the number of steps."""
+    from . import _gray_scott_stencil as kern
+
+    coef = kern.coefficients(*params, spacing)
+    w = np.subtract(1.0, u0)
+    v = np.array(v0, dtype=np.float64, order="C")
+    w1, v1 = np.empty_like(w), np.empty_like(w)
+    rw, rv = np.empty_like(w), np.empty_like(w)
+    kern.rates(w, v, rw, rv, *coef)  # R⁻¹ = R⁰: the first step is forward Euler
+    phys = np.empty((2, 1) + w.shape)  # the state as _check_state expects it
+    step = 0
+    for snap, n_steps in enumerate(per):
+        left = int(n_steps)
+        while left:
+            n = min(left, CHECK_EVERY - step % CHECK_EVERY)
+            kern.ab2_steps(w, v, w1, v1, rw, rv, n, dt, *coef)
+            if n % 2:
+                w, w1, v, v1 = w1, w, v1, v
+            step += n
+            left -= n
+            if step % CHECK_EVERY == 0:
+                phys[0, 0], phys[1, 0] = w, v
+                _check_state(phys, step, dt)
+        phys[0, 0], phys[1, 0] = w, v
+        _check_state(phys, step, dt)
+        np.subtract(1.0, w, out=out_u[snap])
+        out_v[snap] = v
+    return step
+
+
 @st.call_shape(7, ("dt", "lengths", "n_snapshots", "scheme", "return_info"))
 def solve(u0: Any, v0: Any, Du: float, Dv: float, F: float, k: float, t_final: float, *,
           dt: float | None = None, lengths: float | Sequence[float] = 1.0, n_snapshots: int = 1,
@@ -390,22 +478,25 @@ def solve(u0: Any, v0: Any, Du: float, Dv: float, F: float, k: float, t_final: f
     t_final : float
         Final time T > 0.
     dt : float, optional
-        Time step, at most :data:`STABILITY_LIMIT` [scheme] (2, 4/3, 1 for euler, sbdf2,
-        cnab2); shortened to T/(n_snapshots·m) for an integer m so that the steps land on the
-        snapshot times. Default ``min(1, 0.75·limit)``: 1 for euler/sbdf2, 0.75 for cnab2.
+        Time step, at most :func:`stability_bound` (2, 4/3, 1 for euler, sbdf2, cnab2; for ab2
+        1/(max(Du·λ_max + F, Dv·λ_max + F + k) + 1), which depends on the grid); shortened to
+        T/(n_snapshots·m) for an integer m so that the steps land on the snapshot times.
+        Default ``min(1, 0.75·bound)``: 1 for euler/sbdf2, 0.75 for cnab2.
     lengths : float or (Lx, Ly), default 1.0
         Domain lengths in axis order.
     n_snapshots : int, default 1
         Number of snapshots, at t_k = k·T/n_snapshots, k = 1..n_snapshots (the initial state
         is not repeated).
-    scheme : {"sbdf2", "euler", "cnab2"}, default "sbdf2"
-        IMEX-BDF2 (second order), IMEX Euler (first order) or Crank–Nicolson/Adams–Bashforth
-        (second order).
+    scheme : {"sbdf2", "euler", "cnab2", "ab2"}, default "sbdf2"
+        IMEX-BDF2 (second order), IMEX Euler (first order), Crank–Nicolson/Adams–Bashforth
+        (second order), or the fully explicit Adams–Bashforth 2 on the stencil (second order,
+        cheapest per step, stable step bounded by the grid: :func:`stability_bound`).
     return_info : bool, default False
         Also return a :class:`SolveInfo` (step, number of steps, snapshot times).
     workers : int, optional
-        Threads for the FFTs; default one thread below :data:`THREADED_MIN_NODES` (2^20) nodes,
-        all cores from there.
+        Threads for the FFTs of the IMEX schemes; default one thread below
+        :data:`THREADED_MIN_NODES` (2^20) nodes, all cores from there. ``"ab2"`` runs on one
+        thread whatever this is.
 
     Returns
     -------
@@ -444,11 +535,15 @@ def solve(u0: Any, v0: Any, Du: float, Dv: float, F: float, k: float, t_final: f
         raise ValueError(f"scheme must be one of {SCHEMES}; got {scheme!r}.")
     times = st.snapshot_times(t_final, n_snapshots)
     lens = st.normalize_lengths(lengths, 2)
-    limit = STABILITY_LIMIT[scheme]
+    limit = stability_bound(scheme, Du, Dv, F, k, (nx, ny), lens)
     if dt is None:
         dt = min(1.0, DEFAULT_DT_FRACTION * limit)
     else:
         dt = check_number(dt, "dt", hint=", or None for the default step")
+        if dt > limit and scheme in EXPLICIT_SCHEMES:
+            raise ValueError(f"dt = {dt:.4g} exceeds the stability bound {limit:.4g} of the explicit "
+                             f"scheme {scheme!r} on this grid (dt·(max(Du·λ_max + F, Dv·λ_max + F + k) "
+                             f"+ 1) <= 1); pass dt <= {limit:.4g}, or an IMEX scheme such as 'sbdf2'.")
         if dt > limit:
             raise ValueError(f"dt = {dt:.4g} exceeds the stability bound {limit:.4g} of the explicit "
                              f"reaction for scheme {scheme!r} (dt·max|v(2u - v)| <= {limit:.4g} for "
@@ -461,7 +556,14 @@ def solve(u0: Any, v0: Any, Du: float, Dv: float, F: float, k: float, t_final: f
     out_u = np.empty((nb, len(times), nx, ny))
     out_v = np.empty((nb, len(times), nx, ny))
     steps = 0
-    if nb:
+    if nb and scheme in EXPLICIT_SCHEMES:
+        u_flat, v_flat = u_arr.reshape(nb, nx, ny), v_arr.reshape(nb, nx, ny)
+        spacing = (lens[0] / nx, lens[1] / ny)
+        with np.errstate(over="ignore", invalid="ignore"):
+            for b in range(nb):
+                steps = _integrate_ab2(u_flat[b], v_flat[b], (Du, Dv, F, k), spacing, dt_used, per,
+                                       out_u[b], out_v[b])
+    elif nb:
         u_flat, v_flat = u_arr.reshape(nb, nx, ny), v_arr.reshape(nb, nx, ny)
         lam = laplacian_eigenvalues((nx, ny), lens)
         tr = _Transform(ny, nworkers)

@@ -221,8 +221,9 @@ def navier_stokes_study(nu: float = 0.01, t_final: float = 1.0, dt: float = 0.00
 
 
 def gray_scott_study(scheme: str = "sbdf2") -> OrderStudy:
-    """Time convergence of the IMEX scheme on smooth data (32², active reaction), T = 10,
-    against a dt = 1/512 reference; max-norm error in (u, v)."""
+    """Time convergence of a scheme on smooth data (32², active reaction), T = 10, against an
+    SBDF2 dt = 1/512 reference; max-norm error in (u, v). Steps 1/2 … 1/16, halved until the
+    first is below the scheme's stability bound (the explicit ab2: 1/4 … 1/32)."""
     from . import gray_scott as gs
 
     n, length = 32, 1.0
@@ -233,10 +234,13 @@ def gray_scott_study(scheme: str = "sbdf2") -> OrderStudy:
             "t_final": 10.0, "lengths": length}
     u_ref, v_ref = gs.solve(dt=1 / 512, scheme="sbdf2", **args)
     sizes, errors = [0.5, 0.25, 0.125, 0.0625], []
+    while sizes[0] > gs.stability_bound(scheme, args["Du"], args["Dv"], args["F"], args["k"],
+                                        (n, n), length):
+        sizes = [dt / 2 for dt in sizes]
     for dt in sizes:
         u, v = gs.solve(dt=dt, scheme=scheme, **args)
         errors.append(float(max(np.abs(u - u_ref).max(), np.abs(v - v_ref).max())))
-    return OrderStudy("gray_scott", f"IMEX scheme {scheme}, smooth data, T=10", "time step",
+    return OrderStudy("gray_scott", f"scheme {scheme}, smooth data, T=10", "time step",
                       sizes, errors)
 
 
