@@ -44,8 +44,11 @@ SETTINGS: dict[str, dict] = {
     "helmholtz": {"params": {"resolution": 32, "k0": 2 * np.pi, "pml": 6}, "time_index": None},
     "maxwell": {"params": {"resolution": 32}, "time_index": -1},
     "navier_stokes": {"params": {"resolution": 32}, "time_index": -1},
+    # "sbdf2": the time stepping of the data behind the published table (the problem's default
+    # became the more accurate "ab2" later).
     "gray_scott": {"params": {"resolution": 32, "lengths": 0.625, "patch_size": 0.1,
-                              "t_final": 1000.0, "n_snapshots": 5}, "time_index": -1},
+                              "t_final": 1000.0, "n_snapshots": 5, "scheme": "sbdf2"},
+                   "time_index": -1},
 }
 
 
