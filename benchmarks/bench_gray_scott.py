@@ -1,4 +1,5 @@
-"""Gray–Scott at 256²: neuralhss's IMEX/FFT solver against py-pde's numba-compiled explicit Euler.
+"""Gray–Scott at 256²: neuralhss's solvers (IMEX/FFT and explicit AB2 on the fused stencil)
+against py-pde's numba-compiled explicit Euler.
 
 Problem (the same for both): ∂t u = Du Δu − u v² + F(1 − u), ∂t v = Dv Δv + u v² − (F + k) v,
 Pearson's units and "spots" regime (Du = 2e-5, Dv = 1e-5, F = 0.035, k = 0.065), periodic
@@ -15,21 +16,23 @@ forward Euler allows here (dt·Du·8/h² = 1.68 < 2 for the diffusion; at dt = 1
 reaches |u| ~ 1e17 by T = 1000).
 
 neuralhss: ``gray_scott.solve`` (a) at py-pde's dt = 1 (its defaults: SBDF2, dt = 1; also IMEX
-Euler), steps per second; (b) at SBDF2's stability bound dt = 4/3: wall time to T. The
-accuracy of every run is its max-norm difference at T from an SBDF2 reference at dt = 1/16
-(both codes integrate the same semi-discrete system, so the difference is time error; the
-reference's own error is estimated from the dt = 1/8 run by Richardson). From py-pde's
-errors at dt = 1, 1/2, 1/4, 1/8 (first order) the benchmark derives the dt py-pde needs to
-match SBDF2's error at dt = 1, and the time-to-solution ratio at equal accuracy.
+Euler), steps per second; (b) at SBDF2's stability bound dt = 4/3: wall time to T; (c) the
+explicit ``scheme="ab2"`` (one fused compiled sweep per step, no FFTs) at its stability bound
+on this grid (0.37: explicit diffusion), steps per second and wall time to T. The accuracy of
+every run is its max-norm difference at T from an AB2 reference at dt = 1/64 (all codes
+integrate the same semi-discrete system, so the difference is time error; the reference's own
+error is estimated from the dt = 1/32 run by Richardson). From py-pde's errors at dt = 1 … 1/64
+(first order) the benchmark derives the dt py-pde needs to match SBDF2's error at dt = 1, and
+the time-to-solution ratio at equal accuracy.
 
 Work precision (one thread): wall time to T against max-norm error at T for SBDF2 and CNAB2 at
-dt = 4/3 (SBDF2 only), 1, 1/2, 1/4, 1/8 and py-pde's Euler at dt = 1 ... 1/32, each run timed
-in ``WP_ROUNDS`` interleaved rounds (median). At each target error of ``WP_TARGETS`` the time
-each code needs is read off its measured points by log-log interpolation (``None`` outside
-them), and the ratio py-pde / ours (the faster of SBDF2 and CNAB2) is reported: the speed-up
-at equal accuracy depends on the accuracy asked for, because ours is second order and py-pde's
-first, while at loose tolerances ours is held to dt <= 4/3 by the explicit reaction's
-stability. Drawn in ``docs/gray_scott_work_precision.png``.
+dt = 4/3 (SBDF2 only), 1, 1/2, 1/4, 1/8, AB2 at its bound, 1/4, 1/8, and py-pde's Euler at
+dt = 1 ... 1/64, each run timed in ``WP_ROUNDS`` interleaved rounds (median). At each target
+error of ``WP_TARGETS`` the time each code needs to reach at most that error is read off its
+measured points (the cheapest measured point at or below it, or a log-log interpolation
+between two points that bracket it, whichever is cheaper; ``None`` when neither exists, so
+nothing is extrapolated), and the ratio py-pde / ours (the fastest of our schemes) is
+reported. Drawn in ``docs/gray_scott_work_precision.png``.
 
 Threads: both codes once with one thread (``workers=1``; ``numba.set_num_threads(1)``) and
 once with all cores (py-pde's default multithreading of the Laplacian at 256², scipy.fft
@@ -40,7 +43,8 @@ one-thread rows are the comparison. Also the time per step of the default solver
 one sample and for a batch of 8, and the machine's load average at start and end.
 
 Also the three FFTs of one step alone, in the solver's buffers: the floor of any step of the
-scheme. Results in ``benchmarks/results/gray_scott.json`` and ``docs/speed.md``.
+IMEX schemes. Per step at 512² (same square, h halved): SBDF2, AB2 and py-pde, one thread.
+Results in ``benchmarks/results/gray_scott.json`` and ``docs/speed.md``.
 
     .venv/bin/python benchmarks/bench_gray_scott.py
 """
@@ -68,11 +72,16 @@ T = 1000.0
 REGIME = "spots"
 ROUNDS = 5
 PP_DT = 1.0
-PP_DTS_ACCURACY = (1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125)
-REF_DT = 1 / 32
+PP_DTS_ACCURACY = (1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625)
+#: Reference: AB2 (the most accurate per step of ours) at this step; its error is about 1e-7.
+REF_SCHEME, REF_DT = "ab2", 1 / 64
+_P = gs.REGIMES[REGIME]
+#: AB2's stability bound on this grid (explicit diffusion; gray_scott.stability_bound).
+AB2_BOUND = gs.stability_bound("ab2", _P["Du"], _P["Dv"], _P["F"], _P["k"], (N, N), L)
 #: Work-precision runs of ours (one thread): scheme -> steps, down to 1/8, where SBDF2's error
-#: (about 5e-5) is still ten times the reference's.
-WP_DTS = {"sbdf2": (4.0 / 3.0, 1.0, 0.5, 0.25, 0.125), "cnab2": (1.0, 0.5, 0.25, 0.125)}
+#: (about 5e-5) is still a hundred times the reference's.
+WP_DTS = {"sbdf2": (4.0 / 3.0, 1.0, 0.5, 0.25, 0.125), "cnab2": (1.0, 0.5, 0.25, 0.125),
+          "ab2": (AB2_BOUND, 0.25, 0.125)}
 #: Max-norm errors at T at which the two codes' times are compared (read off the measured
 #: work-precision points, never extrapolated).
 WP_TARGETS = (2e-2, 1e-2, 3e-3, 1e-3, 3e-4)
@@ -96,12 +105,13 @@ def dt_for_error(errors: dict[str, float], target: float) -> float:
 
 
 def time_for_error(points: list[tuple[float, float]], target: float) -> float | None:
-    """Wall time at which a code's error reaches ``target``, from its measured ``(seconds, error)``
-    points: log-log interpolation between the two points that bracket ``target`` in error
-    (taking, where errors do not fall monotonically with time, the cheapest bracket); ``None``
-    when no pair brackets it."""
+    """Wall time a code needs to reach an error of at most ``target``, from its measured
+    ``(seconds, error)`` points: the cheapest point with error <= ``target``, or a log-log
+    interpolation between two points that bracket ``target`` in error, whichever is cheaper;
+    ``None`` when there is neither (nothing is extrapolated)."""
     pts = sorted(points)
-    best = None
+    below = [t for t, e in pts if e <= target]
+    best = min(below) if below else None
     for (t0, e0), (t1, e1) in zip(pts[:-1], pts[1:], strict=True):
         lo, hi = min(e0, e1), max(e0, e1)
         if lo <= target <= hi and e0 != e1:
@@ -161,6 +171,7 @@ def plot_work_precision(curves: dict[str, list[tuple[float, float]]]) -> str:
     path = Path(__file__).resolve().parents[1] / "docs" / "gray_scott_work_precision.png"
     fig, ax = plt.subplots(figsize=(5.5, 4))
     labels = {"sbdf2": "neuralhss SBDF2 (FFT-implicit)", "cnab2": "neuralhss CNAB2 (FFT-implicit)",
+              "ab2": "neuralhss AB2 (explicit, fused stencil)",
               "py-pde_euler": "py-pde explicit Euler (numba)"}
     for name, pts in curves.items():
         pts = sorted(pts)
@@ -224,11 +235,13 @@ def py_pde_run(pp: dict, dt: float, one_thread: bool = True) -> tuple[np.ndarray
 
 def per_step_512(p: dict, args: dict) -> dict:
     """ms per step at 512² (same square, so h is halved): py-pde's Euler at dt = 0.25 (its
-    diffusion limit there is about 0.3) against SBDF2 at dt = 1, one thread, interleaved. The
-    per-step cost of either code does not depend on dt."""
+    diffusion limit there is about 0.3) against SBDF2 at dt = 1 and AB2 at its bound (0.13),
+    one thread, interleaved. The per-step cost of each code does not depend on dt."""
     n, steps = 2 * N, 200
     u0, v0 = gs.initial_perturbation((n, n), L, np.random.default_rng(0))
-    fns = {"sbdf2": lambda: gs.solve(u0, v0, t_final=float(steps), dt=1.0, workers=1, **args)}
+    b512 = gs.stability_bound("ab2", p["Du"], p["Dv"], p["F"], p["k"], (n, n), L)
+    fns = {"sbdf2": lambda: gs.solve(u0, v0, t_final=float(steps), dt=1.0, workers=1, **args),
+           "ab2": lambda: gs.solve(u0, v0, t_final=steps * b512, dt=b512, scheme="ab2", **args)}
     try:
         import numba
         import pde
@@ -248,6 +261,7 @@ def per_step_512(p: dict, args: dict) -> dict:
     out = {k: v["median_s"] / steps * 1e3 for k, v in res.items()}
     if "py-pde_euler" in out:
         out["steps_per_s_ratio_sbdf2_vs_py-pde"] = out["py-pde_euler"] / out["sbdf2"]
+        out["steps_per_s_ratio_ab2_vs_py-pde"] = out["py-pde_euler"] / out["ab2"]
     return out
 
 
@@ -259,9 +273,9 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
     t0 = time.perf_counter()
-    ref = gs.solve(u0, v0, t_final=T, dt=REF_DT, **args)
+    ref = gs.solve(u0, v0, t_final=T, dt=REF_DT, scheme=REF_SCHEME, **args)
     ref_s = time.perf_counter() - t0
-    half = gs.solve(u0, v0, t_final=T, dt=2 * REF_DT, **args)
+    half = gs.solve(u0, v0, t_final=T, dt=2 * REF_DT, scheme=REF_SCHEME, **args)
     ref_error_estimate = error(half, ref) / 3.0  # second order: e(2dt) − e(dt) ≈ 3 e(dt)
     ref = (ref[0][0], ref[1][0])
 
@@ -270,7 +284,8 @@ def main() -> None:
         return u[0], v[0]
 
     ours_runs = {"sbdf2_dt1": ("sbdf2", 1.0), "euler_dt1": ("euler", 1.0),
-                 "sbdf2_dt4/3": ("sbdf2", gs.STABILITY_LIMIT["sbdf2"])}
+                 "sbdf2_dt4/3": ("sbdf2", gs.STABILITY_LIMIT["sbdf2"]),
+                 "ab2_bound": ("ab2", AB2_BOUND)}
     accuracy = {name: error(ours(s, dt, None), ref) for name, (s, dt) in ours_runs.items()}
 
     pp = py_pde_setup(u0, v0, p)
@@ -330,7 +345,7 @@ def main() -> None:
     for threads, t in timing.items():
         row = {}
         for name, (_, dt) in ours_runs.items():
-            n_steps = round(T / dt)
+            n_steps = math.ceil(T / dt - 1e-9)  # solve shortens dt to land on T
             row[name] = {"wall_s": t[name]["median_s"], "steps": n_steps,
                          "steps_per_s": n_steps / t[name]["median_s"],
                          "error_vs_reference": accuracy[name], "timing": t[name]}
@@ -347,6 +362,8 @@ def main() -> None:
             row["comparison"] = {
                 "steps_per_s_ratio_sbdf2_vs_py-pde": row["sbdf2_dt1"]["steps_per_s"] / ppr["steps_per_s"],
                 "steps_per_s_ratio_euler_vs_py-pde": row["euler_dt1"]["steps_per_s"] / ppr["steps_per_s"],
+                "steps_per_s_ratio_ab2_vs_py-pde": row["ab2_bound"]["steps_per_s"] / ppr["steps_per_s"],
+                "time_to_T_ratio_py-pde_dt1_over_ab2_bound": ppr["wall_s"] / row["ab2_bound"]["wall_s"],
                 "time_to_T_ratio_py-pde_over_sbdf2_dt1": ppr["wall_s"] / row["sbdf2_dt1"]["wall_s"],
                 "time_to_T_ratio_py-pde_over_sbdf2_dt4/3": ppr["wall_s"] / row["sbdf2_dt4/3"]["wall_s"],
                 "py-pde_dt_for_sbdf2_dt1_error": dt_match,
@@ -362,7 +379,7 @@ def main() -> None:
                     f"square L={L}, {N}² nodes, 5-point Laplacian, T={T}, "
                     f"initial_perturbation seed 0"),
         "baseline": baseline,
-        "reference": {"scheme": "sbdf2", "dt": REF_DT, "seconds": ref_s,
+        "reference": {"scheme": REF_SCHEME, "dt": REF_DT, "seconds": ref_s,
                       "estimated_error": ref_error_estimate},
         "cores": cores,
         "results_by_threads": rows,
@@ -379,7 +396,12 @@ def main() -> None:
                    f"(err {one['sbdf2_dt1']['error_vs_reference']:.1e}) vs py-pde Euler dt=1 "
                    f"{one['py-pde_euler_dt1']['steps_per_s']:.0f} steps/s "
                    f"(err {one['py-pde_euler_dt1']['error_vs_reference']:.1e}): per-step ratio "
-                   f"{c['steps_per_s_ratio_sbdf2_vs_py-pde']:.2f}, time to T ratio (py-pde/ours, dt=4/3) "
+                   f"{c['steps_per_s_ratio_sbdf2_vs_py-pde']:.2f}; AB2 at its bound dt={AB2_BOUND:.3f} "
+                   f"{one['ab2_bound']['steps_per_s']:.0f} steps/s (err "
+                   f"{one['ab2_bound']['error_vs_reference']:.1e}), per-step ratio "
+                   f"{c['steps_per_s_ratio_ab2_vs_py-pde']:.2f}, time to T ratio py-pde dt=1 / AB2 "
+                   f"{c['time_to_T_ratio_py-pde_dt1_over_ab2_bound']:.2f}; "
+                   f"time to T ratio (py-pde/ours, dt=4/3) "
                    f"{c['time_to_T_ratio_py-pde_over_sbdf2_dt4/3']:.2f}, at equal accuracy "
                    f"{c['time_at_equal_accuracy_ratio_py-pde_over_sbdf2_dt1']:.1f}")
     else:
