@@ -107,12 +107,11 @@ Validated accuracy (``tests/test_gray_scott.py``)
 
 Speed: ``benchmarks/bench_gray_scott.py`` compares one step and the time to a given accuracy
 with py-pde's numba-compiled explicit Euler on the same semi-discrete problem (results in
-``benchmarks/results/gray_scott.json`` and ``docs/speed.md``). A step runs in preallocated
-buffers (three 2-D real FFTs and a few pointwise passes, nothing allocated). Per step it still
-costs more than one fused explicit stencil sweep, because the three FFTs alone do; the implicit
-diffusion pays off in time to a given accuracy, and more where the explicit diffusion limit
-h²/(4Du) falls below the reaction's dt ≈ 1 (finer grids than Pearson's spacing 2.5/256, or
-larger diffusivities).
+``benchmarks/results/gray_scott.json`` and ``docs/speed.md``). An IMEX step runs in
+preallocated buffers (three 2-D real FFTs and a few pointwise passes, nothing allocated) and
+costs more than one fused explicit stencil sweep, because the three FFTs alone do; ``"ab2"``
+is such a sweep. The implicit diffusion pays off where the explicit bound (which scales like h²)
+falls far below the step the accuracy needs (fine grids, large diffusivities).
 """
 
 from __future__ import annotations
