@@ -115,7 +115,7 @@ def test_resume_computes_only_missing_blocks(tmp_path, monkeypatch):
     from neuralhss.datasets import generation as gen_mod
 
     calls = []
-    real = gen_mod._worker
+    real = gen_mod._compute_raw  # one worker: blocks computed here, stored by a writer thread
 
     def flaky(problem, params, seed, a, b, parts):
         if len(calls) == 2:
@@ -123,12 +123,12 @@ def test_resume_computes_only_missing_blocks(tmp_path, monkeypatch):
         calls.append((a, b))
         return real(problem, params, seed, a, b, parts)
 
-    monkeypatch.setattr(gen_mod, "_worker", flaky)
+    monkeypatch.setattr(gen_mod, "_compute_raw", flaky)
     with pytest.raises(KeyboardInterrupt):
         generate("poisson", path, n_samples=20, seed=0, params=SMALL, progress=False, block_size=4)
     assert not path.exists()
     assert len(list((tmp_path / "p.h5.parts").glob("*.npz"))) == 2
-    monkeypatch.setattr(gen_mod, "_worker", real)
+    monkeypatch.setattr(gen_mod, "_compute_raw", real)
     # Garbage from a write cut short is ignored or replaced.
     (tmp_path / "p.h5.partial").write_bytes(b"junk")
     (tmp_path / "p.h5.parts" / ".0000000008-0000000012.npz.99.tmp").write_bytes(b"junk")

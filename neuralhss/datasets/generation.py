@@ -3,16 +3,17 @@
 How a file comes to be (``FILE.h5``):
 
 1. Samples are computed in blocks of consecutive indices by a pool of worker processes (with
-   one worker: in the main process). Each sample is
-   encoded as soon as it is computed into the bytes its HDF5 chunks store (:class:`ChunkCodec`:
-   shuffle + deflate, which HDF5's gzip filter reads), and each finished block is saved to
-   ``FILE.h5.parts/<start>-<stop>.npz`` by writing a temporary file and renaming it, so a block
-   file either exists whole or not at all.
+   one worker: in the main process, while a helper thread stores the block before). Each
+   sample is encoded as soon as it is computed into the bytes its HDF5 chunks store
+   (:class:`ChunkCodec`: shuffle + deflate, which HDF5's gzip filter reads), and each finished
+   block is saved to ``FILE.h5.parts/<start>-<stop>.npz`` by writing a temporary file and
+   renaming it, so a block file either exists whole or not at all.
 2. Meanwhile the main process writes ``FILE.h5.partial`` in sample order, each block as soon
    as the blocks before it are written (``write_direct_chunk``: no compression in the main
-   process); at most ``workers + 1`` blocks are computed or waiting at any time. When the last
-   block is written the file is synced and renamed to ``FILE.h5``; then the parts folder is
-   removed.
+   process), and flushes each block to the disk once written, so that this disk time overlaps
+   the computing; at most ``workers + 1`` blocks are computed or waiting at any time. When the
+   last block is written the file is synced and renamed to ``FILE.h5``; then the parts folder
+   is removed.
 
 Killing the process at any moment (even ``kill -9``) therefore never leaves a corrupt
 ``FILE.h5``: re-running the same command finds the finished blocks and computes only the rest.
@@ -34,7 +35,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_all_start_methods, get_context
@@ -193,22 +194,33 @@ def compute_block(problem: Problem, params: Mapping[str, Any], seed: int, start:
     """Compute samples ``start..stop-1`` and encode each as soon as it is computed: the block
     in memory is one buffer of its compressed chunks, allocated once at the block's float32
     size (compressed chunks are rarely larger; it grows if they are), plus one sample."""
+    samples = (s for _, s in _iter_samples(problem, params, seed, start, stop))
+    return encode_block(samples, stop - start, meta, codec)
+
+
+def encode_block(samples: Iterable[Mapping[str, np.ndarray]], n: int, meta: Meta,
+                 codec: ChunkCodec) -> Block:
+    """The :data:`Block` of ``n`` consecutive samples (their fields, float32 or float64: the
+    chunks store float32), encoded one after the other into one buffer. The buffer is reserved
+    at the block's float32 size (compressed chunks are rarely larger; it grows if they are) but
+    uninitialised, so its memory is only taken as the chunks fill it."""
     names = meta.input_fields + meta.output_fields
     index: list[tuple[int, int]] = []
-    n_chunks = (stop - start) * sum(chunks_per_sample(meta, n) for n in names)
-    data = bytearray((stop - start) * sum(4 * math.prod(meta.field_shape(n)) for n in names)
-                     + 64 * n_chunks)
+    n_chunks = n * sum(chunks_per_sample(meta, name) for name in names)
+    data = np.empty(n * sum(4 * math.prod(meta.field_shape(name)) for name in names)
+                    + 64 * n_chunks, np.uint8)
     end = 0
-    for _, sample in _iter_samples(problem, params, seed, start, stop):
+    for sample in samples:
         for name in names:
             for mask, chunk in codec.encode_sample(meta, {name: sample[name]}, (name,))[name]:
                 index.append((mask, len(chunk)))
-                if end + len(chunk) > len(data):
-                    data.extend(bytes(end + len(chunk) - len(data)))
-                data[end:end + len(chunk)] = chunk
+                if end + len(chunk) > data.size:
+                    grown = np.empty(max(2 * data.size, end + len(chunk)), np.uint8)
+                    grown[:end] = data[:end]
+                    data = grown
+                data[end:end + len(chunk)] = np.frombuffer(chunk, np.uint8)
                 end += len(chunk)
-    return (np.array(index, np.int64).reshape(len(index), 2),
-            np.frombuffer(data, np.uint8, count=end) if end else np.zeros(0, np.uint8))
+    return np.array(index, np.int64).reshape(len(index), 2), data[:end]
 
 
 def _run_settings(problem_name: str, params: dict, seed: int, parts: str
@@ -232,15 +244,28 @@ _SETTINGS: dict[str, Any] = {}
 DEFAULT_COMPRESSION = ("gzip", 1)
 
 
+def _compute(problem_name: str, params: dict, seed: int, start: int, stop: int,
+             parts: str) -> Block:
+    """Compute and encode one block (with the run's layout and filter)."""
+    meta, codec = _run_settings(problem_name, params, seed, parts)
+    return compute_block(get_problem(problem_name), params, seed, start, stop, meta, codec)
+
+
+def _compute_raw(problem_name: str, params: dict, seed: int, start: int, stop: int,
+                 parts: str) -> list[dict[str, np.ndarray]]:
+    """Compute one block, not encoded: each sample's fields as float32 (what the chunks
+    store), for :func:`encode_block` in the writer thread."""
+    _run_settings(problem_name, params, seed, parts)  # the codec, read here, not in the thread
+    return [{k: np.asarray(v, np.float32) for k, v in s.items()}
+            for _, s in _iter_samples(get_problem(problem_name), params, seed, start, stop)]
+
+
 def _worker(problem_name: str, params: dict, seed: int, start: int, stop: int,
             parts: str) -> tuple[int, int, Block | None]:
     """Compute, encode and save one block; return it for the writer (``None``: in a pool
     worker, the writer reads the block's file)."""
-    meta, codec = _run_settings(problem_name, params, seed, parts)
-    prob = get_problem(problem_name)
-    path = block_path(Path(parts), start, stop)
-    block = compute_block(prob, params, seed, start, stop, meta, codec)
-    save_block(path, block)
+    block = _compute(problem_name, params, seed, start, stop, parts)
+    save_block(block_path(Path(parts), start, stop), block)
     # A pool worker sends no data back: the writer reads the block file (one copy in the
     # writer's memory, where a pickled block would be two, and none in the worker's).
     return start, stop, None if _IN_POOL else block
@@ -310,13 +335,18 @@ class _Writer:
     """
 
     def __init__(self, path: Path, meta: Meta, compression: tuple[str, int],
-                 progress: bool = False, desc: str = "writing") -> None:
+                 progress: bool = False, desc: str = "writing", sync_blocks: bool = False) -> None:
         self.path = path
         self.meta = meta
         self.tmp = path.with_name(path.name + ".partial")
         if self.tmp.exists():
             self.tmp.unlink()  # left by a killed write of ours; its samples are still in the source
         self.file = h5py.File(self.tmp, "w")
+        # sync_blocks: flush each block's chunks to the disk once written (a second descriptor
+        # of the same file), so that the final sync in close() has only the last block and the
+        # file's metadata left, instead of the whole file: generate() writes while the next
+        # blocks are computed, so this disk time overlaps the solves.
+        self._fd = os.open(self.tmp, os.O_RDWR) if sync_blocks else None
         try:
             create_layout(self.file, meta, compression_level=compression[1],
                           compression=compression[0])
@@ -354,6 +384,8 @@ class _Writer:
                     dsid.write_direct_chunk(offset, view[begin:ends[k]], masks[k])
                     begin = ends[k]
                     k += 1
+        if self._fd is not None:
+            getattr(os, "fdatasync", os.fsync)(self._fd)
         self.bar.update(stop - start)
 
     def _mark_done(self) -> None:
@@ -361,12 +393,18 @@ class _Writer:
         self.file["done"][a:b] = True
         self.run = None
 
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
     def close(self) -> None:
         """Finish the file and rename it to ``path`` (synced first)."""
         try:
             if self.run is not None:
                 self._mark_done()
             self.file.close()
+            self._close_fd()
             self.bar.close()
             atomic_write(self.path, lambda t: None, temp=self.tmp)
         except BaseException:
@@ -376,6 +414,7 @@ class _Writer:
     def abort(self) -> None:
         """Close and remove ``path.partial``."""
         try:
+            self._close_fd()
             self.file.close()
         finally:
             self.tmp.unlink(missing_ok=True)
@@ -600,7 +639,7 @@ def generate(
         # The file is written while the blocks are computed, each as soon as the blocks before
         # it are written; the block files stay until the end, for a resume.
         try:
-            writer = _Writer(path, meta, filters)
+            writer = _Writer(path, meta, filters, sync_blocks=True)
             try:
                 sink = _InOrder(writer, parts, meta, owned, bsize)
                 _run_blocks(prob.name, params, seed, todo, parts, workers, bar, sink)
@@ -737,6 +776,45 @@ class _InOrder:
             self.next = next(self.order, None)
 
 
+def _run_blocks_here(problem: str, params: dict, seed: int, todo: Iterator[tuple[int, int]],
+                     parts: Path, bar: tqdm, sink: _InOrder | None) -> None:
+    """One worker: compute the blocks in this process while one helper thread encodes the block
+    before, saves it and writes it to the file, so that compression and file writes overlap
+    the next block's solves (the deflate, the I/O calls and much of NumPy/SciPy's work run
+    without the GIL). The thread works through the blocks in order and encodes exactly as a
+    worker process would, so the file's bytes are those of any other run. Two blocks at most
+    are in memory: the one computed and the one stored (raw float32 samples, the size of the
+    encoding buffer)."""
+
+    def store(a: int, b: int, samples: list[dict[str, np.ndarray]]) -> None:
+        meta, codec = _SETTINGS["meta"], _SETTINGS["codec"]
+        samples.reverse()  # popped in order: each sample is freed once encoded
+        block = encode_block((samples.pop() for _ in range(b - a)), b - a, meta, codec)
+        save_block(block_path(parts, a, b), block)
+        if sink is not None:
+            sink.add(a, b, block)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="neuralhss-writer") as io:
+        pending = None
+        try:
+            for a, b in todo:
+                block = _compute_raw(problem, params, seed, a, b, str(parts))
+                if pending is not None:
+                    pending.result()  # the block before is stored: at most one waits
+                if sink is not None:
+                    sink.submitted(a)
+                pending = io.submit(store, a, b, block)
+                del block  # the thread holds it until it is written
+                bar.update(b - a)
+            if pending is not None:
+                pending.result()
+        except BaseException:
+            # Let the thread finish its block before the caller closes or removes the file.
+            if pending is not None:
+                wait([pending])
+            raise
+
+
 def _run_blocks(problem: str, params: dict, seed: int, todo: Iterable[tuple[int, int]],
                 parts: Path, workers: int, bar: tqdm, sink: _InOrder | None = None) -> None:
     """Compute the blocks of ``todo`` with ``workers`` processes (1: in this one) and hand each
@@ -744,14 +822,7 @@ def _run_blocks(problem: str, params: dict, seed: int, todo: Iterable[tuple[int,
     written at any time, which bounds the memory to ``workers + 1`` blocks."""
     todo = iter(todo)
     if workers == 1:
-        for a, b in todo:
-            if sink is not None:
-                sink.submitted(a)
-                # No name holds the block: it is freed once written, before the next is computed.
-                sink.add(*_worker(problem, params, seed, a, b, str(parts)))
-            else:
-                _worker(problem, params, seed, a, b, str(parts))
-            bar.update(b - a)
+        _run_blocks_here(problem, params, seed, todo, parts, bar, sink)
         return
     ctx = _mp_context()
     # Only forked workers inherit the lock's descriptor; in a spawned one the number is another.
