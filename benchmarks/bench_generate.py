@@ -16,9 +16,11 @@ Peak memory: a fresh process generates Poisson 64^3 (2 MiB per sample) with bloc
 and 1 and 2 workers; its peak RSS (plus each worker's above its fork) above the same process
 after a small warm-up run, against the bound (workers + 1) x block size x sample size + workers x
 the peak of the raw sampling + solving loop (one sample's working memory), measured alike.
+``--memory-resolution 128``: the same at 128^3 (16 MiB per sample) with blocks of 1 and 2.
 
 Run: ``python benchmarks/bench_generate.py [--samples 256] [--repeats 3]`` (from the repository
-root, with ``OMP_NUM_THREADS=1``).
+root, with ``OMP_NUM_THREADS=1``); the 128^3 memory runs alone:
+``--cases --memory-samples 8 --memory-resolution 128 --out bench_generate_memory_128``.
 """
 
 from __future__ import annotations
@@ -76,9 +78,9 @@ MEMORY_SCRIPT = r"""
 import json, resource, sys, tempfile
 from pathlib import Path
 from neuralhss.datasets import generate
-workers, block, n = (int(v) for v in sys.argv[1:4])
+workers, block, n, res = (int(v) for v in sys.argv[1:5])
 d = Path(tempfile.mkdtemp())
-params = {"dim": 3, "resolution": 64}
+params = {"dim": 3, "resolution": res}
 generate("poisson", d / "warm.h5", n_samples=2, params=params, progress=False, block_size=1)
 def status(key):
     with open("/proc/self/status") as f:
@@ -105,12 +107,14 @@ print(json.dumps({"base_mib": base, "main_peak_mib": status("VmHWM:"), "loop_pea
 """
 
 
-def peak_memory(samples: int) -> list[dict]:
+def peak_memory(samples: int, resolution: int = 64,
+                blocks: tuple[int, ...] = (2, 8)) -> list[dict]:
     rows = []
-    sample_mib = 2 * 64**3 * 4 / 2**20
-    for workers, block in ((1, 2), (1, 8), (2, 2), (2, 8)):
+    sample_mib = 2 * resolution**3 * 4 / 2**20
+    for workers, block in ((w, b) for w in (1, 2) for b in blocks):
         out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(workers), str(block),
-                              str(samples)], capture_output=True, text=True, check=True,
+                              str(samples), str(resolution)], capture_output=True, text=True,
+                             check=True,
                              env={**os.environ, "OMP_NUM_THREADS": "1"})
         r = json.loads(out.stdout.strip().splitlines()[-1])
         # A forked worker starts as a copy of the main process (shared pages): its peak above
@@ -121,6 +125,7 @@ def peak_memory(samples: int) -> list[dict]:
         # of the raw loop of sampling + solving, measured in the same process).
         bound = (workers + 1) * block * sample_mib + workers * r["loop_peak_mib"]
         rows.append({"workers": workers, "block_size": block, "samples": samples,
+                     "resolution": resolution,
                      "sample_mib": sample_mib, "data_mib": samples * sample_mib,
                      "bound_mib": bound, **r, "extra_peak_mib": extra,
                      "within_bound": bool(extra <= bound)})
@@ -135,6 +140,9 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--memory-samples", type=int, default=32)
+    ap.add_argument("--memory-resolution", type=int, default=64,
+                    help="Poisson 3-D grid of the memory runs (128: 16 MiB per sample, blocks "
+                         "of 1 and 2 samples, the default block size there being 1)")
     ap.add_argument("--cases", nargs="*", default=list(CASES))
     ap.add_argument("--out", default="bench_generate")
     ap.add_argument("--note", default="machine load not stated; ratios from interleaved repeats",
@@ -225,7 +233,9 @@ def main() -> None:
                   + ", ".join(f"{c} {v['file_mib']:.1f} MiB "
                               f"{100 * v['overhead_vs_sample_solve_loop_w1']:+.0f}% "
                               f"read {v['read_all_s']:.2f} s" for c, v in f.items()))
-        memory = peak_memory(args.memory_samples) if args.memory_samples else []
+        blocks = (1, 2) if args.memory_resolution >= 128 else (2, 8)
+        memory = (peak_memory(args.memory_samples, args.memory_resolution, blocks)
+                  if args.memory_samples else [])
     finally:
         shutil.rmtree(tmp)
     summary = "; ".join(f"{k}: {100 * v['overhead_vs_sample_solve_loop_w1']:+.0f}% over sample+solve "

@@ -324,6 +324,10 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+#: Bytes a generating writer lets accumulate before flushing them to the disk (``_Writer``).
+SYNC_BYTES = 32 << 20
+
+
 class _Writer:
     """Writes a schema-v1 file block by block in sample order, chunks as they are stored
     (``write_direct_chunk``), to ``path.partial``; :meth:`close` renames it to ``path``.
@@ -342,11 +346,14 @@ class _Writer:
         if self.tmp.exists():
             self.tmp.unlink()  # left by a killed write of ours; its samples are still in the source
         self.file = h5py.File(self.tmp, "w")
-        # sync_blocks: flush each block's chunks to the disk once written (a second descriptor
-        # of the same file), so that the final sync in close() has only the last block and the
-        # file's metadata left, instead of the whole file: generate() writes while the next
-        # blocks are computed, so this disk time overlaps the solves.
+        # sync_blocks: flush the chunks to the disk once SYNC_BYTES have been written since the
+        # last flush (through a second descriptor of the same file), so that the final sync in
+        # close() has only the tail and the file's metadata left, instead of the whole file:
+        # generate() writes while the next blocks are computed, so this disk time overlaps the
+        # solves. Each flush costs a few milliseconds however little it writes, hence the
+        # threshold rather than one per block.
         self._fd = os.open(self.tmp, os.O_RDWR) if sync_blocks else None
+        self._unsynced = 0
         try:
             create_layout(self.file, meta, compression_level=compression[1],
                           compression=compression[0])
@@ -384,8 +391,10 @@ class _Writer:
                     dsid.write_direct_chunk(offset, view[begin:ends[k]], masks[k])
                     begin = ends[k]
                     k += 1
-        if self._fd is not None:
+        self._unsynced += len(view)
+        if self._fd is not None and self._unsynced >= SYNC_BYTES:
             getattr(os, "fdatasync", os.fsync)(self._fd)
+            self._unsynced = 0
         self.bar.update(stop - start)
 
     def _mark_done(self) -> None:
