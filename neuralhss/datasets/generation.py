@@ -10,8 +10,8 @@ How a file comes to be (``FILE.h5``):
    renaming it, so a block file either exists whole or not at all.
 2. Meanwhile the main process writes ``FILE.h5.partial`` in sample order, each block as soon
    as the blocks before it are written (``write_direct_chunk``: no compression in the main
-   process), and flushes each block to the disk once written, so that this disk time overlaps
-   the computing; at most ``workers + 1`` blocks are computed or waiting at any time. When the
+   process), and flushes what it wrote to the disk every :data:`SYNC_BYTES`, so that this
+   disk time overlaps the computing; at most ``workers + 1`` blocks are computed or waiting at any time. When the
    last block is written the file is synced and renamed to ``FILE.h5``; then the parts folder
    is removed.
 
