@@ -11,9 +11,9 @@ How a file comes to be (``FILE.h5``):
 2. Meanwhile the main process writes ``FILE.h5.partial`` in sample order, each block as soon
    as the blocks before it are written (``write_direct_chunk``: no compression in the main
    process), and flushes what it wrote to the disk every :data:`SYNC_BYTES`, so that this
-   disk time overlaps the computing; at most ``workers + 1`` blocks are computed or waiting at any time. When the
-   last block is written the file is synced and renamed to ``FILE.h5``; then the parts folder
-   is removed.
+   disk time overlaps the computing; at most ``workers + 1`` blocks are computed or waiting
+   at any time. When the last block is written the file is synced and renamed to
+   ``FILE.h5``; then the parts folder is removed.
 
 Killing the process at any moment (even ``kill -9``) therefore never leaves a corrupt
 ``FILE.h5``: re-running the same command finds the finished blocks and computes only the rest.
