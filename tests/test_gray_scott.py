@@ -263,3 +263,26 @@ def test_regime_fills_the_domain_by_t_final(regime):
                     n_snapshots=3)
     assert v[1].std() > 0.05
     assert v[1].std() > 0.9 * v[2].std()
+
+
+@pytest.mark.parametrize("z,grows", [(0.95, False), (1.05, True)])
+def test_ab2_diffusion_limit_is_one(z, grows):
+    # AB2's stability interval on the negative real axis is [-1, 0]: the checkerboard mode
+    # (the largest eigenvalue of -Δ_h) decays for dt·Du·λ_max < 1 and grows above it. This is
+    # the limit stability_bound builds on (with the reaction's |μ| <= 1 added).
+    from neuralhss.solvers import _gray_scott_stencil as kern
+
+    n, length, Du = 16, 1.0, 1e-3
+    lam_max = gs.laplacian_eigenvalues((n, n), length).max()
+    dt = z / (Du * lam_max)
+    checker = (-1.0) ** np.add.outer(np.arange(n), np.arange(n))
+    w, v = 1e-3 * checker, np.zeros((n, n))
+    coef = kern.coefficients(Du, 1e-3, 0.0, 0.0, (length / n, length / n))
+    rw, rv = np.empty_like(w), np.empty_like(w)
+    kern.rates(w, v, rw, rv, *coef)
+    bufs = [np.empty_like(w), np.empty_like(w)]
+    kern.ab2_steps(w, v, bufs[0], bufs[1], rw, rv, 400, dt, *coef)  # even: the state is in w
+    assert (np.abs(w).max() > 1e-3) == grows
+    assert not v.any()
+    bound = gs.stability_bound("ab2", Du, 1e-3, 0.0, 0.0, (n, n), length)
+    assert bound * Du * lam_max < 1  # the solver's bound keeps the diffusion inside the limit
