@@ -502,6 +502,16 @@ def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
                      for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
 
 
+def _stated(identity: dict[str, Any]) -> dict[str, Any]:
+    """A stored identity (file or manifest) with the parameters added to its problem since it
+    was written filled in with the values it was made with (``Problem.added``)."""
+    try:
+        prob = get_problem(identity["problem"])
+    except (KeyError, ValueError):  # another problem's file: compared, and refused, as it is
+        return identity
+    return {**identity, "params": prob.with_added(identity.get("params", {}))}
+
+
 def _existing_is_same(path: Path, meta: Meta, filters: tuple[str, int]) -> bool:
     """True when ``path`` is already the finished file, written with ``filters``;
     FileExistsError when it is another (other parameters or another compression)."""
@@ -515,7 +525,7 @@ def _existing_is_same(path: Path, meta: Meta, filters: tuple[str, int]) -> bool:
         raise FileExistsError(f"{path} exists and is not a neuralhss dataset ({exc}); "
                               "choose another output path") from None
     now = {**meta.identity(), "shard": meta.shard}
-    was = {**old.identity(), "shard": old.shard}
+    was = {**_stated(old.identity()), "shard": old.shard}
     if now != was:
         raise FileExistsError(f"{path} exists with other parameters ({_differences(was, now)}); "
                               "choose another output path or delete the file")
@@ -628,7 +638,7 @@ def generate(
     with _exclusive(parts / ".lock"):
         man_path = parts / MANIFEST
         if man_path.exists():
-            old = json.loads(man_path.read_text())
+            old = _stated(json.loads(man_path.read_text()))
             if old != manifest:
                 raise FileExistsError(
                     f"{parts} holds an interrupted run with other parameters "

@@ -57,6 +57,10 @@ class Problem:
     snapshot_times : callable, optional
         ``snapshot_times(params) -> 1-D array`` of the times of the trajectory fields
         (problems with ``temporal`` fields must give it).
+    added : dict, optional
+        Parameters added after files of the problem had been written, each with the value
+        those files were made with (which may differ from today's default), so that a file or
+        interrupted run without the key is compared as what it is (:meth:`with_added`).
     """
 
     name: str
@@ -67,6 +71,11 @@ class Problem:
     draw: Callable[[dict, Grid, np.random.Generator], dict[str, np.ndarray]]
     check: Callable[[dict], None] = field(default=lambda params: None)
     snapshot_times: Callable[[dict], np.ndarray] | None = None
+    added: Mapping[str, Any] = field(default_factory=dict)
+
+    def with_added(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Stored parameters with every parameter of :attr:`added` they lack filled in."""
+        return {**self.added, **params}
 
     def resolve(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Fill defaults, validate, and return canonical (JSON-stable) parameters."""

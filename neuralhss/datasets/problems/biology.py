@@ -77,5 +77,6 @@ GRAY_SCOTT = register(Problem(
              FieldSpec("v", "activator v at the snapshot times", "1", temporal=True)),
     draw=_draw_gray_scott,
     check=_check_gray_scott,
+    added={"scheme": "sbdf2"},  # files and runs before the parameter existed
     snapshot_times=_times,
 ))
