@@ -117,11 +117,11 @@ def test_resume_computes_only_missing_blocks(tmp_path, monkeypatch):
     calls = []
     real = gen_mod._compute_raw  # one worker: blocks computed here, stored by a writer thread
 
-    def flaky(problem, params, seed, a, b, parts):
+    def flaky(problem, params, seed, a, b):
         if len(calls) == 2:
             raise KeyboardInterrupt  # an interruption after two finished blocks
         calls.append((a, b))
-        return real(problem, params, seed, a, b, parts)
+        return real(problem, params, seed, a, b)
 
     monkeypatch.setattr(gen_mod, "_compute_raw", flaky)
     with pytest.raises(KeyboardInterrupt):

@@ -251,11 +251,10 @@ def _compute(problem_name: str, params: dict, seed: int, start: int, stop: int,
     return compute_block(get_problem(problem_name), params, seed, start, stop, meta, codec)
 
 
-def _compute_raw(problem_name: str, params: dict, seed: int, start: int, stop: int,
-                 parts: str) -> list[dict[str, np.ndarray]]:
+def _compute_raw(problem_name: str, params: dict, seed: int, start: int,
+                 stop: int) -> list[dict[str, np.ndarray]]:
     """Compute one block, not encoded: each sample's fields as float32 (what the chunks
     store), for :func:`encode_block` in the writer thread."""
-    _run_settings(problem_name, params, seed, parts)  # the codec, read here, not in the thread
     return [{k: np.asarray(v, np.float32) for k, v in s.items()}
             for _, s in _iter_samples(get_problem(problem_name), params, seed, start, stop)]
 
@@ -805,8 +804,9 @@ def _run_blocks_here(problem: str, params: dict, seed: int, todo: Iterator[tuple
     are in memory: the one computed and the one stored (raw float32 samples, the size of the
     encoding buffer)."""
 
+    meta, codec = _run_settings(problem, params, seed, str(parts))
+
     def store(a: int, b: int, samples: list[dict[str, np.ndarray]]) -> None:
-        meta, codec = _SETTINGS["meta"], _SETTINGS["codec"]
         samples.reverse()  # popped in order: each sample is freed once encoded
         block = encode_block((samples.pop() for _ in range(b - a)), b - a, meta, codec)
         save_block(block_path(parts, a, b), block)
@@ -817,7 +817,7 @@ def _run_blocks_here(problem: str, params: dict, seed: int, todo: Iterator[tuple
         pending = None
         try:
             for a, b in todo:
-                block = _compute_raw(problem, params, seed, a, b, str(parts))
+                block = _compute_raw(problem, params, seed, a, b)
                 if pending is not None:
                     pending.result()  # the block before is stored: at most one waits
                 if sink is not None:

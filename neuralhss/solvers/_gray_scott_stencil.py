@@ -20,7 +20,6 @@ thread (so results do not depend on the core count).
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 
@@ -93,9 +92,3 @@ def coefficients(Du: float, Dv: float, F: float, k: float, spacing: tuple[float,
     hx, hy = spacing
     return (Du / hx**2, Du / hy**2, Dv / hx**2, Dv / hy**2, F, F + k)
 
-
-def warm_up() -> None:
-    """Compile (or load from numba's cache) the kernels on a tiny grid."""
-    z = [np.zeros((3, 3)) for _ in range(6)]
-    rates(z[0], z[1], z[4], z[5], 1.0, 1.0, 1.0, 1.0, 0.0, 0.0)
-    ab2_steps(*z, 1, 0.1, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0)
