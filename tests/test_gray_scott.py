@@ -301,3 +301,11 @@ def test_ab2_snapshots_and_batch_match_single_runs_bitwise():
     u2, v2 = gs.solve(u0[0], v0[0], t_final=20.0, **kw)
     assert np.array_equal(u[0, 1], u2[0]) and np.array_equal(v[0, 1], v2[0])
     assert not np.array_equal(u[0, 0], u[0, 1])  # the state did move
+
+
+def test_stability_bound_refuses_bad_input():
+    with pytest.raises(ValueError, match="scheme must be one of"):
+        gs.stability_bound("rk4", 2e-5, 1e-5, 0.035, 0.065, (8, 8))
+    with pytest.raises(ValueError, match="shape"):
+        gs.stability_bound("ab2", 2e-5, 1e-5, 0.035, 0.065, (8, 8, 8))
+    assert gs.stability_bound("sbdf2", 2e-5, 1e-5, 0.035, 0.065, (8, 8)) == pytest.approx(4 / 3)

@@ -75,6 +75,7 @@ def test_helmholtz_permittivity_is_background_in_the_pml():
     ("navier_stokes", {"forcing": "kolmogorov"}, "forcing"),
     ("navier_stokes", {"bc": "dirichlet"}, "periodic"),
     ("gray_scott", {"regime": "nope"}, "regime"),
+    ("gray_scott", {"scheme": "rk4"}, "scheme='rk4'; use one of"),
     ("gray_scott", {"dim": 3}, "2-D"),
     ("helmholtz", {"pml": 30, "resolution": 32}, "pml"),
     ("helmholtz", {"k0": 0.0}, "k0"),

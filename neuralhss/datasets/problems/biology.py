@@ -64,10 +64,10 @@ GRAY_SCOTT = register(Problem(
     # while spots and stripes stay pinned to the initial patches up to t = 2500 (they need
     # Pearson's finer spacing or far longer times), hence the default.
     # scheme: the solver's time stepping (gray_scott.SCHEMES). The explicit "ab2" at its
-    # default step: on this recipe's sample 3 (seed 0) its max-norm error at t = 2000 against
-    # an AB2 run at dt = 1/16 is 1.8e-3, and a sample takes 0.13 s; SBDF2 at dt = 1 (the
-    # default before, "scheme": "sbdf2" reproduces those files) is off by 0.21 there and takes
-    # 0.72 s (one thread).
+    # default step: on this recipe's samples 0-3 (seed 0) its max-norm error at t = 2000
+    # against an AB2 run at dt = 1/16 is at most 4.2e-3, SBDF2's at dt = 1 (the default
+    # before; "scheme": "sbdf2" reproduces those files) up to 0.37, and a sample is several
+    # times faster (benchmarks/bench_gray_scott_recipe.py).
     defaults={"dim": 2, "resolution": 64, "lengths": 1.25, "bc": "periodic", "regime": "maze",
               "t_final": 2000.0, "n_snapshots": 10, "n_patches": 4, "patch_size": 0.2,
               "noise": 0.01, "scheme": "ab2"},
