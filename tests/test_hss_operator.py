@@ -144,6 +144,25 @@ def test_gradcheck_untied_leaf_blocks(ci, co, nb):
         assert torch.autograd.gradcheck(f, (x, *params))
 
 
+def test_untied_leaf_gradients_second_order_and_layout():
+    # Second derivatives through the hand-written leaf products and leaf permutations, and
+    # first-order gradients laid out like their parameters (as DDP's buckets expect).
+    torch.manual_seed(2)
+    op = HSSOperator(1, 1, grid_shape=(4, 8), leaf_size=4, rank=2, share="none",
+                     dtype=torch.float64)
+    names = [n for n, _ in op.named_parameters()]
+    params = tuple(p.detach().clone().requires_grad_(True) for p in op.parameters())
+    x = torch.randn(1, 1, 4, 8, dtype=torch.float64, requires_grad=True)
+
+    def f(x, *ps):
+        return functional_call(op, dict(zip(names, ps, strict=True)), (x,))
+
+    assert torch.autograd.gradgradcheck(f, (x, *params))
+    op.float()(torch.randn(1, 1, 4, 8)).square().sum().backward()
+    for name, p in op.named_parameters():
+        assert p.grad.stride() == p.stride(), name
+
+
 def test_float32_and_default_init_scale():
     op = HSSOperator(3, 3, grid_shape=(32, 32), leaf_size=16, rank=4, share="level", untie_top=2)
     x = torch.randn(2, 3, 32, 32)

@@ -94,48 +94,39 @@ def _contiguous_grad(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-class _LeafBlocks(torch.autograd.Function):
-    """Per-leaf dense products ``y[p, b, o] = sum_c D[p, o, c] @ x[p, b, c]`` (untied leaves).
+class _LeafProduct(torch.autograd.Function):
+    """Per-leaf products ``y[g] = x[g] @ A[g].mT`` (or ``x[g] @ A[g]`` with ``transpose``).
 
-    ``x``: ``(P, B, C_in, m)``, ``D``: ``(P, C_out, C_in, m, m)`` -> ``(P, B, C_out, m)``.
-    Autograd through ``bmm`` would form the gradient of ``D`` as ``P`` outer products of inner
-    dimension ``B`` (one per batch item; a slow GEMM shape for ``B = 1``) in the matmul's own
-    layout, which ``AccumulateGrad`` then copies into ``D``'s; with ``share="none"`` ``D`` is the
-    bulk of the model (134 M numbers at 128^3), so both passes over it cost more than the rest
-    of the layer. Here the gradient is written once, in ``D``'s layout.
+    ``x``: ``(G, B, k)``; ``A``: ``(G, n, k)``, or ``(G, k, n)`` with ``transpose`` ->
+    ``(G, B, n)``. Used for the untied leaf generators ``D``, ``U`` and ``V``, which with
+    ``share="none"`` are the bulk of the model (134 M numbers in ``D`` at 128^3), so every pass
+    over them counts. Autograd through ``bmm`` would form ``A``'s gradient as ``G`` GEMMs of inner
+    dimension ``B`` (a slow shape for ``B = 1``) in the matmul's own layout, which
+    ``AccumulateGrad`` then copies into ``A``'s; here it is written once, in ``A``'s layout, by a
+    broadcast product when ``B = 1``. Twice differentiable: the backward is made of autograd ops.
     """
 
     @staticmethod
-    def _matrix(D: torch.Tensor) -> torch.Tensor:
-        P, co, ci, m, _ = D.shape
-        if co == ci == 1:
-            return D.view(P, m, m)
-        return D.permute(0, 1, 3, 2, 4).reshape(P, co * m, ci * m)  # rows (o, i), cols (c, j)
+    def forward(ctx: Any, x: torch.Tensor, A: torch.Tensor, transpose: bool) -> torch.Tensor:
+        ctx.save_for_backward(x, A)
+        ctx.transpose = transpose
+        return torch.bmm(x, A if transpose else A.mT)
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
-        P, nb, ci, m = x.shape
-        co = D.shape[1]
-        ctx.save_for_backward(x, D)
-        return torch.bmm(x.reshape(P, nb, ci * m), _LeafBlocks._matrix(D).mT).view(P, nb, co, m)
-
-    @staticmethod
-    def backward(ctx: Any, gy: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        x, D = ctx.saved_tensors
-        P, nb, ci, m = x.shape
-        co = D.shape[1]
-        g2 = gy.reshape(P, nb, co * m)
-        gx = gD = None
+    def backward(ctx: Any, gy: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, A = ctx.saved_tensors
+        gy = gy.contiguous()
+        gx = gA = None
         if ctx.needs_input_grad[0]:
-            gx = torch.bmm(g2, _LeafBlocks._matrix(D)).view(P, nb, ci, m)
+            gx = torch.bmm(gy, A.mT if ctx.transpose else A)
         if ctx.needs_input_grad[1]:
-            x2 = x.reshape(P, nb, ci * m)
-            # One pass writing the result: a broadcast product for one batch item, else a GEMM
-            # whose inner dimension is the batch.
-            gm = g2.mT * x2 if nb == 1 else torch.bmm(g2.mT, x2)
-            gD = gm.view(P, co, m, ci, m).permute(0, 1, 3, 2, 4)
-            gD = gD if co == ci == 1 else gD.contiguous()
-        return gx, gD
+            a, b = (x, gy) if ctx.transpose else (gy, x)  # gA = sum over the batch of a^T b
+            gA = a.mT * b if x.shape[1] == 1 else torch.bmm(a.mT, b)
+        return gx, gA, None
+
+
+def _leaf_product(x: torch.Tensor, A: torch.Tensor, transpose: bool = False) -> torch.Tensor:
+    return _LeafProduct.apply(x.contiguous(), A, transpose)
 
 
 _OLD_ORDER = ("grid_shape", "leaf_size", "rank", "in_channels", "out_channels", "share",
@@ -414,20 +405,21 @@ class HSSOperator(nn.Module):
         return torch.addmm(z[:, : co * m], yh2, u2).reshape(nb, P, co, m)
 
     def _apply_untied_leaves(self, xt: torch.Tensor) -> torch.Tensor:
-        # xt: (P, B, C_in, m) -> (P, B, C_out, m). bmm falls back to a per-node loop with a
-        # copy per node when the batch items are not contiguous (e.g. the 1-D view), so pay
-        # one vectorised copy instead.
-        xt = xt.contiguous()
+        # xt: (P, B, C_in, m) -> (P, B, C_out, m)
         P, nb, ci, m = xt.shape
         co = self.out_channels
-        y = _LeafBlocks.apply(xt, self.D)
+        D = self.D.view(P, m, m) if co == ci == 1 else (
+            self.D.permute(0, 1, 3, 2, 4).reshape(P, co * m, ci * m))  # rows (o, i), cols (c, j)
+        y = _leaf_product(xt.reshape(P, nb, ci * m), D).view(P, nb, co, m)
         if self.n_levels == 0:
             return y
-        xh = torch.einsum("pbcm,pcmr->pbcr", xt, self.V)
-        yh = self._levels(xh)
-        if co == 1:
-            return torch.baddbmm(y.view(P, nb, m), yh[:, :, 0], self.U[:, 0].mT).view(P, nb, co, m)
-        return y + torch.einsum("pbor,pomr->pbom", yh, self.U)
+        # U and V are block diagonal over channels: (leaf, channel) pairs form the bmm batch.
+        r = self.V.shape[-1]
+        xc = xt.transpose(1, 2).reshape(P * ci, nb, m)
+        xh = _leaf_product(xc, self.V.view(P * ci, m, r), transpose=True)
+        yh = self._levels(xh.view(P, ci, nb, r).transpose(1, 2))  # (P, B, C_out, r)
+        yu = _leaf_product(yh.transpose(1, 2).reshape(P * co, nb, r), self.U.view(P * co, m, r))
+        return y + yu.view(P, co, nb, m).transpose(1, 2)
 
     def _levels(self, xh_leaf: torch.Tensor) -> torch.Tensor:
         """Up-sweep, couplings and down-sweep: leaf coefficients ``(P, B, C_in, r_L)`` ->
@@ -438,7 +430,12 @@ class HSSOperator(nn.Module):
         for lev in range(L, 1, -1):
             xc = xh[lev].reshape(2 ** (lev - 1), 2, nb, ci, -1)
             w = self.W[lev - 2]
-            if ut[lev]:
+            q = xc.shape[0]
+            if ut[lev] and ci == 1:  # one matrix per parent: the hand-written product
+                x2 = xc.permute(0, 2, 3, 1, 4).reshape(q, nb, -1)
+                xh[lev - 1] = _leaf_product(x2, w.view(q, -1, w.shape[-1]), transpose=True
+                                            ).view(q, nb, 1, -1)
+            elif ut[lev]:
                 xh[lev - 1] = torch.einsum("qsbcr,qscrt->qbct", xc, w)
             else:
                 xh[lev - 1] = torch.einsum("qsbcr,scrt->qbct", xc, w[0])
@@ -447,13 +444,21 @@ class HSSOperator(nn.Module):
             # flip swaps siblings so that each node meets its partner's coefficients.
             xs = xh[lev].reshape(2 ** (lev - 1), 2, nb, ci, -1).flip(1)
             b = self.B[lev - 1]
-            if ut[lev]:
+            q = xs.shape[0]
+            if ut[lev] and ci == co == 1:
+                y = _leaf_product(xs.reshape(2 * q, nb, -1), b.view(2 * q, *b.shape[-2:])
+                                  ).view(q, 2, nb, 1, -1)
+            elif ut[lev]:
                 y = torch.einsum("qsbcr,qsoctr->qsbot", xs, b)
             else:
                 y = torch.einsum("qsbcr,soctr->qsbot", xs, b[0])
             if yh is not None:
                 r = self.R[lev - 2]
-                if ut[lev]:
+                if ut[lev] and co == 1:
+                    t = r.shape[-2]
+                    yr = _leaf_product(yh.reshape(q, nb, -1), r.view(q, 2 * t, -1))
+                    y = y + yr.view(q, nb, 2, t).transpose(1, 2).unsqueeze(3)
+                elif ut[lev]:
                     y = y + torch.einsum("qbou,qsotu->qsbot", yh, r)
                 else:
                     y = y + torch.einsum("qbou,sotu->qsbot", yh, r[0])

@@ -22,6 +22,7 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -173,7 +174,7 @@ class ClusterTree:
             # A permute over the interleaved level bits (one size-2 axis per level) runs several
             # times slower than a row gather of whole leaves (three times at 128^3).
             y = self.to_tree(x, node_dim, "block")
-            return y.index_select(k, _leaf_gather(self, False).to(x.device))
+            return _permute_along(y, k, self, inverse=False)
         nb = self.n_levels
         y = x.reshape(*lead, *self._expanded)
         bits = [nl + p for p in self._bits(order)]
@@ -188,7 +189,7 @@ class ClusterTree:
         nl = y.dim() - 2
         k = nl if node_dim is None else node_dim
         if order == "tree" and self._bits("tree") != self._bits("block"):
-            y = y.index_select(k, _leaf_gather(self, True).to(y.device))
+            y = _permute_along(y, k, self, inverse=True)
             return self.to_grid(y, node_dim, "block")
         lead = tuple(y.shape[:k]) + tuple(y.shape[k + 1: -1])
         nb = self.n_levels
@@ -228,6 +229,27 @@ def _leaf_gather(tree: ClusterTree, inverse: bool) -> torch.Tensor:
     block order), for ``index_select`` along a leaf axis."""
     idx = tree.reorder_leaves(torch.arange(tree.n_leaves), 0, "block", "tree")
     return torch.argsort(idx) if inverse else idx
+
+
+class _PermuteRows(torch.autograd.Function):
+    """``x.index_select(dim, index)`` for a permutation ``index``: its adjoint is the inverse
+    permutation, one gather, where ``index_select``'s own backward zero-fills and scatter-adds."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, dim: int, index: torch.Tensor,
+                inverse: torch.Tensor) -> torch.Tensor:
+        ctx.dim, ctx.index, ctx.inverse = dim, index, inverse
+        return x.index_select(dim, index)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        return _PermuteRows.apply(g, ctx.dim, ctx.inverse, ctx.index), None, None, None
+
+
+def _permute_along(x: torch.Tensor, dim: int, tree: ClusterTree, inverse: bool) -> torch.Tensor:
+    """Leaves along ``dim`` from block to tree order (``inverse``: tree to block order)."""
+    index = _leaf_gather(tree, inverse).to(x.device)
+    return _PermuteRows.apply(x, dim, index, _leaf_gather(tree, not inverse).to(x.device))
 
 
 def build_tree(grid_shape: Sequence[int] | int, leaf_size: int | Sequence[int]) -> ClusterTree:
