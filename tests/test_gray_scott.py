@@ -9,7 +9,7 @@ import pytest
 from neuralhss.solvers import gray_scott as gs
 
 PEARSON = {"Du": 2e-5, "Dv": 1e-5}
-NOMINAL_ORDER = {"euler": 1.0, "sbdf2": 2.0, "cnab2": 2.0, "ab2": 2.0}
+NOMINAL_ORDER = {"euler": 1.0, "sbdf2": 2.0, "cnab2": 2.0, "ab2": 2.0, "rkc2": 2.0}
 
 
 def _nodes(n: int, length: float) -> np.ndarray:
@@ -66,6 +66,11 @@ def test_pure_diffusion_mode_decays_at_the_discrete_rate(scheme):
         amp = (1.0 / (1.0 + z)) ** n
     elif scheme == "cnab2":
         amp = ((1.0 - z / 2) / (1.0 + z / 2)) ** n
+    elif scheme == "rkc2":  # the s-stage Chebyshev polynomial P_s(−z) per step
+        from neuralhss.solvers import _gray_scott_stencil as kern
+
+        assert info.stages >= 2
+        amp = kern.rkc2_polynomial(info.stages, -z) ** n
     elif scheme == "ab2":  # forward Euler start, then yⁿ⁺¹ = yⁿ − z(3yⁿ − yⁿ⁻¹)/2
         prev, cur = 1.0, 1.0 - z
         for _ in range(n - 1):
@@ -137,9 +142,12 @@ def test_runs_stably_at_the_stability_bound():
     u0, v0 = gs.initial_perturbation((48, 48), 0.47, 3, n_patches=3)
     for scheme in gs.SCHEMES:
         bound = gs.stability_bound(scheme, p["Du"], p["Dv"], p["F"], p["k"], (48, 48), 0.47)
+        # RKC2 has no bound (its stages grow with the step): a step 2.5x AB2's bound on this grid
+        dt = bound if np.isfinite(bound) else 2.5 * gs.stability_bound(
+            "ab2", p["Du"], p["Dv"], p["F"], p["k"], (48, 48), 0.47)
         u, v, info = gs.solve(u0, v0, p["Du"], p["Dv"], p["F"], p["k"], 2000.0, lengths=0.47,
-                              dt=bound, scheme=scheme, return_info=True)
-        assert info.dt == pytest.approx(bound, rel=1e-3) and info.dt_stable == bound
+                              dt=dt, scheme=scheme, return_info=True)
+        assert info.dt == pytest.approx(dt, rel=1e-3) and info.dt_stable == bound
         tol = 1e-12
         assert u.min() >= -tol and u.max() <= 1 + tol and v.min() >= -tol and v.max() <= 1 + tol
 
@@ -160,6 +168,11 @@ def test_default_step_and_info():
     bound = 1 / (2e-5 * lam_max + 0.035 + 1)
     assert info.dt_stable == pytest.approx(bound, rel=1e-12)
     assert info.steps == int(np.ceil(30.0 / (0.75 * bound))) and info.dt <= 0.75 * bound
+    _, _, info = gs.solve(u0, v0, F=0.035, k=0.065, t_final=30.0, lengths=0.2, scheme="rkc2",
+                          return_info=True, **PEARSON)
+    assert info.dt == 1.0 and info.dt_stable == np.inf  # Pearson's step, whatever the grid
+    # dt·(a_max + 1) = 2.06 lies between β(2) = 1.96 and β(3) = 5.23
+    assert info.stages == gs.rkc2_stages(1.0, 2e-5, 1e-5, 0.035, 0.065, (16, 16), 0.2) == 3
     # A step that does not divide the snapshot interval is shortened to land on it.
     _, _, info = gs.solve(u0, v0, F=0.035, k=0.065, t_final=10.0, dt=0.9, lengths=0.2,
                           return_info=True, **PEARSON)
@@ -288,12 +301,13 @@ def test_ab2_diffusion_limit_is_one(z, grows):
     assert bound * Du * lam_max < 1  # the solver's bound keeps the diffusion inside the limit
 
 
-def test_ab2_snapshots_and_batch_match_single_runs_bitwise():
+@pytest.mark.parametrize("scheme", gs.EXPLICIT_SCHEMES)
+def test_explicit_snapshots_and_batch_match_single_runs_bitwise(scheme):
     # 37 steps per snapshot interval (odd, and across a blow-up check every 32 steps): the
-    # state must continue from the right one of the kernel's two buffers.
+    # state must continue from the right one of the kernels' rotating buffers.
     u0, v0 = gs.initial_perturbation((2, 24, 20), (0.3, 0.25), 4, n_patches=2)
     kw = {"Du": 2e-5, "Dv": 1e-5, "F": 0.035, "k": 0.065, "lengths": (0.3, 0.25),
-          "scheme": "ab2", "dt": 10.0 / 37}
+          "scheme": scheme, "dt": 10.0 / 37}
     u, v, info = gs.solve(u0, v0, t_final=20.0, n_snapshots=2, return_info=True, **kw)
     assert info.steps == 74
     u1, v1 = gs.solve(u0[1], v0[1], t_final=10.0, **kw)
@@ -301,6 +315,48 @@ def test_ab2_snapshots_and_batch_match_single_runs_bitwise():
     u2, v2 = gs.solve(u0[0], v0[0], t_final=20.0, **kw)
     assert np.array_equal(u[0, 1], u2[0]) and np.array_equal(v[0, 1], v2[0])
     assert not np.array_equal(u[0, 0], u[0, 1])  # the state did move
+
+
+def test_rkc2_tableau_stability_interval_and_stage_choice():
+    # P_s is second-order accurate (1 + z + z²/2 + O(z³)), bounded by 1 on [−β(s), 0], and β(s)
+    # grows like 0.65 s²; rkc2_stages takes the fewest stages whose interval holds the step.
+    from neuralhss.solvers import _gray_scott_stencil as kern
+
+    for s in (2, 3, 5, 8, 13):
+        beta = kern.rkc2_tableau(s)[-1]
+        z = 1e-3
+        assert abs(kern.rkc2_polynomial(s, -z) - (1 - z + z * z / 2)) < 1e-8
+        assert max(abs(kern.rkc2_polynomial(s, -x)) for x in np.linspace(0, beta, 2001)) <= 1 + 1e-12
+        assert 0.45 * s * s < beta < 0.66 * s * s
+    p = gs.REGIMES["spots"]
+    args = (p["Du"], p["Dv"], p["F"], p["k"], (256, 256), 2.5)
+    radius = 1 / gs.stability_bound("ab2", *args)  # a_max + 1
+    for dt in (0.1, 1.0, 4.0, 30.0):
+        s = gs.rkc2_stages(dt, *args)
+        assert kern.rkc2_tableau(s)[-1] >= dt * radius
+        assert s == 2 or kern.rkc2_tableau(s - 1)[-1] < dt * radius
+    with pytest.raises(ValueError, match="at least 2 stages"):
+        kern.rkc2_tableau(1)
+    with pytest.raises(ValueError, match="dt must be"):
+        gs.rkc2_stages(0.0, *args)
+
+
+@pytest.mark.parametrize("z", [3.0, 40.0])
+def test_rkc2_damps_the_stiffest_diffusion_mode_at_large_steps(z):
+    # The checkerboard mode (largest eigenvalue of −Δ_h) at dt·Du·λ_max = z, far beyond AB2's
+    # limit of 1, decays by exactly P_s(−z) per step with the stages the solver picks.
+    from neuralhss.solvers import _gray_scott_stencil as kern
+
+    n, length, Du = 16, 1.0, 1e-3
+    lam_max = gs.laplacian_eigenvalues((n, n), length).max()
+    dt = z / (Du * lam_max)
+    checker = (-1.0) ** np.add.outer(np.arange(n), np.arange(n))
+    u, v, info = gs.solve(1.0 + 1e-3 * checker, np.zeros((n, n)), Du, 1e-3, 0.0, 0.0, 10 * dt,
+                          dt=dt, lengths=length, scheme="rkc2", return_info=True)
+    amp = kern.rkc2_polynomial(info.stages, -z)
+    assert info.steps == 10 and abs(amp) < 1
+    assert np.abs((u[0] - 1.0) - 1e-3 * amp**10 * checker).max() <= 1e-15
+    assert not v.any()
 
 
 def test_stability_bound_refuses_bad_input():

@@ -92,3 +92,125 @@ def coefficients(Du: float, Dv: float, F: float, k: float, spacing: tuple[float,
     hx, hy = spacing
     return (Du / hx**2, Du / hy**2, Dv / hx**2, Dv / hy**2, F, F + k)
 
+
+
+# --------------------------------------------------------------------------- RKC2
+# Second-order Runge–Kutta–Chebyshev with s stages (Sommeijer, Shampine & Verwer's damped
+# Chebyshev recursion, damping eps): Y0 = yⁿ, Y1 = Y0 + μ̃₁ dt R(Y0),
+#   Yj = (1 − μⱼ − νⱼ) Y0 + μⱼ Yⱼ₋₁ + νⱼ Yⱼ₋₂ + μ̃ⱼ dt R(Yⱼ₋₁) + γ̃ⱼ dt R(Y0),  j = 2..s,
+# yⁿ⁺¹ = Ys. Each stage is one fused sweep like an AB2 step; the stable interval on the negative
+# real axis grows like s² (:func:`rkc2_tableau`).
+
+
+def _chebyshev(s: int, eps: float) -> tuple[float, float, list, list, list]:
+    """w0, w1 and T_j, T_j', T_j'' (j = 0..s) at w0 for the damped RKC2 recursion."""
+    w0 = 1.0 + eps / s**2
+    T, dT, ddT = [1.0, w0], [0.0, 1.0], [0.0, 0.0]
+    for _ in range(2, s + 1):
+        T.append(2 * w0 * T[-1] - T[-2])
+        dT.append(2 * T[-2] + 2 * w0 * dT[-1] - dT[-2])
+        ddT.append(4 * dT[-2] + 2 * w0 * ddT[-1] - ddT[-2])
+    return w0, dT[s] / ddT[s], T, dT, ddT
+
+
+def rkc2_tableau(s: int, eps: float = 2.0 / 13.0) -> tuple:
+    """Coefficients of the s-stage RKC2 method: ``(mu_t, mu, nu, gam, beta)``.
+
+    ``mu_t[j]``, ``mu[j]``, ``nu[j]``, ``gam[j]`` for stages j = 1..s (index 0 unused; ``mu``,
+    ``nu``, ``gam`` also unused at j = 1) and ``beta`` = (1 + w0)/w1: the stability polynomial
+    P(z) = a_s + b_s T_s(w0 + w1 z) (:func:`rkc2_polynomial`) satisfies |P| <= 1 on
+    [−beta, 0], an interval that grows like 0.65 s²."""
+    if s < 2:
+        raise ValueError(f"RKC2 needs at least 2 stages; got {s}.")
+    w0, w1, T, dT, ddT = _chebyshev(s, eps)
+    b = [0.0] * (s + 1)
+    for j in range(2, s + 1):
+        b[j] = ddT[j] / dT[j] ** 2
+    b[0] = b[1] = b[2]
+    a = [1.0 - b[j] * T[j] for j in range(s + 1)]
+    mu_t, mu, nu, gam = ([0.0] * (s + 1) for _ in range(4))
+    mu_t[1] = b[1] * w1
+    for j in range(2, s + 1):
+        mu[j] = 2 * b[j] * w0 / b[j - 1]
+        nu[j] = -b[j] / b[j - 2]
+        mu_t[j] = 2 * b[j] * w1 / b[j - 1]
+        gam[j] = -a[j - 1] * mu_t[j]
+    return mu_t, mu, nu, gam, (1.0 + w0) / w1
+
+
+def rkc2_polynomial(s: int, z: float, eps: float = 2.0 / 13.0) -> float:
+    """P_s(z), the growth factor of one s-stage RKC2 step on y' = λy with z = dt·λ."""
+    w0, w1, T, dT, ddT = _chebyshev(s, eps)
+    arg = w0 + w1 * z
+    x = [1.0, arg]
+    for _ in range(2, s + 1):
+        x.append(2 * arg * x[-1] - x[-2])
+    bs = ddT[s] / dT[s] ** 2
+    return 1.0 - bs * T[s] + bs * x[s]
+
+
+@njit(cache=True)
+def _rkc_first(w, v, fw, fv, w1, v1, a, cux, cuy, cvx, cvy, f, fk):  # pragma: no cover - numba
+    """R(Y0) into (fw, fv) and Y1 = Y0 + a R(Y0) into (w1, v1)."""
+    nx, ny = w.shape
+    for i in range(nx):
+        im = i - 1 if i > 0 else nx - 1
+        ip = i + 1 if i < nx - 1 else 0
+        for j in range(ny):
+            jm = j - 1 if j > 0 else ny - 1
+            jp = j + 1 if j < ny - 1 else 0
+            gw, gv = _rates_at(w, v, i, im, ip, j, jm, jp, cux, cuy, cvx, cvy, f, fk)
+            fw[i, j] = gw
+            fv[i, j] = gv
+            w1[i, j] = w[i, j] + a * gw
+            v1[i, j] = v[i, j] + a * gv
+
+
+@njit(cache=True, inline="always")
+def _rkc_node(w0, v0, fw, fv, wa, va, wb, vb, wo, vo, c0, mu, nu, mt, gm, i, im, ip, j, jm, jp,
+              cux, cuy, cvx, cvy, f, fk):  # pragma: no cover - numba
+    gw, gv = _rates_at(wa, va, i, im, ip, j, jm, jp, cux, cuy, cvx, cvy, f, fk)
+    wo[i, j] = c0 * w0[i, j] + mu * wa[i, j] + nu * wb[i, j] + mt * gw + gm * fw[i, j]
+    vo[i, j] = c0 * v0[i, j] + mu * va[i, j] + nu * vb[i, j] + mt * gv + gm * fv[i, j]
+
+
+@njit(cache=True)
+def _rkc_stage(w0, v0, fw, fv, wa, va, wb, vb, wo, vo, c0, mu, nu, mt, gm, cux, cuy, cvx, cvy,
+               f, fk):  # pragma: no cover - numba
+    """One stage: (wo, vo) from Y0 = (w0, v0), R(Y0) = (fw, fv), Yⱼ₋₁ = (wa, va) and
+    Yⱼ₋₂ = (wb, vb); ``mt``, ``gm`` already multiplied by dt."""
+    nx, ny = w0.shape
+    for i in range(nx):
+        im = i - 1 if i > 0 else nx - 1
+        ip = i + 1 if i < nx - 1 else 0
+        for j in range(1, ny - 1):
+            _rkc_node(w0, v0, fw, fv, wa, va, wb, vb, wo, vo, c0, mu, nu, mt, gm, i, im, ip, j,
+                      j - 1, j + 1, cux, cuy, cvx, cvy, f, fk)
+        _rkc_node(w0, v0, fw, fv, wa, va, wb, vb, wo, vo, c0, mu, nu, mt, gm, i, im, ip, 0,
+                  ny - 1, 1 if ny > 1 else 0, cux, cuy, cvx, cvy, f, fk)
+        if ny > 1:
+            _rkc_node(w0, v0, fw, fv, wa, va, wb, vb, wo, vo, c0, mu, nu, mt, gm, i, im, ip,
+                      ny - 1, ny - 2, 0, cux, cuy, cvx, cvy, f, fk)
+
+
+@njit(cache=True)
+def rkc2_steps(W, V, fw, fv, cur, n_steps, dt, mu_t, mu, nu, gam, cux, cuy, cvx, cvy, f,
+               fk):  # pragma: no cover - numba
+    """``n_steps`` RKC2 steps; ``W``, ``V``: ``(4, nx, ny)`` slot arrays whose slot ``cur``
+    holds the state (w, v). Returns the slot of the new state."""
+    s = len(mu_t) - 1
+    for _ in range(n_steps):
+        k0 = cur
+        a = (k0 + 1) % 4
+        _rkc_first(W[k0], V[k0], fw, fv, W[a], V[a], mu_t[1] * dt, cux, cuy, cvx, cvy, f, fk)
+        jm1, jm2 = a, k0
+        for j in range(2, s + 1):
+            out = 0
+            while out == k0 or out == jm1 or out == jm2:
+                out += 1
+            _rkc_stage(W[k0], V[k0], fw, fv, W[jm1], V[jm1], W[jm2], V[jm2], W[out], V[out],
+                       1.0 - mu[j] - nu[j], mu[j], nu[j], mu_t[j] * dt, gam[j] * dt,
+                       cux, cuy, cvx, cvy, f, fk)
+            jm1, jm2 = out, jm1
+        cur = jm1
+    return cur

@@ -49,14 +49,20 @@ Discretisation
     fused, compiled sweep over the grid (numba; :mod:`._gray_scott_stencil`), several times
     cheaper than an IMEX step's FFTs, but its stable step shrinks with the grid spacing
     (:func:`stability_bound`).
+  - ``"rkc2"``: explicit second-order Runge–Kutta–Chebyshev on the same stencil, s stages
+    (damped Chebyshev recursion, damping 2/13): each stage is one fused sweep like an AB2
+    step, and s stages are stable on the negative real axis up to β(s) ≈ 0.65 s², so the
+    stage count grows only like the square root of the step (:func:`rkc2_stages` takes the
+    fewest that hold it). The step is free: where accuracy allows steps far above AB2's
+    bound, RKC2 needs fewer sweeps per unit time.
 
   SBDF2 is the default: second order at the cost of IMEX Euler (the extra work is a few
   pointwise passes over the spectral arrays), L-stable, a stable step independent of the
   grid, and a larger explicit stability range than CNAB2. CNAB2 has about half SBDF2's error
   constant but needs dt ≤ 1. AB2 is the fastest to a given accuracy on grids where its
-  stability bound is not far below the step that accuracy needs (Pearson's 256² spacing:
-  ``benchmarks/bench_gray_scott.py``); the default stays SBDF2 so that datasets keep their
-  bytes and coarse-to-fine grid refinement keeps its step.
+  stability bound is not far below the step that accuracy needs, RKC2 at looser accuracies
+  (Pearson's 256² spacing: ``benchmarks/bench_gray_scott.py``); the default stays SBDF2 so
+  that datasets keep their bytes and coarse-to-fine grid refinement keeps its step.
   IMEX Euler is a poor choice for pattern dynamics: its local error (dt²/2)(A − J)y'
   (A the implicit operator, J the reaction Jacobian) does not vanish on slowly evolving
   patterns, where diffusion and reaction nearly balance and forward Euler's
@@ -84,14 +90,16 @@ scalar test equation, y' = −a y + μ y with a ∈ [0, a_max] now explicit, whe
 a_max = max(Du·λ_max + F, Dv·λ_max + F + k) and λ_max the largest eigenvalue of −Δ_h, is
 stable when dt·(a_max + 1) ≤ 1, AB2's negative-real-axis limit. That bound falls like h²:
 0.37 on Pearson's 256² grid, 0.13 on 512² (:func:`stability_bound`). Its default step is
-0.75 of the bound.
+0.75 of the bound. ``"rkc2"`` uses the same scalar bound with its own interval: s stages are
+stable when dt·(a_max + 1) ≤ β(s); :func:`stability_bound` returns ``inf`` for it (any step,
+with enough stages), and its default step is 1.
 
 Validated accuracy (``tests/test_gray_scott.py``)
 -------------------------------------------------
 * (u, v) = (1, 0) is kept bitwise for 500 steps with every scheme, on 32² and 15×21 grids
   (a batch of two on the first).
 * A pure-diffusion Fourier mode (F = 0, v = 0) decays by exactly 1/(1 + dt·Du·λ_h) per IMEX
-  Euler step, and by the SBDF2, Crank–Nicolson and Adams–Bashforth 2 recurrences of
+  Euler step, and by the SBDF2, Crank–Nicolson, Adams–Bashforth 2 and RKC2 recurrences of
   z = dt·Du·λ_h: max error 2–3e-15 against 1e-12 allowed (relative to the mode amplitude,
   40 steps, decay to 0.58).
 * Time convergence against an SBDF2 reference at dt = 1/512 (32² grid, Gaussian patches,
@@ -99,7 +107,10 @@ Validated accuracy (``tests/test_gray_scott.py``)
   observed orders 0.92, 0.96, 0.98 (euler), 1.95, 1.98, 1.99 (sbdf2), 1.98, 1.99, 2.00
   (cnab2). At dt = 1/2 the errors are 6.1e-3, 6.8e-4 and 3.2e-4. AB2 (bound 0.37 on this
   grid), dt = 1/4 → 1/32: orders 1.99, 2.00, 2.04, error 1.9e-5 at dt = 1/4 (SBDF2 there:
-  about 1.7e-4; every term explicit leaves no splitting error).
+  about 1.7e-4; every term explicit leaves no splitting error). RKC2, dt = 1/2 → 1/16 (two
+  stages each): orders 2.10, 2.06, 2.05, error 3.9e-6 at dt = 1/4.
+* RKC2's stability polynomial is 1 + z + z²/2 + O(z³) and bounded by 1 on [−β(s), 0]; the
+  checkerboard mode decays by exactly P_s(−z) per step at z = dt·Du·λ_max = 3 and 40.
 * Space: the 5-point symbol converges to the continuous −|k|² at second order (2.00).
 * Patterns: "spots" and "maze" on 64² nodes at Pearson's spacing develop structure
   (std v > 0.08) and stay in [0, 1]; every regime of :data:`REGIMES` except "chaos" has
@@ -130,14 +141,16 @@ from . import _stencils as st
 from . import poisson
 
 __all__ = ["SolveInfo", "solve", "initial_perturbation", "laplacian_eigenvalues", "stability_bound",
+           "rkc2_stages",
            "REGIMES", "SCHEMES", "DEFAULT_SCHEME", "STABILITY_LIMIT"]
 
-#: Time-stepping schemes accepted by :func:`solve`: three IMEX schemes with FFT solves and one
-#: explicit scheme on the stencil.
-SCHEMES = ("euler", "sbdf2", "cnab2", "ab2")
+#: Time-stepping schemes accepted by :func:`solve`: three IMEX schemes with FFT solves and two
+#: explicit schemes on the stencil.
+SCHEMES = ("euler", "sbdf2", "cnab2", "ab2", "rkc2")
 
-#: The explicit scheme(s): every term explicit, stability bound depends on the grid.
-EXPLICIT_SCHEMES = ("ab2",)
+#: The explicit schemes: every term explicit; AB2's stability bound depends on the grid, RKC2
+#: takes as many stages as the step needs (:func:`rkc2_stages`).
+EXPLICIT_SCHEMES = ("ab2", "rkc2")
 
 #: Scheme used when ``scheme`` is not given: second order at first-order cost.
 DEFAULT_SCHEME = "sbdf2"
@@ -145,7 +158,7 @@ DEFAULT_SCHEME = "sbdf2"
 #: Largest stable step per IMEX scheme: c/ρ with ρ = max |v(2u − v)| = 1 over u, v ∈ [0, 1] and
 #: c the negative-real-axis stability limit of the explicit part (module docstring). For the
 #: explicit ``"ab2"`` it is c = 1 and the bound depends on the grid (:func:`stability_bound`).
-STABILITY_LIMIT = {"euler": 2.0, "sbdf2": 4.0 / 3.0, "cnab2": 1.0, "ab2": 1.0}
+STABILITY_LIMIT = {"euler": 2.0, "sbdf2": 4.0 / 3.0, "cnab2": 1.0, "ab2": 1.0, "rkc2": math.inf}
 
 #: Default step as a fraction of the stability limit, capped at 1 (Pearson's step).
 DEFAULT_DT_FRACTION = 0.75
@@ -212,6 +225,8 @@ class SolveInfo:
         The stability bound of the scheme on this grid (:func:`stability_bound`).
     seconds : float
         Wall time of the call.
+    stages : int
+        Right-hand-side evaluations per step for RKC2 (:func:`rkc2_stages`); 1 otherwise.
     """
 
     scheme: str
@@ -220,6 +235,7 @@ class SolveInfo:
     times: np.ndarray
     dt_stable: float
     seconds: float
+    stages: int = 1
 
 
 def laplacian_eigenvalues(shape: Sequence[int], lengths: float | Sequence[float] = 1.0) -> np.ndarray:
@@ -316,9 +332,29 @@ def stability_bound(scheme: str, Du: float, Dv: float, F: float, k: float, shape
         raise ValueError(f"scheme must be one of {SCHEMES}; got {scheme!r}.")
     if scheme not in EXPLICIT_SCHEMES:
         return STABILITY_LIMIT[scheme]
+    return STABILITY_LIMIT[scheme] / _explicit_radius(Du, Dv, F, k, shape, lengths)
+
+
+def _explicit_radius(Du: float, Dv: float, F: float, k: float, shape: Sequence[int],
+                     lengths: float | Sequence[float]) -> float:
+    """a_max + 1: the largest |λ| of the scalar test equation of the explicit schemes."""
     lam = float(laplacian_eigenvalues(shape, lengths).max())
-    a_max = max(Du * lam + F, Dv * lam + F + k)
-    return STABILITY_LIMIT[scheme] / (a_max + 1.0)
+    return max(Du * lam + F, Dv * lam + F + k) + 1.0
+
+
+def rkc2_stages(dt: float, Du: float, Dv: float, F: float, k: float, shape: Sequence[int],
+                lengths: float | Sequence[float] = 1.0) -> int:
+    """Stages RKC2 takes for a step ``dt``: the fewest s >= 2 whose stability interval
+    [−beta(s), 0] (beta(s) ≈ 0.65 s²) holds dt·(a_max + 1), the same scalar bound as AB2's
+    (module docstring). Arguments as in :func:`stability_bound`; ``dt`` in time units."""
+    from . import _gray_scott_stencil as kern
+
+    dt = check_number(dt, "dt")
+    need = dt * _explicit_radius(Du, Dv, F, k, shape, lengths)
+    s = max(2, math.isqrt(int(need / 0.65)))  # beta(s) < 0.65 s²: start below, step up
+    while kern.rkc2_tableau(s)[-1] < need:
+        s += 1
+    return s
 
 
 def _check_state(fields: Sequence[np.ndarray], step: int, dt: float) -> None:
@@ -418,27 +454,40 @@ def _integrate(phys: np.ndarray, lam: np.ndarray, coeffs: np.ndarray, rates: np.
     return step
 
 
-def _integrate_ab2(u0: np.ndarray, v0: np.ndarray, params: tuple[float, float, float, float],
-                   spacing: tuple[float, float], dt: float, per: np.ndarray, out_u: np.ndarray,
-                   out_v: np.ndarray) -> int:
-    """One sample ``(nx, ny)`` by the explicit AB2 kernels, snapshots into ``out_u``/``out_v``
-    (n_snapshots, nx, ny). Returns the number of steps."""
+def _integrate_explicit(u0: np.ndarray, v0: np.ndarray, scheme: str, stages: int,
+                        params: tuple[float, float, float, float], spacing: tuple[float, float],
+                        dt: float, per: np.ndarray, out_u: np.ndarray, out_v: np.ndarray) -> int:
+    """One sample ``(nx, ny)`` by the explicit kernels (AB2, or RKC2 with ``stages``),
+    snapshots into ``out_u``/``out_v`` (n_snapshots, nx, ny). Returns the number of steps."""
     from . import _gray_scott_stencil as kern
 
     coef = kern.coefficients(*params, spacing)
-    w = np.subtract(1.0, u0)
-    v = np.array(v0, dtype=np.float64, order="C")
-    w1, v1 = np.empty_like(w), np.empty_like(w)
-    rw, rv = np.empty_like(w), np.empty_like(w)
-    kern.rates(w, v, rw, rv, *coef)  # R⁻¹ = R⁰: the first step is forward Euler
+    if scheme == "ab2":
+        w = np.subtract(1.0, u0)
+        v = np.array(v0, dtype=np.float64, order="C")
+        w1, v1 = np.empty_like(w), np.empty_like(w)
+        rw, rv = np.empty_like(w), np.empty_like(w)
+        kern.rates(w, v, rw, rv, *coef)  # R⁻¹ = R⁰: the first step is forward Euler
+    else:
+        W, V = np.empty((4, *u0.shape)), np.empty((4, *u0.shape))
+        np.subtract(1.0, u0, out=W[0])
+        V[0] = v0
+        fw, fv = np.empty_like(W[0]), np.empty_like(W[0])
+        tableau = [np.array(c) for c in kern.rkc2_tableau(stages)[:4]]
+        cur = 0
+        w, v = W[0], V[0]
     step = 0
     for snap, n_steps in enumerate(per):
         left = int(n_steps)
         while left:
             n = min(left, CHECK_EVERY - step % CHECK_EVERY)
-            kern.ab2_steps(w, v, w1, v1, rw, rv, n, dt, *coef)
-            if n % 2:
-                w, w1, v, v1 = w1, w, v1, v
+            if scheme == "ab2":
+                kern.ab2_steps(w, v, w1, v1, rw, rv, n, dt, *coef)
+                if n % 2:
+                    w, w1, v, v1 = w1, w, v1, v
+            else:
+                cur = kern.rkc2_steps(W, V, fw, fv, cur, n, dt, *tableau, *coef)
+                w, v = W[cur], V[cur]
             step += n
             left -= n
             if step % CHECK_EVERY == 0:
@@ -478,24 +527,26 @@ def solve(u0: Any, v0: Any, Du: float, Dv: float, F: float, k: float, t_final: f
         Final time T > 0.
     dt : float, optional
         Time step, at most :func:`stability_bound` (2, 4/3, 1 for euler, sbdf2, cnab2; for ab2
-        1/(max(Du·λ_max + F, Dv·λ_max + F + k) + 1), which depends on the grid); shortened to
-        T/(n_snapshots·m) for an integer m so that the steps land on the snapshot times.
-        Default ``min(1, 0.75·bound)``: 1 for euler/sbdf2, 0.75 for cnab2.
+        1/(max(Du·λ_max + F, Dv·λ_max + F + k) + 1), which depends on the grid; none for
+        rkc2); shortened to T/(n_snapshots·m) for an integer m so that the steps land on the
+        snapshot times. Default ``min(1, 0.75·bound)``: 1 for euler/sbdf2/rkc2, 0.75 for cnab2.
     lengths : float or (Lx, Ly), default 1.0
         Domain lengths in axis order.
     n_snapshots : int, default 1
         Number of snapshots, at t_k = k·T/n_snapshots, k = 1..n_snapshots (the initial state
         is not repeated).
-    scheme : {"sbdf2", "euler", "cnab2", "ab2"}, default "sbdf2"
+    scheme : {"sbdf2", "euler", "cnab2", "ab2", "rkc2"}, default "sbdf2"
         IMEX-BDF2 (second order), IMEX Euler (first order), Crank–Nicolson/Adams–Bashforth
-        (second order), or the fully explicit Adams–Bashforth 2 on the stencil (second order,
-        cheapest per step, stable step bounded by the grid: :func:`stability_bound`).
+        (second order), the fully explicit Adams–Bashforth 2 on the stencil (second order,
+        cheapest per step, stable step bounded by the grid: :func:`stability_bound`), or the
+        explicit Runge–Kutta–Chebyshev 2 on the stencil (second order, any step, with the
+        stages it needs: :func:`rkc2_stages`).
     return_info : bool, default False
         Also return a :class:`SolveInfo` (step, number of steps, snapshot times).
     workers : int, optional
         Threads for the FFTs of the IMEX schemes; default one thread below
-        :data:`THREADED_MIN_NODES` (2^20) nodes, all cores from there. ``"ab2"`` runs on one
-        thread whatever this is.
+        :data:`THREADED_MIN_NODES` (2^20) nodes, all cores from there. ``"ab2"`` and ``"rkc2"``
+        run on one thread whatever this is.
 
     Returns
     -------
@@ -548,6 +599,7 @@ def solve(u0: Any, v0: Any, Du: float, Dv: float, F: float, k: float, t_final: f
                              f"reaction for scheme {scheme!r} (dt·max|v(2u - v)| <= {limit:.4g} for "
                              f"u, v in [0, 1]); pass dt <= {limit:.4g}.")
     dt_used, per = st.steps_between(times, float(dt))
+    stages = rkc2_stages(dt_used, Du, Dv, F, k, (nx, ny), lens) if scheme == "rkc2" else 1
     nworkers = st.fft_workers(nx * ny, workers, THREADED_MIN_NODES)
 
     batch = u_arr.shape[:-2]
@@ -560,8 +612,8 @@ def solve(u0: Any, v0: Any, Du: float, Dv: float, F: float, k: float, t_final: f
         spacing = (lens[0] / nx, lens[1] / ny)
         with np.errstate(over="ignore", invalid="ignore"):
             for b in range(nb):
-                steps = _integrate_ab2(u_flat[b], v_flat[b], (Du, Dv, F, k), spacing, dt_used, per,
-                                       out_u[b], out_v[b])
+                steps = _integrate_explicit(u_flat[b], v_flat[b], scheme, stages, (Du, Dv, F, k),
+                                            spacing, dt_used, per, out_u[b], out_v[b])
     elif nb:
         u_flat, v_flat = u_arr.reshape(nb, nx, ny), v_arr.reshape(nb, nx, ny)
         lam = laplacian_eigenvalues((nx, ny), lens)
@@ -583,7 +635,7 @@ def solve(u0: Any, v0: Any, Du: float, Dv: float, F: float, k: float, t_final: f
     if not return_info:
         return u, v
     info = SolveInfo(scheme=scheme, dt=float(dt_used), steps=int(steps), times=times,
-                     dt_stable=limit, seconds=time.perf_counter() - t_start)
+                     dt_stable=limit, seconds=time.perf_counter() - t_start, stages=stages)
     return u, v, info
 
 
