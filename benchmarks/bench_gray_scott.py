@@ -26,7 +26,8 @@ error is estimated from the dt = 1/32 run by Richardson). From py-pde's errors a
 the time-to-solution ratio at equal accuracy.
 
 Work precision (one thread): wall time to T against max-norm error at T for SBDF2 and CNAB2 at
-dt = 4/3 (SBDF2 only), 1, 1/2, 1/4, 1/8, AB2 at its bound, 1/4, 1/8, and py-pde's Euler at
+dt = 4/3 (SBDF2 only), 1, 1/2, 1/4, 1/8, AB2 at its bound, 1/4, 1/8, RKC2 (as many stages as
+the step needs: 3 at dt = 1 to 5 at dt = 4 and 5) at dt = 5, 4, 3, 2, 1, and py-pde's Euler at
 dt = 1 ... 1/64, each run timed in ``WP_ROUNDS`` interleaved rounds (median). At each target
 error of ``WP_TARGETS`` the time each code needs to reach at most that error is read off its
 measured points (the cheapest measured point at or below it, or a log-log interpolation
@@ -81,7 +82,7 @@ AB2_BOUND = gs.stability_bound("ab2", _P["Du"], _P["Dv"], _P["F"], _P["k"], (N, 
 #: Work-precision runs of ours (one thread): scheme -> steps, down to 1/8, where SBDF2's error
 #: (about 5e-5) is still a hundred times the reference's.
 WP_DTS = {"sbdf2": (4.0 / 3.0, 1.0, 0.5, 0.25, 0.125), "cnab2": (1.0, 0.5, 0.25, 0.125),
-          "ab2": (AB2_BOUND, 0.25, 0.125)}
+          "ab2": (AB2_BOUND, 0.25, 0.125), "rkc2": (5.0, 4.0, 3.0, 2.0, 1.0)}
 #: Max-norm errors at T at which the two codes' times are compared (read off the measured
 #: work-precision points, never extrapolated).
 WP_TARGETS = (2e-2, 1e-2, 3e-3, 1e-3, 3e-4)
@@ -172,6 +173,7 @@ def plot_work_precision(curves: dict[str, list[tuple[float, float]]]) -> str:
     fig, ax = plt.subplots(figsize=(5.5, 4))
     labels = {"sbdf2": "neuralhss SBDF2 (FFT-implicit)", "cnab2": "neuralhss CNAB2 (FFT-implicit)",
               "ab2": "neuralhss AB2 (explicit, fused stencil)",
+              "rkc2": "neuralhss RKC2 (explicit, fused stencil)",
               "py-pde_euler": "py-pde explicit Euler (numba)"}
     for name, pts in curves.items():
         pts = sorted(pts)
@@ -285,7 +287,7 @@ def main() -> None:
 
     ours_runs = {"sbdf2_dt1": ("sbdf2", 1.0), "euler_dt1": ("euler", 1.0),
                  "sbdf2_dt4/3": ("sbdf2", gs.STABILITY_LIMIT["sbdf2"]),
-                 "ab2_bound": ("ab2", AB2_BOUND)}
+                 "ab2_bound": ("ab2", AB2_BOUND), "rkc2_dt1": ("rkc2", 1.0)}
     accuracy = {name: error(ours(s, dt, None), ref) for name, (s, dt) in ours_runs.items()}
 
     pp = py_pde_setup(u0, v0, p)
