@@ -170,23 +170,26 @@ def compute_samples(problem: Problem, params: Mapping[str, Any], seed: int,
     out = {s.name: np.empty((stop - start, *problem.field_shape(s, params)), np.float32)
            for s in problem.field_specs}
     for i, sample in _iter_samples(problem, params, seed, start, stop):
-        for name, arr in sample.items():
-            out[name][i - start] = arr
+        for name in sample:
+            out[name][i - start] = sample[name]
+        del sample  # not alive while the next sample is solved
     return out
 
 
 def _iter_samples(problem: Problem, params: Mapping[str, Any], seed: int, start: int,
                   stop: int) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """``(i, fields of sample i)`` for ``i`` in ``start..stop-1``, each computed with one thread
-    and checked to be finite."""
+    and checked to be finite. The generator drops its reference to a sample before solving the
+    next, so a consumer that drops its own holds one sample at a time, not two."""
     with _one_thread():
         for i in range(start, stop):
             sample = problem.sample(params, sample_rng(seed, i))
-            for name, arr in sample.items():
-                if not np.isfinite(arr).all():
-                    raise RuntimeError(f"{problem.name}: sample {i} has non-finite {name!r} "
-                                       f"(params {dict(params)}); this is a solver bug, please report it")
+            bad = [name for name in sample if not np.isfinite(sample[name]).all()]
+            if bad:
+                raise RuntimeError(f"{problem.name}: sample {i} has non-finite {bad[0]!r} "
+                                   f"(params {dict(params)}); this is a solver bug, please report it")
             yield i, sample
+            del sample
 
 
 def compute_block(problem: Problem, params: Mapping[str, Any], seed: int, start: int,
@@ -194,8 +197,18 @@ def compute_block(problem: Problem, params: Mapping[str, Any], seed: int, start:
     """Compute samples ``start..stop-1`` and encode each as soon as it is computed: the block
     in memory is one buffer of its compressed chunks, allocated once at the block's float32
     size (compressed chunks are rarely larger; it grows if they are), plus one sample."""
-    samples = (s for _, s in _iter_samples(problem, params, seed, start, stop))
-    return encode_block(samples, stop - start, meta, codec)
+    return encode_block(_fields_only(_iter_samples(problem, params, seed, start, stop)),
+                        stop - start, meta, codec)
+
+
+def _fields_only(it: Iterator[tuple[int, dict[str, np.ndarray]]]
+                 ) -> Iterator[dict[str, np.ndarray]]:
+    # A generator expression would keep the last sample alive while fetching the next.
+    for item in it:
+        sample = item[1]
+        del item
+        yield sample
+        del sample
 
 
 def encode_block(samples: Iterable[Mapping[str, np.ndarray]], n: int, meta: Meta,
@@ -220,6 +233,8 @@ def encode_block(samples: Iterable[Mapping[str, np.ndarray]], n: int, meta: Meta
                     data = grown
                 data[end:end + len(chunk)] = np.frombuffer(chunk, np.uint8)
                 end += len(chunk)
+                del chunk
+        del sample  # freed before the next sample is computed (or taken from a list)
     return np.array(index, np.int64).reshape(len(index), 2), data[:end]
 
 
@@ -255,8 +270,11 @@ def _compute_raw(problem_name: str, params: dict, seed: int, start: int,
                  stop: int) -> list[dict[str, np.ndarray]]:
     """Compute one block, not encoded: each sample's fields as float32 (what the chunks
     store), for :func:`encode_block` in the writer thread."""
-    return [{k: np.asarray(v, np.float32) for k, v in s.items()}
-            for _, s in _iter_samples(get_problem(problem_name), params, seed, start, stop)]
+    out = []
+    for item in _iter_samples(get_problem(problem_name), params, seed, start, stop):
+        out.append({k: np.asarray(v, np.float32) for k, v in item[1].items()})
+        del item  # the float64 fields are not kept while the next sample is solved
+    return out
 
 
 def _worker(problem_name: str, params: dict, seed: int, start: int, stop: int,
