@@ -292,8 +292,8 @@ def test_ab2_diffusion_limit_is_one(z, grows):
     w, v = 1e-3 * checker, np.zeros((n, n))
     coef = kern.coefficients(Du, 1e-3, 0.0, 0.0, (length / n, length / n))
     rw, rv = np.empty_like(w), np.empty_like(w)
-    kern.rates(w, v, rw, rv, *coef)
     bufs = [np.empty_like(w), np.empty_like(w)]
+    kern.rates_and_step(w, v, rw, rv, bufs[0], bufs[1], 0.0, *coef)
     kern.ab2_steps(w, v, bufs[0], bufs[1], rw, rv, 400, dt, *coef)  # even: the state is in w
     assert (np.abs(w).max() > 1e-3) == grows
     assert not v.any()

@@ -1,6 +1,7 @@
 """Fused explicit Gray–Scott steps on the periodic 5-point stencil (numba-compiled kernels).
 
-The private kernels of :func:`neuralhss.solvers.gray_scott.solve` with ``scheme="ab2"``. The
+The private kernels of :func:`neuralhss.solvers.gray_scott.solve` with ``scheme="ab2"`` and
+``scheme="rkc2"`` (the RKC2 part at the end of this module). The
 state is (w, v) with w = 1 − u, so that the resting state (u, v) = (1, 0) is the zero state and
 stays zero bitwise (every term below vanishes at w = v = 0). The right-hand sides are
 
@@ -31,22 +32,6 @@ def _rates_at(w, v, i, im, ip, j, jm, jp, cux, cuy, cvx, cvy, f, fk):  # pragma:
     lv = cvx * (v[im, j] + v[ip, j] - 2.0 * vc) + cvy * (v[i, jm] + v[i, jp] - 2.0 * vc)
     r = (1.0 - wc) * vc * vc
     return lw - f * wc + r, lv - fk * vc + r
-
-
-@njit(cache=True)
-def rates(w, v, rw, rv, cux, cuy, cvx, cvy, f, fk):  # pragma: no cover - numba
-    """(R_w, R_v) of the 2-D state (w, v) into ``rw``, ``rv`` (all ``(nx, ny)`` float64).
-
-    ``cux = Du/hx²``, ``cuy = Du/hy²``, ``cvx``, ``cvy`` likewise for Dv; ``f = F``,
-    ``fk = F + k``."""
-    nx, ny = w.shape
-    for i in range(nx):
-        im = i - 1 if i > 0 else nx - 1
-        ip = i + 1 if i < nx - 1 else 0
-        for j in range(ny):
-            jm = j - 1 if j > 0 else ny - 1
-            jp = j + 1 if j < ny - 1 else 0
-            rw[i, j], rv[i, j] = _rates_at(w, v, i, im, ip, j, jm, jp, cux, cuy, cvx, cvy, f, fk)
 
 
 @njit(cache=True, inline="always")
@@ -150,8 +135,11 @@ def rkc2_polynomial(s: int, z: float, eps: float = 2.0 / 13.0) -> float:
 
 
 @njit(cache=True)
-def _rkc_first(w, v, fw, fv, w1, v1, a, cux, cuy, cvx, cvy, f, fk):  # pragma: no cover - numba
-    """R(Y0) into (fw, fv) and Y1 = Y0 + a R(Y0) into (w1, v1)."""
+def rates_and_step(w, v, rw, rv, w1, v1, a, cux, cuy, cvx, cvy, f, fk):  # pragma: no cover - numba
+    """(R_w, R_v) of the 2-D state (w, v) into ``rw``, ``rv`` and the Euler-type update
+    (w, v) + a·(R_w, R_v) into ``w1``, ``v1`` (all ``(nx, ny)`` float64): RKC2's first stage,
+    and AB2's starting rates (with ``a = 0``). ``cux = Du/hx²``, ``cuy = Du/hy²``, ``cvx``,
+    ``cvy`` likewise for Dv; ``f = F``, ``fk = F + k``."""
     nx, ny = w.shape
     for i in range(nx):
         im = i - 1 if i > 0 else nx - 1
@@ -160,8 +148,8 @@ def _rkc_first(w, v, fw, fv, w1, v1, a, cux, cuy, cvx, cvy, f, fk):  # pragma: n
             jm = j - 1 if j > 0 else ny - 1
             jp = j + 1 if j < ny - 1 else 0
             gw, gv = _rates_at(w, v, i, im, ip, j, jm, jp, cux, cuy, cvx, cvy, f, fk)
-            fw[i, j] = gw
-            fv[i, j] = gv
+            rw[i, j] = gw
+            rv[i, j] = gv
             w1[i, j] = w[i, j] + a * gw
             v1[i, j] = v[i, j] + a * gv
 
@@ -202,7 +190,8 @@ def rkc2_steps(W, V, fw, fv, cur, n_steps, dt, mu_t, mu, nu, gam, cux, cuy, cvx,
     for _ in range(n_steps):
         k0 = cur
         a = (k0 + 1) % 4
-        _rkc_first(W[k0], V[k0], fw, fv, W[a], V[a], mu_t[1] * dt, cux, cuy, cvx, cvy, f, fk)
+        rates_and_step(W[k0], V[k0], fw, fv, W[a], V[a], mu_t[1] * dt, cux, cuy, cvx, cvy, f,
+                       fk)
         jm1, jm2 = a, k0
         for j in range(2, s + 1):
             out = 0

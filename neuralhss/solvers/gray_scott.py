@@ -467,7 +467,7 @@ def _integrate_explicit(u0: np.ndarray, v0: np.ndarray, scheme: str, stages: int
         v = np.array(v0, dtype=np.float64, order="C")
         w1, v1 = np.empty_like(w), np.empty_like(w)
         rw, rv = np.empty_like(w), np.empty_like(w)
-        kern.rates(w, v, rw, rv, *coef)  # R⁻¹ = R⁰: the first step is forward Euler
+        kern.rates_and_step(w, v, rw, rv, w1, v1, 0.0, *coef)  # R⁻¹ = R⁰: a forward-Euler start
     else:
         W, V = np.empty((4, *u0.shape)), np.empty((4, *u0.shape))
         np.subtract(1.0, u0, out=W[0])
