@@ -98,12 +98,13 @@ class _LeafProduct(torch.autograd.Function):
     """Per-leaf products ``y[g] = x[g] @ A[g].mT`` (or ``x[g] @ A[g]`` with ``transpose``).
 
     ``x``: ``(G, B, k)``; ``A``: ``(G, n, k)``, or ``(G, k, n)`` with ``transpose`` ->
-    ``(G, B, n)``. Used for the untied leaf generators ``D``, ``U`` and ``V``, which with
-    ``share="none"`` are the bulk of the model (134 M numbers in ``D`` at 128^3), so every pass
-    over them counts. Autograd through ``bmm`` would form ``A``'s gradient as ``G`` GEMMs of inner
-    dimension ``B`` (a slow shape for ``B = 1``) in the matmul's own layout, which
-    ``AccumulateGrad`` then copies into ``A``'s; here it is written once, in ``A``'s layout, by a
-    broadcast product when ``B = 1``. Twice differentiable: the backward is made of autograd ops.
+    ``(G, B, n)``. Used for every untied generator: the leaf blocks ``D`` and bases ``U``, ``V``
+    (with ``share="none"`` the bulk of the model: 134 M numbers in ``D`` at 128^3, so every pass
+    over them counts) and, with one channel, the couplings and transfers of untied levels.
+    Autograd through ``bmm`` would form ``A``'s gradient as ``G`` GEMMs of inner dimension ``B``
+    (a slow shape for ``B = 1``) in the matmul's own layout, which ``AccumulateGrad`` then copies
+    into ``A``'s; here it is written once, in ``A``'s layout, by a broadcast product when
+    ``B = 1``. Twice differentiable: the backward is made of autograd ops.
     """
 
     @staticmethod
