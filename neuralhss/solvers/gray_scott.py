@@ -351,7 +351,7 @@ def rkc2_stages(dt: float, Du: float, Dv: float, F: float, k: float, shape: Sequ
 
     dt = check_number(dt, "dt")
     need = dt * _explicit_radius(Du, Dv, F, k, shape, lengths)
-    s = max(2, math.isqrt(int(need / 0.65)))  # beta(s) < 0.65 s²: start below, step up
+    s = 2
     while kern.rkc2_tableau(s)[-1] < need:
         s += 1
     return s
