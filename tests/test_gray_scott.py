@@ -221,6 +221,8 @@ def test_torch_in_torch_out():
     ({"dt": 1.01, "scheme": "cnab2"}, "stability bound 1"),
     ({"dt": 0.95, "scheme": "ab2"}, r"stability bound 0\.9.* explicit scheme 'ab2' on this grid"),
     ({"dt": 0.0}, "dt must be"),
+    ({"dt": float("nan"), "scheme": "rkc2"}, "dt must be"),
+    ({"Du": -1e-5, "scheme": "rkc2"}, "Du must be"),
     ({"scheme": "rk4"}, "scheme must be"),
     ({"t_final": -1.0}, "t_final"),
     ({"n_snapshots": 0}, "n_snapshots"),
