@@ -155,7 +155,7 @@ def rates_and_step(w, v, rw, rv, w1, v1, a, cux, cuy, cvx, cvy, f, fk):  # pragm
         im = i - 1 if i > 0 else nx - 1
         ip = i + 1 if i < nx - 1 else 0
         # Interior columns first, as in ab2_steps: wrapped column indices computed per node
-        # kept LLVM from vectorising this sweep, which then cost about 1.3x a whole RKC2 stage.
+        # keep LLVM from vectorising the sweep.
         for j in range(1, ny - 1):
             _rates_and_euler(w, v, rw, rv, w1, v1, a, i, im, ip, j, j - 1, j + 1, cux, cuy, cvx,
                              cvy, f, fk)
