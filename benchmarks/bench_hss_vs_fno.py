@@ -10,9 +10,12 @@ Peak memory: each candidate runs alone in a fresh subprocess (VmHWM), reported i
 and as the increase over the process after set-up (input and parameters allocated).
 Goal (issue 3): HSS within 2x of SpectralConv (goal: faster).
 
-Allocator: with glibc's default malloc every block above 32 MiB is a fresh ``mmap``, so each
-step page-faults in new gradient buffers (share="none": 0.7 GB of them at 128^3), which costs
-more than the arithmetic. The timing is therefore repeated, one thread, in a subprocess with
+Allocator: with glibc's default malloc every block above 32 MiB is a fresh ``mmap``, so a
+step that allocates its gradients anew page-faults them in (share="none": 0.7 GB of them at
+128^3), which costs more than the arithmetic. The large untied generators therefore keep
+their last gradient's memory for the next backward; ``hss_none_fresh_grads`` is share="none"
+with that switched off, timed interleaved with the rest (its ratio to ``hss_none`` is what
+the kept memory gains). The timing is also repeated, one thread, in a subprocess with
 ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=<large>`` (freed blocks are reused, as jemalloc or
 tcmalloc would do), reported as ``timing_fwd_bwd_malloc_reuse``.
 
@@ -34,6 +37,7 @@ import torch
 from _common import interleaved, step_memory, write_result
 from neuralop.layers.spectral_convolution import SpectralConv
 
+import neuralhss.hss.operator as hss_operator
 from neuralhss.hss import HSSOperator
 
 GOAL_RATIO = 2.0
@@ -42,6 +46,7 @@ CANDIDATES = {
     "hss_level": "HSSOperator share='level'",
     "hss_level_untie6": "HSSOperator share='level', untie_top=6",
     "hss_none": "HSSOperator share='none'",
+    "hss_none_fresh_grads": "HSSOperator share='none', gradient memory not kept between steps",
 }
 
 
@@ -55,13 +60,27 @@ def build(name: str, n: int) -> torch.nn.Module:
     return HSSOperator(grid_shape=(n,) * 3, leaf_size=64, rank=8, share="none")
 
 
-def fwd_bwd(mod: torch.nn.Module, x: torch.Tensor, g: torch.Tensor) -> Callable[[], None]:
+def keeps(name: str) -> bool:
+    return name != "hss_none_fresh_grads"
+
+
+def fwd_bwd(mod: torch.nn.Module, x: torch.Tensor, g: torch.Tensor,
+            keep_grad_memory: bool = True) -> Callable[[], None]:
     def run() -> None:
         mod.zero_grad(set_to_none=True)
         x.grad = None
         mod(x).backward(g)
 
-    return run
+    def run_fresh() -> None:
+        # As before the generators kept their gradients' memory (private switch, for this
+        # comparison only): every step allocates, and page-faults, new gradient blocks.
+        saved, hss_operator._SOLE_OWNER = hss_operator._SOLE_OWNER, None
+        try:
+            run()
+        finally:
+            hss_operator._SOLE_OWNER = saved
+
+    return run if keep_grad_memory else run_fresh
 
 
 def memory_child(name: str, n: int) -> None:
@@ -70,7 +89,7 @@ def memory_child(name: str, n: int) -> None:
     x = torch.randn(1, 1, n, n, n, requires_grad=True)
     g = torch.randn(1, 1, n, n, n)
     mod = build(name, n)
-    print(json.dumps(step_memory(fwd_bwd(mod, x, g), repeats=3)))
+    print(json.dumps(step_memory(fwd_bwd(mod, x, g, keeps(name)), repeats=3)))
 
 
 
@@ -79,7 +98,7 @@ def time_candidates(mods: dict[str, torch.nn.Module], x: torch.Tensor, g: torch.
                     threads: int, rounds: int) -> dict[str, Any]:
     """fwd+bwd of every candidate with ``threads`` threads, interleaved; ratios to SpectralConv."""
     torch.set_num_threads(threads)
-    t = interleaved({k: fwd_bwd(m, x, g) for k, m in mods.items()}, rounds)
+    t = interleaved({k: fwd_bwd(m, x, g, keeps(k)) for k, m in mods.items()}, rounds)
     for k in t:
         t[k]["ratio_to_spectralconv"] = t[k]["median_s"] / t["spectralconv"]["median_s"]
     return t
@@ -153,7 +172,8 @@ def main() -> None:
         f"{t2['hss_none']['ratio_to_spectralconv']:.2f}x (1 thread: "
         f"{timing['threads_1']['hss_level']['ratio_to_spectralconv']:.2f}x level, none "
         f"{timing['threads_1']['hss_none']['ratio_to_spectralconv']:.2f}x; with malloc reuse "
-        f"none {reuse['hss_none']['ratio_to_spectralconv']:.2f}x); working "
+        f"none {reuse['hss_none']['ratio_to_spectralconv']:.2f}x; without kept gradient memory "
+        f"{timing['threads_1']['hss_none_fresh_grads']['ratio_to_spectralconv']:.2f}x); working "
         f"memory MiB: SpectralConv {memory['spectralconv']['working_mib']:.0f}, level "
         f"{memory['hss_level']['working_mib']:.0f}, none {memory['hss_none']['working_mib']:.0f}"
         f"; goal <= {GOAL_RATIO}x: {'met' if lvl <= GOAL_RATIO else 'NOT met'} (share='level')")

@@ -163,6 +163,46 @@ def test_untied_leaf_gradients_second_order_and_layout():
         assert p.grad.stride() == p.stride(), name
 
 
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_untied_gradient_memory_is_reused_only_when_free(monkeypatch, batch):
+    # The memory of a dropped gradient is written again by the next backward (no fresh pages),
+    # and a gradient somebody still holds, directly or through a view, never is.
+    import neuralhss.hss.operator as hss_op
+
+    monkeypatch.setattr(hss_op, "_KEEP_MIN_BYTES", 0)
+    torch.manual_seed(3)
+    op = HSSOperator(1, 1, grid_shape=(8, 16), leaf_size=8, rank=2, share="none")
+    x = torch.randn(batch, 1, 8, 16)
+
+    def step(op=op):
+        op.zero_grad(set_to_none=True)
+        op(x).square().sum().backward()
+        return {n: p.grad.clone() for n, p in op.named_parameters()}
+
+    first = step()
+    where = {n: p.grad.data_ptr() for n, p in op.named_parameters()}
+    assert step().keys() == first.keys()
+    for name, p in op.named_parameters():
+        assert p.grad.data_ptr() == where[name], name  # reused
+        torch.testing.assert_close(p.grad, first[name], rtol=0, atol=0)
+    held, part = op.D.grad, op.U.grad[:1]
+    held_values, part_values = held.clone(), part.clone()
+    step()
+    assert torch.equal(held, held_values) and torch.equal(part, part_values)
+    assert op.D.grad.data_ptr() != held.data_ptr() and op.U.grad.data_ptr() != part.data_ptr()
+    op(x).square().sum().backward()  # no zero_grad: gradients accumulate
+    for name, p in op.named_parameters():
+        torch.testing.assert_close(p.grad, 2 * first[name])
+    g1, g2 = (torch.autograd.grad(op(x).square().sum(), op.D)[0] for _ in range(2))
+    assert g1.data_ptr() != g2.data_ptr() and torch.equal(g1, g2)
+    n_kept = len(hss_op._GRAD_MEMORY)
+    del op, held, part, step
+    import gc
+
+    gc.collect()
+    assert len(hss_op._GRAD_MEMORY) < n_kept  # the holders go with their generators
+
 def test_float32_and_default_init_scale():
     op = HSSOperator(3, 3, grid_shape=(32, 32), leaf_size=16, rank=4, share="level", untie_top=2)
     x = torch.randn(2, 3, 32, 32)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -94,6 +95,67 @@ def _contiguous_grad(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def _storage_owners(t: torch.Tensor) -> int:
+    return torch._C._storage_Use_Count(t.untyped_storage()._cdata)
+
+
+# Owners counted for a tensor nobody else refers to (the probe's own handle included); None
+# where this torch cannot count them, and then no gradient memory is kept.
+_SOLE_OWNER = (_storage_owners(torch.empty(1)) if hasattr(torch._C, "_storage_Use_Count")
+               else None)
+# Gradients smaller than this are left to the allocator: malloc reuses small blocks itself.
+_KEEP_MIN_BYTES = 1 << 22
+
+
+class _GradMemory:
+    """The memory of one generator's last gradient, kept from one backward to the next.
+
+    glibc's malloc gives every block above 32 MiB a fresh ``mmap``, so a gradient freed by
+    ``zero_grad()`` (``set_to_none=True``, PyTorch's default) comes back as new pages that the
+    next backward page-faults in, for ``share="none"`` at 128^3 (0.7 GB of gradients) a
+    larger cost than the arithmetic. A kept block is written again only when nothing but
+    this holder refers to its memory (the previous ``.grad`` was dropped and nobody kept it or
+    a view of it), so a gradient the caller still holds is never overwritten.
+    """
+
+    __slots__ = ("block",)
+
+    def __init__(self) -> None:
+        self.block: torch.Tensor | None = None
+
+    def out(self, shape: torch.Size, like: torch.Tensor) -> torch.Tensor | None:
+        """A free block for a gradient of ``shape``, or None (then the caller allocates)."""
+        b = self.block
+        if (b is not None and b.shape == shape and b.dtype == like.dtype
+                and b.device == like.device and _storage_owners(b) == _SOLE_OWNER):
+            return b
+        return None
+
+    def keep(self, g: torch.Tensor) -> torch.Tensor:
+        """Remember ``g``'s memory; returns the tensor to hand to autograd (a second handle on
+        the same memory, so that ``AccumulateGrad`` can still adopt it without a copy)."""
+        self.block = g
+        return g.view_as(g)
+
+
+# One holder per generator (keyed by id, dropped when the generator dies), kept outside the
+# module so that neither its state, nor its pickles, nor its copies carry them.
+_GRAD_MEMORY: dict[int, _GradMemory] = {}
+
+
+def _grad_memory(param: torch.Tensor) -> _GradMemory | None:
+    # CUDA's caching allocator already reuses freed blocks; a compiled graph plans its own
+    # memory (and would guard on every generator's id).
+    if (_SOLE_OWNER is None or param.device.type != "cpu" or torch.compiler.is_compiling()
+            or param.numel() * param.element_size() < _KEEP_MIN_BYTES):
+        return None
+    mem = _GRAD_MEMORY.get(id(param))
+    if mem is None:
+        mem = _GRAD_MEMORY[id(param)] = _GradMemory()
+        weakref.finalize(param, _GRAD_MEMORY.pop, id(param), None)
+    return mem
+
+
 class _LeafProduct(torch.autograd.Function):
     """Per-leaf products ``y[g] = x[g] @ A[g].mT`` (or ``x[g] @ A[g]`` with ``transpose``).
 
@@ -104,13 +166,17 @@ class _LeafProduct(torch.autograd.Function):
     Autograd through ``bmm`` would form ``A``'s gradient as ``G`` GEMMs of inner dimension ``B``
     (a slow shape for ``B = 1``) in the matmul's own layout, which ``AccumulateGrad`` then copies
     into ``A``'s; here it is written once, in ``A``'s layout, by a broadcast product when
-    ``B = 1``. Twice differentiable: the backward is made of autograd ops.
+    ``B = 1``, into the memory of the previous step's gradient where that is free
+    (:class:`_GradMemory`, ``mem``). Twice differentiable: the backward is made of autograd ops
+    (and keeps no memory when it builds a graph).
     """
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, A: torch.Tensor, transpose: bool) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, A: torch.Tensor, transpose: bool,
+                mem: _GradMemory | None) -> torch.Tensor:
         ctx.save_for_backward(x, A)
         ctx.transpose = transpose
+        ctx.mem = mem
         return torch.bmm(x, A if transpose else A.mT)
 
     @staticmethod
@@ -122,12 +188,22 @@ class _LeafProduct(torch.autograd.Function):
             gx = torch.bmm(gy, A.mT if ctx.transpose else A)
         if ctx.needs_input_grad[1]:
             a, b = (x, gy) if ctx.transpose else (gy, x)  # gA = sum over the batch of a^T b
-            gA = a.mT * b if x.shape[1] == 1 else torch.bmm(a.mT, b)
-        return gx, gA, None
+            mem = None if torch.is_grad_enabled() else ctx.mem
+            out = mem.out(A.shape, A) if mem is not None else None
+            if x.shape[1] == 1:
+                gA = torch.mul(a.mT, b, out=out) if out is not None else a.mT * b
+            else:
+                gA = torch.bmm(a.mT, b, out=out) if out is not None else torch.bmm(a.mT, b)
+            if mem is not None:
+                gA = mem.keep(gA)
+        return gx, gA, None, None
 
 
-def _leaf_product(x: torch.Tensor, A: torch.Tensor, transpose: bool = False) -> torch.Tensor:
-    return _LeafProduct.apply(x.contiguous(), A, transpose)
+def _leaf_product(x: torch.Tensor, A: torch.Tensor, transpose: bool = False,
+                  owner: torch.Tensor | None = None) -> torch.Tensor:
+    """``owner``: the parameter that ``A`` views, whose gradient memory may be kept."""
+    mem = _grad_memory(owner) if owner is not None and owner.requires_grad else None
+    return _LeafProduct.apply(x.contiguous(), A, transpose, mem)
 
 
 _OLD_ORDER = ("grid_shape", "leaf_size", "rank", "in_channels", "out_channels", "share",
@@ -411,15 +487,16 @@ class HSSOperator(nn.Module):
         co = self.out_channels
         D = self.D.view(P, m, m) if co == ci == 1 else (
             self.D.permute(0, 1, 3, 2, 4).reshape(P, co * m, ci * m))  # rows (o, i), cols (c, j)
-        y = _leaf_product(xt.reshape(P, nb, ci * m), D).view(P, nb, co, m)
+        y = _leaf_product(xt.reshape(P, nb, ci * m), D, owner=self.D).view(P, nb, co, m)
         if self.n_levels == 0:
             return y
         # U and V are block diagonal over channels: (leaf, channel) pairs form the bmm batch.
         r = self.V.shape[-1]
         xc = xt.transpose(1, 2).reshape(P * ci, nb, m)
-        xh = _leaf_product(xc, self.V.view(P * ci, m, r), transpose=True)
+        xh = _leaf_product(xc, self.V.view(P * ci, m, r), transpose=True, owner=self.V)
         yh = self._levels(xh.view(P, ci, nb, r).transpose(1, 2))  # (P, B, C_out, r)
-        yu = _leaf_product(yh.transpose(1, 2).reshape(P * co, nb, r), self.U.view(P * co, m, r))
+        yu = _leaf_product(yh.transpose(1, 2).reshape(P * co, nb, r), self.U.view(P * co, m, r),
+                           owner=self.U)
         return y + yu.view(P, co, nb, m).transpose(1, 2)
 
     def _levels(self, xh_leaf: torch.Tensor) -> torch.Tensor:
@@ -434,8 +511,8 @@ class HSSOperator(nn.Module):
             q = xc.shape[0]
             if ut[lev] and ci == 1:  # one matrix per parent: the hand-written product
                 x2 = xc.permute(0, 2, 3, 1, 4).reshape(q, nb, -1)
-                xh[lev - 1] = _leaf_product(x2, w.view(q, -1, w.shape[-1]), transpose=True
-                                            ).view(q, nb, 1, -1)
+                xh[lev - 1] = _leaf_product(x2, w.view(q, -1, w.shape[-1]), transpose=True,
+                                            owner=w).view(q, nb, 1, -1)
             elif ut[lev]:
                 xh[lev - 1] = torch.einsum("qsbcr,qscrt->qbct", xc, w)
             else:
@@ -447,8 +524,8 @@ class HSSOperator(nn.Module):
             b = self.B[lev - 1]
             q = xs.shape[0]
             if ut[lev] and ci == co == 1:
-                y = _leaf_product(xs.reshape(2 * q, nb, -1), b.view(2 * q, *b.shape[-2:])
-                                  ).view(q, 2, nb, 1, -1)
+                y = _leaf_product(xs.reshape(2 * q, nb, -1), b.view(2 * q, *b.shape[-2:]),
+                                  owner=b).view(q, 2, nb, 1, -1)
             elif ut[lev]:
                 y = torch.einsum("qsbcr,qsoctr->qsbot", xs, b)
             else:
@@ -457,7 +534,7 @@ class HSSOperator(nn.Module):
                 r = self.R[lev - 2]
                 if ut[lev] and co == 1:
                     t = r.shape[-2]
-                    yr = _leaf_product(yh.reshape(q, nb, -1), r.view(q, 2 * t, -1))
+                    yr = _leaf_product(yh.reshape(q, nb, -1), r.view(q, 2 * t, -1), owner=r)
                     y = y + yr.view(q, nb, 2, t).transpose(1, 2).unsqueeze(3)
                 elif ut[lev]:
                     y = y + torch.einsum("qbou,qsotu->qsbot", yh, r)
