@@ -128,6 +128,7 @@ class _GradMemory:
         b = self.block
         if (b is not None and b.shape == shape and b.dtype == like.dtype
                 and b.device == like.device and _storage_owners(b) == _SOLE_OWNER):
+            self.block = None  # taken until keep(): a concurrent backward allocates its own
             return b
         return None
 
