@@ -4,8 +4,10 @@ For each problem at its standard recipe (``datasets/*.yaml``, 64² grids), in on
 - ``sample``: ``Problem.sample`` (draw the inputs and solve), one thread, in memory;
 - ``generate``: ``neuralhss.datasets.generate`` with one worker (the same plus the crash-safe
   block files and the gzip-compressed HDF5 file), so ``generate / sample - 1`` is the I/O
-  overhead; ``generate_none`` the same with ``compression="none"``; interleaved over
-  ``--repeats``, medians;
+  overhead; ``generate_none`` the same with ``compression="none"``; with ``--two-workers``
+  also ``generate_w2``, ``generate`` with two worker processes (``speedup_w2`` = its
+  throughput over one worker's: the goal is >= 1.7x where the solver dominates, never below
+  1x); interleaved over ``--repeats``, medians;
 - the bottleneck: the functions with the largest own time under cProfile while sampling,
   which names what a faster generator would have to speed up.
 
@@ -60,6 +62,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--problems", nargs="+", choices=PROBLEMS, default=PROBLEMS)
     ap.add_argument("--no-profile", action="store_true", help="skip the cProfile hot spots")
+    ap.add_argument("--two-workers", action="store_true",
+                    help="also time generate() with two worker processes (needs two free cores)")
     ap.add_argument("--out", default="bench_generators")
     args = ap.parse_args()
     if args.samples != "recipe" and not (args.samples.isdigit() and int(args.samples) > 0):
@@ -74,32 +78,41 @@ def main() -> None:
             params = prob.resolve(recipe.params)
             with threadpool_limits(limits=1), scipy.fft.set_workers(1):
                 prob.sample(params, sample_rng(0, 0))  # warm-up (imports, caches)
-            times: dict[str, list[float]] = {"sample": [], "generate": [], "generate_none": []}
+            runs = [("generate", "gzip", 1), ("generate_none", "none", 1)]
+            if args.two_workers:
+                runs.append(("generate_w2", "gzip", 2))
+            times: dict[str, list[float]] = {"sample": [], **{k: [] for k, _, _ in runs}}
             for rep in range(args.repeats):  # interleaved: the load of the machine hits all alike
                 with threadpool_limits(limits=1), scipy.fft.set_workers(1):
                     t0 = time.perf_counter()
                     for i in range(n):
                         prob.sample(params, sample_rng(0, i))
                     times["sample"].append((time.perf_counter() - t0) / n)
-                for key, comp in (("generate", "gzip"), ("generate_none", "none")):
+                for key, comp, workers in runs:
                     path = tmp / f"{name}_{key}_{rep}.h5"
                     t0 = time.perf_counter()
-                    generate(recipe.problem, path, n_samples=n, params=params, workers=1,
+                    generate(recipe.problem, path, n_samples=n, params=params, workers=workers,
                              progress=False, compression=comp)
                     times[key].append((time.perf_counter() - t0) / n)
                     path.unlink()
-            t_sample, t_generate, t_none = (statistics.median(times[k]) for k in times)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            t_sample, t_generate, t_none = med["sample"], med["generate"], med["generate_none"]
             rows[name] = {"problem": recipe.problem, "samples": n, "repeats": args.repeats,
                           "sample_s": t_sample, "generate_s": t_generate,
                           "generate_none_s": t_none, "all_times_s": times,
                           "io_overhead": t_generate / t_sample - 1,
                           "io_overhead_none": t_none / t_sample - 1,
                           "hot_spots": [] if args.no_profile else hot_spots(prob, params, min(n, 32))}
+            if args.two_workers:
+                rows[name]["generate_w2_s"] = med["generate_w2"]
+                rows[name]["speedup_w2"] = t_generate / med["generate_w2"]
             spots = ", ".join(f"{h['function']} {100 * h['share']:.0f}%" for h in rows[name]["hot_spots"])
             print(f"  {name} ({n} samples): {1e3 * t_sample:.1f} ms/sample "
                   f"(generate {1e3 * t_generate:.1f} ms, "
                   f"{100 * rows[name]['io_overhead']:+.0f}%; "
-                  f"none {100 * rows[name]['io_overhead_none']:+.0f}%); "
+                  f"none {100 * rows[name]['io_overhead_none']:+.0f}%"
+                  + (f"; 2 workers {rows[name]['speedup_w2']:.2f}x" if args.two_workers else "")
+                  + "); "
                   f"hot: {spots}", flush=True)
     finally:
         shutil.rmtree(tmp)
