@@ -54,6 +54,8 @@ from pathlib import Path
 
 import numpy as np
 
+from neuralhss._process import die_with_parent
+
 # problem key -> (registered problem, generation parameters, samples, time index of the output,
 # one input and one output channel)
 SMOOTH = {"length_scale": 1 / 3, "smoothness": 1.0}
@@ -427,7 +429,9 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     # spawn: workers must not inherit a half-initialised CUDA or OpenMP state
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool, open(res, "a") as log:
+    # Workers exit with this process: killed, it must not leave them training for nobody.
+    with ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool, open(res, "a") as log:
         running: dict = {}
         while True:
             queued = {_key(j) for j in running.values()}

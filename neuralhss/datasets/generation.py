@@ -46,6 +46,7 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
+from .._process import die_with_parent
 from ..io import atomic_write
 from .blocks import (
     Block,
@@ -739,24 +740,7 @@ def _worker_init(parent: int, lock_fd: int | None) -> None:
             os.close(lock_fd)  # flock is shared by every copy of the descriptor
         except OSError:
             pass
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-        return
-    import threading
-
-    def watch() -> None:  # elsewhere: poll for the parent, which re-parents us when it dies
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
+    die_with_parent(parent)
 
 
 class _InOrder:
