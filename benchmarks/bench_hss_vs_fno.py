@@ -15,7 +15,9 @@ step that allocates its gradients anew page-faults them in (share="none": 0.7 GB
 128^3), which costs more than the arithmetic. The large untied generators therefore keep
 their last gradient's memory for the next backward; ``hss_none_fresh_grads`` is share="none"
 with that switched off, timed interleaved with the rest (its ratio to ``hss_none`` is what
-the kept memory gains). The timing is also repeated, one thread, in a subprocess with
+the kept memory gains); ``hss_none_bmm`` is share="none" with the leaf products by
+``torch.bmm`` instead of the streaming kernels of ``neuralhss.hss._leaf_kernels``.
+The timing is also repeated, one thread, in a subprocess with
 ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=<large>`` (freed blocks are reused, as jemalloc or
 tcmalloc would do), reported as ``timing_fwd_bwd_malloc_reuse``.
 
@@ -37,6 +39,7 @@ import torch
 from _common import interleaved, step_memory, write_result
 from neuralop.layers.spectral_convolution import SpectralConv
 
+import neuralhss.hss._leaf_kernels as leaf_kernels
 import neuralhss.hss.operator as hss_operator
 from neuralhss.hss import HSSOperator
 
@@ -47,6 +50,15 @@ CANDIDATES = {
     "hss_level_untie6": "HSSOperator share='level', untie_top=6",
     "hss_none": "HSSOperator share='none'",
     "hss_none_fresh_grads": "HSSOperator share='none', gradient memory not kept between steps",
+    "hss_none_bmm": "HSSOperator share='none', leaf products by torch.bmm (no streaming kernels)",
+}
+# Private switches, for these comparisons only: (module, attribute, value while the step runs).
+SWITCHES = {
+    # as before the generators kept their gradients' memory: every step allocates, and
+    # page-faults, new gradient blocks
+    "hss_none_fresh_grads": (hss_operator, "_SOLE_OWNER", None),
+    # as before the leaf products had their own kernels
+    "hss_none_bmm": (leaf_kernels, "MAX_BATCH", 0),
 }
 
 
@@ -60,27 +72,23 @@ def build(name: str, n: int) -> torch.nn.Module:
     return HSSOperator(grid_shape=(n,) * 3, leaf_size=64, rank=8, share="none")
 
 
-def keeps(name: str) -> bool:
-    return name != "hss_none_fresh_grads"
-
-
 def fwd_bwd(mod: torch.nn.Module, x: torch.Tensor, g: torch.Tensor,
-            keep_grad_memory: bool = True) -> Callable[[], None]:
+            switch: tuple[Any, str, Any] | None = None) -> Callable[[], None]:
     def run() -> None:
         mod.zero_grad(set_to_none=True)
         x.grad = None
         mod(x).backward(g)
 
-    def run_fresh() -> None:
-        # As before the generators kept their gradients' memory (private switch, for this
-        # comparison only): every step allocates, and page-faults, new gradient blocks.
-        saved, hss_operator._SOLE_OWNER = hss_operator._SOLE_OWNER, None
+    def run_switched() -> None:
+        owner, attr, value = switch
+        saved = getattr(owner, attr)
+        setattr(owner, attr, value)
         try:
             run()
         finally:
-            hss_operator._SOLE_OWNER = saved
+            setattr(owner, attr, saved)
 
-    return run if keep_grad_memory else run_fresh
+    return run if switch is None else run_switched
 
 
 def memory_child(name: str, n: int) -> None:
@@ -89,7 +97,7 @@ def memory_child(name: str, n: int) -> None:
     x = torch.randn(1, 1, n, n, n, requires_grad=True)
     g = torch.randn(1, 1, n, n, n)
     mod = build(name, n)
-    print(json.dumps(step_memory(fwd_bwd(mod, x, g, keeps(name)), repeats=3)))
+    print(json.dumps(step_memory(fwd_bwd(mod, x, g, SWITCHES.get(name)), repeats=3)))
 
 
 
@@ -98,7 +106,7 @@ def time_candidates(mods: dict[str, torch.nn.Module], x: torch.Tensor, g: torch.
                     threads: int, rounds: int) -> dict[str, Any]:
     """fwd+bwd of every candidate with ``threads`` threads, interleaved; ratios to SpectralConv."""
     torch.set_num_threads(threads)
-    t = interleaved({k: fwd_bwd(m, x, g, keeps(k)) for k, m in mods.items()}, rounds)
+    t = interleaved({k: fwd_bwd(m, x, g, SWITCHES.get(k)) for k, m in mods.items()}, rounds)
     for k in t:
         t[k]["ratio_to_spectralconv"] = t[k]["median_s"] / t["spectralconv"]["median_s"]
     return t
@@ -173,7 +181,8 @@ def main() -> None:
         f"{timing['threads_1']['hss_level']['ratio_to_spectralconv']:.2f}x level, none "
         f"{timing['threads_1']['hss_none']['ratio_to_spectralconv']:.2f}x; with malloc reuse "
         f"none {reuse['hss_none']['ratio_to_spectralconv']:.2f}x; without kept gradient memory "
-        f"{timing['threads_1']['hss_none_fresh_grads']['ratio_to_spectralconv']:.2f}x); working "
+        f"{timing['threads_1']['hss_none_fresh_grads']['ratio_to_spectralconv']:.2f}x, with bmm "
+        f"{timing['threads_1']['hss_none_bmm']['ratio_to_spectralconv']:.2f}x); working "
         f"memory MiB: SpectralConv {memory['spectralconv']['working_mib']:.0f}, level "
         f"{memory['hss_level']['working_mib']:.0f}, none {memory['hss_none']['working_mib']:.0f}"
         f"; goal <= {GOAL_RATIO}x: {'met' if lvl <= GOAL_RATIO else 'NOT met'} (share='level')")

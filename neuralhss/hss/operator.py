@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import _leaf_kernels as _kernels
 from ._ranks import level_ranks
 from .compress import Generators, dense_generators, sample_generators
 from .tree import ClusterTree, build_tree
@@ -164,12 +165,14 @@ class _LeafProduct(torch.autograd.Function):
     ``(G, B, n)``. Used for every untied generator: the leaf blocks ``D`` and bases ``U``, ``V``
     (with ``share="none"`` the bulk of the model: 134 M numbers in ``D`` at 128^3, so every pass
     over them counts) and, with one channel, the couplings and transfers of untied levels.
-    Autograd through ``bmm`` would form ``A``'s gradient as ``G`` GEMMs of inner dimension ``B``
-    (a slow shape for ``B = 1``) in the matmul's own layout, which ``AccumulateGrad`` then copies
-    into ``A``'s; here it is written once, in ``A``'s layout, by a broadcast product when
-    ``B = 1``, into the memory of the previous step's gradient where that is free
-    (:class:`_GradMemory`, ``mem``). Twice differentiable: the backward is made of autograd ops
-    (and keeps no memory when it builds a graph).
+    On the CPU with a batch of at most :data:`._leaf_kernels.MAX_BATCH` all three products
+    (``y``, ``x``'s and ``A``'s gradients) stream each leaf block once in compiled loops
+    (:mod:`._leaf_kernels`) instead of ``bmm``'s per-leaf GEMMs. ``A``'s gradient is written
+    once, in ``A``'s layout (autograd through ``bmm`` would form it as ``G`` GEMMs of inner
+    dimension ``B``, a slow shape for ``B = 1``, in the matmul's own layout, which
+    ``AccumulateGrad`` then copies), into the memory of the previous step's gradient where that
+    is free (:class:`_GradMemory`, ``mem``). Twice differentiable: under ``create_graph`` the
+    backward is made of autograd ops (and keeps no memory).
     """
 
     @staticmethod
@@ -178,6 +181,8 @@ class _LeafProduct(torch.autograd.Function):
         ctx.save_for_backward(x, A)
         ctx.transpose = transpose
         ctx.mem = mem
+        if _kernels.applies(x, A):
+            return _kernels.x_a(x, A) if transpose else _kernels.x_at(x, A)
         return torch.bmm(x, A if transpose else A.mT)
 
     @staticmethod
@@ -185,13 +190,20 @@ class _LeafProduct(torch.autograd.Function):
         x, A = ctx.saved_tensors
         gy = gy.contiguous()
         gx = gA = None
+        # Under create_graph the backward must itself be differentiable: autograd ops only.
+        stream = not torch.is_grad_enabled() and _kernels.applies(gy, A)
         if ctx.needs_input_grad[0]:
-            gx = torch.bmm(gy, A.mT if ctx.transpose else A)
+            if stream:
+                gx = _kernels.x_at(gy, A) if ctx.transpose else _kernels.x_a(gy, A)
+            else:
+                gx = torch.bmm(gy, A.mT if ctx.transpose else A)
         if ctx.needs_input_grad[1]:
             a, b = (x, gy) if ctx.transpose else (gy, x)  # gA = sum over the batch of a^T b
             mem = None if torch.is_grad_enabled() else ctx.mem
             out = mem.out(A.shape, A) if mem is not None else None
-            if x.shape[1] == 1:
+            if stream:
+                gA = _kernels.at_b(a, b, out=out)
+            elif x.shape[1] == 1:
                 gA = torch.mul(a.mT, b, out=out) if out is not None else a.mT * b
             else:
                 gA = torch.bmm(a.mT, b, out=out) if out is not None else torch.bmm(a.mT, b)
