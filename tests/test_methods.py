@@ -142,23 +142,31 @@ def test_fit_method_builds_the_registry_defaults(grid):
     assert default_config("fno", 1, 1, (16, 16, 16))["hidden_channels"] == 16
 
 
-def test_d4_images_are_the_square_symmetries():
+def test_square_images_are_the_square_symmetries():
     """Each image pair is again a (source, solution) pair of a square-symmetric PDE, the eight
-    images differ, and a non-square grid is refused."""
+    images differ, the transpose group gives the pairs and their transposes, and a non-square
+    grid or an unknown group is refused."""
     import numpy as np
 
     from neuralhss.solvers import poisson
     from neuralhss.train.loop import InMemory
-    from neuralhss.train.methods import d4_images
+    from neuralhss.train.methods import square_images
 
     f = np.random.default_rng(0).standard_normal((2, 1, 9, 9))
     u = poisson.solve(f, dim=2)
-    aug = d4_images(InMemory(torch.from_numpy(f), torch.from_numpy(u)))
+    mem = InMemory(torch.from_numpy(f), torch.from_numpy(u))
+    aug = square_images(mem)
     assert aug.x.shape == (16, 1, 9, 9)
     np.testing.assert_allclose(poisson.solve(aug.x.numpy(), dim=2), aug.y.numpy(), atol=1e-12)
     assert len({tuple(np.round(x.numpy().ravel(), 12)) for x in aug.x[::2]}) == 8
+    tr = square_images(mem, "transpose")
+    assert tr.x.shape == (4, 1, 9, 9) and torch.equal(tr.x[:2], mem.x)
+    assert torch.equal(tr.x[2:], mem.x.transpose(-1, -2))
+    np.testing.assert_allclose(poisson.solve(tr.x.numpy(), dim=2), tr.y.numpy(), atol=1e-12)
     with pytest.raises(ValueError, match="square grid"):
-        d4_images(InMemory(torch.zeros(1, 1, 4, 5), torch.zeros(1, 1, 4, 5)))
+        square_images(InMemory(torch.zeros(1, 1, 4, 5), torch.zeros(1, 1, 4, 5)))
+    with pytest.raises(ValueError, match="group="):
+        square_images(mem, "c4")
 
 
 def test_periodic_shifts_are_pairs_of_the_periodic_operator(poisson):

@@ -273,15 +273,22 @@ def data_model_args(model_name: str, dataset) -> dict[str, Any]:
                                      else {})}
 
 
-def d4_images(mem: InMemory) -> InMemory:
-    """The samples ``(x, y)`` of shape ``(n, C, s, s)`` and their images under the seven other
-    symmetries of the square (three rotations by 90°, four reflections), inputs and outputs
-    transformed alike: ``(8 n, C, s, s)``. Scalar fields only (a vector field's components
-    would also have to rotate)."""
+def square_images(mem: InMemory, group: str = "d4") -> InMemory:
+    """The samples ``(x, y)`` of shape ``(n, C, s, s)`` and their images under a group of the
+    square's symmetries, inputs and outputs transformed alike, identity first. ``group="d4"``:
+    all eight (rotations by 90° and reflections), ``(8 n, C, s, s)``; ``"transpose"``: the
+    identity and the exchange of the two grid axes, ``(2 n, C, s, s)``, for an operator that
+    commutes with swapping x and y but not with reflections (an isotropic PDE on a grid that
+    is not mirror-symmetric, e.g. sampled from the boundary at one end and not the other).
+    Scalar fields only (a vector field's components would also have to move)."""
     x, y = mem.x, mem.y
     if x.ndim != 4 or x.shape[-1] != x.shape[-2]:
-        raise ValueError(f"augment='d4' needs 2-D fields on a square grid; got inputs of shape "
-                         f"{tuple(x.shape[1:])}")
+        raise ValueError(f"augment={group!r} needs 2-D fields on a square grid; got inputs of "
+                         f"shape {tuple(x.shape[1:])}")
+    if group == "transpose":
+        return InMemory(torch.cat([x, x.mT]), torch.cat([y, y.mT]))
+    if group != "d4":
+        raise ValueError(f"group={group!r}; use 'd4' or 'transpose'")
     xs, ys = [], []
     for flip in (False, True):
         fx, fy = (x.flip(-1), y.flip(-1)) if flip else (x, y)
@@ -310,7 +317,7 @@ class PeriodicShifts(InMemory):
 
 
 #: Training-set augmentations of :func:`fit_method`.
-AUGMENTATIONS = (None, "d4", "shifts", "d4+shifts")
+AUGMENTATIONS = (None, "d4", "transpose", "shifts", "d4+shifts")
 
 
 class Float64Channel(nn.Module):
@@ -359,9 +366,11 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
     fitted linear path fixed during the gradient steps, so that they only add the nonlinear
     correction. ``augment="d4"`` trains the gradient-trained methods on the training samples
     and their images under the eight symmetries of the square (rotations by 90° and
-    reflections, :func:`d4_images`), with the same number of steps; valid only for scalar fields
-    on a square grid whose operator commutes with those symmetries (Poisson or Darcy with one
-    boundary condition on all sides and a symmetric source). ``augment="shifts"`` rolls every
+    reflections, :func:`square_images`), with the same number of steps; valid only for scalar
+    fields on a square grid whose operator commutes with those symmetries (Poisson or Darcy
+    with one boundary condition on all sides and a symmetric source). ``augment="transpose"``:
+    the samples and their transposes only (x and y exchanged), for an isotropic operator on a
+    grid that is not mirror-symmetric. ``augment="shifts"`` rolls every
     training pair by a random offset per axis each time it is drawn (:class:`PeriodicShifts`);
     valid for a translation-invariant operator on periodic data (Gray–Scott; not Navier–Stokes
     with a fixed forcing that is not an input). ``"d4+shifts"``: both, for operators that
@@ -428,7 +437,8 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
                     # until trained)
                     extra["linear_test_rel_l2"] = evaluate(model, tmem, train.normalizer,
                                                            device=dev)["test_rel_l2"]
-        data = d4_images(mem) if augment in ("d4", "d4+shifts") else mem
+        data = (square_images(mem, augment.split("+")[0])
+                if augment in ("d4", "transpose", "d4+shifts") else mem)
         if augment in ("shifts", "d4+shifts"):
             data = PeriodicShifts(data, seed)
         bs = min(len(data), 8)
