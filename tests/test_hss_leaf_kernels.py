@@ -45,6 +45,7 @@ def test_kernels_decline_what_they_do_not_serve():
     assert not K.applies(torch.randn(3, K.MAX_BATCH + 1, 4), A)  # bmm's GEMMs pay off
     assert not K.applies(x.half(), A.half())
     assert not K.applies(x.double(), A)
+    assert not K.applies(torch.randn(3, 0, 4), A)  # the kernels read a batch's first row
 
 
 def test_wide_batches_use_bmm_with_the_same_result():

@@ -249,6 +249,8 @@ def test_bad_input_raises():
         op(torch.randn(1, 2, 8, 16))
     with pytest.raises(ValueError, match="dtype"):
         op(torch.randn(1, 2, 8, 8, dtype=torch.float64))
+    with pytest.raises(ValueError, match="empty"):
+        op(torch.randn(0, 2, 8, 8))
 
 
 def test_the_01_argument_order_is_deprecated_and_builds_the_same_operator():

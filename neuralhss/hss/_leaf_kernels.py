@@ -108,11 +108,11 @@ _PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
 def applies(x: torch.Tensor, A: torch.Tensor) -> bool:
-    """Whether the kernels serve ``x`` and ``A`` (CPU, float32/64, batch <= MAX_BATCH)."""
+    """Whether the kernels serve ``x`` and ``A`` (CPU, float32/64, 1 <= batch <= MAX_BATCH)."""
     # Plain tensors only: a subclass (or a wrapper of torch.func) must see its own ops.
     return (type(x) in _PLAIN and type(A) in _PLAIN
             and x.device.type == "cpu" and A.device.type == "cpu" and x.dtype == A.dtype
-            and A.dtype in (torch.float32, torch.float64) and x.shape[1] <= MAX_BATCH
+            and A.dtype in (torch.float32, torch.float64) and 1 <= x.shape[1] <= MAX_BATCH
             and not torch.compiler.is_compiling())
 
 

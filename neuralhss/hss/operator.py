@@ -443,6 +443,8 @@ class HSSOperator(nn.Module):
                 f"*{self.grid_shape}) — add a batch/channel axis (x[None], x[:, None]) or "
                 "build the operator for this grid"
             )
+        if x.shape[0] == 0:
+            raise ValueError("input batch is empty (shape[0] == 0); pass at least one sample")
         if x.shape[1] != self.in_channels:
             raise ValueError(
                 f"input has {x.shape[1]} channels but the operator has in_channels="
