@@ -2,10 +2,10 @@
 
 With ``share="none"`` every leaf has its own dense block, so a forward+backward pass is three
 sweeps over the leaf blocks (``y = x A^T``, ``gx = gy A``, ``gA = gy^T x``) that do two flops per
-number read: memory-bound. ``torch.bmm`` runs each leaf as a tiny GEMM with a GEMM's fixed
-cost, about 1.6–3x slower than one streaming pass for a batch of one or two
-(``benchmarks/bench_hss_vs_fno.py``). These kernels stream each leaf block once, leaf-parallel
-over numba's threads (as many as torch's), and write into preallocated outputs.
+number read: memory-bound. ``torch.bmm`` runs each leaf as a tiny GEMM and pays a GEMM's
+fixed cost per leaf; these kernels stream each leaf block once, leaf-parallel over numba's
+threads (as many as torch's), and write into preallocated outputs (what that gains:
+``benchmarks/bench_hss_vs_fno.py``, candidate ``hss_none_bmm``).
 
 Shapes: ``x`` ``(G, B, k)``, ``A`` ``(G, n, k)`` or ``(G, k, n)``; all C-contiguous, one float
 dtype. Every leaf is independent, so results do not depend on the thread count.
