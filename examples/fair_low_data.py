@@ -84,28 +84,16 @@ EXTERNAL: dict[str, tuple[tuple[str, ...], int]] = {
 }
 DEFAULT_N_TEST = 100
 
-# Hyperparameter grids: the learning rates (two, or three on the problems of WIDE_LRS) times one
+# Hyperparameter grids: four configurations per model, the learning rate times one
 # model-specific knob. The FNO family: AdamW weight decay 1e-4 (neuraloperator's usual value)
 # or 1e-3 (stronger regularisation for few samples). neural_h2 (no weight decay): the degree of
 # its hidden blocks' far field (the default 0, box averages, or 2). UNO keeps a two-point grid
 # (the learning rate, weight decay 1e-4): it costs 2-3x the others per step and never came
-# close on any problem, so its grid was not widened (one configuration per learning rate).
+# close on any problem, so its grid was not widened.
 LRS = (1e-3, 3e-3)
-# Problems whose learning rates run to 1e-2 for every model: on neuraloperator's Darcy set (with
-# the transposes) most models chose the largest learning rate of (1e-3, 3e-3) at every n, the edge
-# of the grid, and neural_h2 still underfitted 256 samples (train 0.092, test 0.106), so every
-# grid there grows by a third learning rate, the same for all models.
-WIDE_LRS = {"neuralop_darcy_16": (1e-3, 3e-3, 1e-2)}
-
-
-def _grids(lrs: tuple[float, ...]) -> dict[str, list[dict]]:
-    fno = [{"lr": lr, "weight_decay": wd} for wd in (1e-4, 1e-3) for lr in lrs]
-    return {"fno": fno,
-            "neural_h2": [{"lr": lr, **extra} for extra in ({}, {"model_args": {"degree": 2}})
-                          for lr in lrs],
-            "uno": fno[:len(lrs)]}
-
-
+FNO_GRID = [{"lr": lr, "weight_decay": wd} for wd in (1e-4, 1e-3) for lr in LRS]
+H2_GRID = [{"lr": lr, **extra} for extra in ({}, {"model_args": {"degree": 2}}) for lr in LRS]
+UNO_GRID = FNO_GRID[:2]
 GRADIENT = ("neural_h2", "fno", "tfno", "uno")
 CLOSED = ("h2_linear", "affine_least_squares")
 
@@ -130,10 +118,15 @@ SYMMETRIES = {"maxwell_32": "d4", "neuralop_darcy_16": "transpose"}
 
 def grid_of(method: str, problem: str) -> list[dict]:
     """The configurations tried for ``method`` on ``problem`` (module comments above)."""
-    if method not in GRADIENT:
+    if method == "neural_h2":
+        grid = H2_GRID
+    elif method == "uno":
+        grid = UNO_GRID
+    elif method in GRADIENT:
+        grid = FNO_GRID
+    else:
         return [{}]  # closed-form fits: nothing to tune
-    grids = _grids(WIDE_LRS.get(problem, LRS))
-    return _with_symmetries(grids.get(method, grids["fno"]), problem)
+    return _with_symmetries(grid, problem)
 
 
 def _with_symmetries(grid: list[dict], problem: str) -> list[dict]:
