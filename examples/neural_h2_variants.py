@@ -33,6 +33,9 @@ def main() -> None:
     ap.add_argument("--n-max", type=int, default=None,
                     help="largest n of the fair sweep on this problem (the validation samples "
                          "follow it); default --n-train")
+    ap.add_argument("--n-val", type=int, default=32,
+                    help="validation samples (after the first --n-max); use the fair sweep's value "
+                         "(100 on neuralop_darcy_16) so that the rows compare with its grid's")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--variant", nargs=2, action="append", metavar=("NAME", "CONFIG_JSON"),
                     required=True)
@@ -49,14 +52,14 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, config in args.variant:
         for seed in args.seeds:
-            job = {"steps": args.steps, "n_val": 32, "n_test": fair.n_test_of(args.problem, None),
+            job = {"steps": args.steps, "n_val": args.n_val, "n_test": fair.n_test_of(args.problem, None),
                    "n_max": args.n_max or args.n_train, "device": "cpu",
                    "problem": args.problem, "method": args.method, "seed": seed,
                    "n_train": args.n_train, "config": json.loads(config),
                    "data": str(fair.data_path(Path(args.data_dir), args.problem))}
             r = fair.run_one(job)
             row = {"variant": name, "problem": args.problem, "method": args.method,
-                   "n_train": args.n_train, "n_max": job["n_max"], "seed": seed,
+                   "n_train": args.n_train, "n_max": job["n_max"], "n_val": args.n_val, "seed": seed,
                    **{k: r.get(k) for k in ("config", "steps", "train_rel_l2", "val_rel_l2",
                                             "test_rel_l2", "n_params", "seconds_per_step",
                                             "train_seconds")}}
