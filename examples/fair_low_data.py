@@ -146,6 +146,19 @@ def n_test_of(problem: str, n_test: int | None) -> int:
     return EXTERNAL[problem][1] if problem in EXTERNAL else DEFAULT_N_TEST
 
 
+def check_sizes(problem: str, n_train: list[int], n_max: int, n_val: int,
+                n_test: int | None) -> None:
+    """Exit with a one-line message unless ``problem``'s file holds the training sizes, the
+    validation samples after the first ``n_max`` and the test samples."""
+    if n_val < 1:
+        raise SystemExit(f"--n-val {n_val}: the configurations are chosen on at least one "
+                         "validation sample")
+    need = max(n_max + n_val, *n_train) + n_test_of(problem, n_test)
+    if PROBLEMS[problem][2] < need:
+        raise SystemExit(f"{problem} holds {PROBLEMS[problem][2]} samples, fewer than the {need} "
+                         "that --n-train, --n-val and --n-test need")
+
+
 def make_data(data_dir: Path, problems: list[str], workers: int,
               external_dir: Path | None = None) -> None:
     from neuralhss.datasets import convert, generate
@@ -413,10 +426,7 @@ def main() -> None:
         raise SystemExit(f"unknown problems or models {sorted(unknown)}; problems: "
                          f"{list(PROBLEMS)}, models: {[*GRADIENT, *CLOSED]}")
     for key in args.problems:
-        need = max(args.n_max + args.n_val, *args.n_train) + n_test_of(key, args.n_test)
-        if PROBLEMS[key][2] < need:
-            raise SystemExit(f"{key} holds {PROBLEMS[key][2]} samples, fewer than the {need} "
-                             "that --n-train, --n-val and --n-test need")
+        check_sizes(key, args.n_train, args.n_max, args.n_val, args.n_test)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     res = out / "results.jsonl"

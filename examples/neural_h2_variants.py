@@ -46,6 +46,8 @@ def main() -> None:
     ap.add_argument("--data-dir", default="data")
     ap.add_argument("--out", default="examples/results/neural_h2_variants")
     args = ap.parse_args()
+    n_max = args.n_max or args.n_train
+    fair.check_sizes(args.problem, [args.n_train], n_max, args.n_val, None)
     torch.set_num_threads(1)
     fair.make_data(Path(args.data_dir), [args.problem], workers=1)
     out = Path(args.out)
@@ -53,7 +55,7 @@ def main() -> None:
     for name, config in args.variant:
         for seed in args.seeds:
             job = {"steps": args.steps, "n_val": args.n_val, "n_test": fair.n_test_of(args.problem, None),
-                   "n_max": args.n_max or args.n_train, "device": "cpu",
+                   "n_max": n_max, "device": "cpu",
                    "problem": args.problem, "method": args.method, "seed": seed,
                    "n_train": args.n_train, "config": json.loads(config),
                    "data": str(fair.data_path(Path(args.data_dir), args.problem))}
