@@ -4,9 +4,10 @@ The fair protocol (``examples/fair_low_data.py``) chooses every model's configur
 validation error of its seed-0 runs. When a grid is extended for every model alike with
 ``examples/neural_h2_variants.py`` (e.g. the symmetry images, ``grid_d4``, or twice the hidden
 channels, ``grid_d4_wide``), this script makes the same choice over the fair grid's rows and the
-named variants' seed-0 rows, and reports the chosen configuration's test error (mean ± population std, as the fair tables) over every seed
-that ran it (rows of any variant name with the same configuration, size and problem), with its
-training and validation error, parameters and seconds per step. Nothing is trained.
+named variants' seed-0 rows, and reports the chosen configuration's test error (mean ±
+population std, as the fair tables) over every seed that ran it (rows of any variant name with
+the same configuration, size and problem), with its training and validation error, parameters
+and seconds per step. Nothing is trained.
 
 Run, e.g.::
 
