@@ -64,6 +64,11 @@ def main() -> None:
     res = Path(args.results)
     rows = fair.load(res / "fair_low_data" / "results.jsonl")
     rows += fair.load(res / "neural_h2_variants" / f"{args.problem}.jsonl")
+    missing = sorted({*args.variants} - {r.get("variant") for r in rows
+                                         if r["n_train"] == args.n_train})
+    if missing:
+        raise SystemExit(f"no rows of variants {missing} for {args.problem} at n = {args.n_train} "
+                         f"in {res / 'neural_h2_variants'}; check the names (--variants)")
     for method in args.models:
         best = choose(rows, args.problem, method, args.n_train, args.variants)
         if best is None:
