@@ -17,6 +17,12 @@ Run, e.g.::
 prints one line per model; ``--n-other 64 200`` adds the chosen configuration's rows at other
 sizes (which reuse the choice made at ``--n-train``, as the fair protocol does above its
 validation samples).
+
+``python examples/variant_choice.py --summary`` prints one markdown table over every problem,
+each under its current grid (``CURRENT``: the fair grid plus the extensions run for every
+model), at every size with rows: a model's configuration is chosen at a size when its whole
+extended grid ran there, and otherwise the choice made at ``--n-train`` is reused (marked †);
+the best model per row is in bold, with the ratio of ``neural_h2``'s error to FNO's.
 """
 
 from __future__ import annotations
@@ -51,9 +57,95 @@ def seeds_of(rows: list[dict], problem: str, method: str, n: int, config: dict) 
             (problem, method, n) and _key(r["config"]) == _key(config)}
 
 
+# The rows behind each problem's current table: the fair grid's plus these variants' (the
+# extended grids, every model's extended alike, and the chosen configurations' other seeds and
+# sizes; docs/neural_h2.md gives each extension and its command). Probes that extended one
+# model's grid alone (e.g. Helmholtz's wider neural_h2) are left out.
+CURRENT: dict[str, list[str]] = {
+    "poisson_32": [],
+    "darcy_32": ["grid_d4", "chosen_d4", "grid_d4_wide", "chosen_d4_wide", "probe_w32_d4"],
+    "helmholtz_32": ["d4", "grid_d4", "chosen_d4"],
+    "maxwell_32": ["grid_d4_wide", "chosen_d4_wide"],
+    "navier_stokes_32": [],
+    "gray_scott_32": [],
+    "neuralop_darcy_16": ["grid_transpose_wide", "chosen_transpose_wide",
+                          "chosen_n256_transpose_wide"],
+}
+SUMMARY_MODELS = ("neural_h2", "fno", "tfno", "uno", "h2_linear", "affine_least_squares")
+
+
+def _candidates(rows: list[dict], problem: str, method: str, n: int, variants: list[str]) -> set:
+    grid = {_key(c) for c in fair.grid_of(method, problem)}
+    return {_key(r["config"]) for r in rows
+            if (r["problem"], r["method"], r["n_train"], r["seed"]) == (problem, method, n, 0)
+            and r.get("val_rel_l2") is not None
+            and (r.get("variant") in variants or ("variant" not in r and _key(r["config"]) in grid))}
+
+
+def standing(rows: list[dict], problem: str, method: str, n_train: int, n: int,
+             variants: list[str], reuse: int) -> tuple[dict | None, dict[int, dict], bool]:
+    """The configuration ``method`` is judged by at ``n``, its rows by seed, and whether it was
+    chosen at ``n`` itself: there when every configuration tried at ``n_train`` also has a
+    seed-0 validation row at ``n`` (the fair protocol's per-size choice), else the choice made
+    at size ``reuse`` is taken (as the fair protocol does above ``n_max``)."""
+    own = _candidates(rows, problem, method, n, variants) >= _candidates(
+        rows, problem, method, n_train, variants)
+    best = choose(rows, problem, method, n if own else reuse, variants)
+    if best is None:
+        return None, {}, False
+    return best, seeds_of(rows, problem, method, n, best["config"]), own
+
+
+def _mean(runs: dict[int, dict]) -> tuple[float, float]:
+    test = [r["test_rel_l2"] for r in runs.values()]
+    return statistics.mean(test), statistics.pstdev(test) if len(test) > 1 else float("nan")
+
+
+def summary(rows: list[dict], problems: list[str], n_train: int) -> None:
+    """Markdown: every problem's test error per model and size under its ``CURRENT`` grid."""
+    head = ["problem", "n", *SUMMARY_MODELS, "`neural_h2` / FNO"]
+    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+    params: dict[str, dict[str, int]] = {}
+    for problem in problems:
+        variants = CURRENT[problem]
+        sizes = sorted({r["n_train"] for r in rows if r["problem"] == problem} | {n_train})
+        reuse = dict.fromkeys(SUMMARY_MODELS, n_train)
+        for n in sizes:
+            cells, means = [], {}
+            for method in SUMMARY_MODELS:
+                best, runs, own = standing(rows, problem, method, n_train, n, variants,
+                                           reuse[method])
+                if own and n >= n_train:
+                    reuse[method] = n
+                mean, std = _mean(runs) if runs else (float("nan"), float("nan"))
+                if not runs or mean != mean:
+                    cells.append("—")
+                    continue
+                means[method] = mean
+                if n == n_train:
+                    params.setdefault(problem, {})[method] = runs[min(runs)]["n_params"]
+                cell = f"{mean:.3f}" + (f" ± {std:.3f}" if std == std else "")
+                cells.append(cell + ("" if own else "†"))
+            low = min(means.values(), default=None)
+            cells = [f"**{c}**" if m in means and means[m] == low else c
+                     for m, c in zip(SUMMARY_MODELS, cells, strict=True)]
+            ratio = (f"{means['neural_h2'] / means['fno']:.2f}"
+                     if {"neural_h2", "fno"} <= means.keys() else "—")
+            print(f"| {problem} | {n} | " + " | ".join(cells) + f" | {ratio} |")
+    print(f"\n† the configuration chosen at n = {n_train} (or at the largest size above it with "
+          "its own choice), reused at this size.\n")
+    print("| parameters | " + " | ".join(SUMMARY_MODELS) + " |\n|" + "---|" * (len(SUMMARY_MODELS) + 1))
+    for problem, count in params.items():
+        print(f"| {problem} | " + " | ".join(f"{count[m]:,}" if m in count else "—"
+                                            for m in SUMMARY_MODELS) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--problem", required=True, choices=list(fair.PROBLEMS))
+    ap.add_argument("--problem", choices=list(fair.PROBLEMS))
+    ap.add_argument("--summary", nargs="*", metavar="PROBLEM",
+                    help="print one markdown table over these problems (default: all in CURRENT), "
+                         "each under its current grid")
     ap.add_argument("--n-train", type=int, default=16)
     ap.add_argument("--variants", nargs="*", default=[],
                     help="variant names whose seed-0 rows join the fair grid's")
@@ -63,6 +155,18 @@ def main() -> None:
     args = ap.parse_args()
     res = Path(args.results)
     rows = fair.load(res / "fair_low_data" / "results.jsonl")
+    if args.summary is not None:
+        problems = args.summary or list(CURRENT)
+        unknown = sorted(set(problems) - set(CURRENT))
+        if unknown:
+            raise SystemExit(f"--summary {unknown}: no current grid for these; use some of {list(CURRENT)}")
+        for problem in problems:
+            rows += [r for r in fair.load(res / "neural_h2_variants" / f"{problem}.jsonl")
+                     if r.get("variant") in CURRENT[problem]]
+        summary(rows, problems, args.n_train)
+        return
+    if args.problem is None:
+        raise SystemExit("give --problem (one problem's choices) or --summary (the table)")
     rows += fair.load(res / "neural_h2_variants" / f"{args.problem}.jsonl")
     missing = sorted({*args.variants} - {r.get("variant") for r in rows
                                          if r["n_train"] == args.n_train})
