@@ -63,7 +63,8 @@ def seeds_of(rows: list[dict], problem: str, method: str, n: int, config: dict) 
 # model's grid alone (e.g. Helmholtz's wider neural_h2) are left out.
 CURRENT: dict[str, list[str]] = {
     "poisson_32": [],
-    "darcy_32": ["grid_d4", "chosen_d4", "grid_d4_wide", "chosen_d4_wide", "probe_w32_d4"],
+    "darcy_32": ["d4", "grid_d4", "chosen_d4", "grid_d4_wide", "chosen_d4_wide",
+                 "probe_w32_d4"],
     "helmholtz_32": ["d4", "grid_d4", "chosen_d4"],
     "maxwell_32": ["grid_d4_wide", "chosen_d4_wide"],
     "navier_stokes_32": [],
