@@ -22,7 +22,8 @@ validation samples).
 each under its current grid (``CURRENT``: the fair grid plus the extensions run for every
 model), at every size with rows: a model's configuration is chosen at a size when its whole
 extended grid ran there, and otherwise the choice made at ``--n-train`` is reused (marked †);
-the best model per row is in bold, with the ratio of ``neural_h2``'s error to FNO's.
+the best model per row is in bold, with the ratio of ``neural_h2``'s error to FNO's;
+``--plot PNG`` draws it as test error against n, one panel per problem.
 """
 
 from __future__ import annotations
@@ -102,43 +103,96 @@ def _mean(runs: dict[int, dict]) -> tuple[float, float]:
     return statistics.mean(test), statistics.pstdev(test) if len(test) > 1 else float("nan")
 
 
-def summary(rows: list[dict], problems: list[str], n_train: int) -> None:
-    """Markdown: every problem's test error per model and size under its ``CURRENT`` grid."""
-    head = ["problem", "n", *SUMMARY_MODELS, "`neural_h2` / FNO"]
-    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
-    params: dict[str, dict[str, int]] = {}
+def records(rows: list[dict], problems: list[str], n_train: int) -> list[dict]:
+    """One record per problem, size and model with rows under its ``CURRENT`` grid: the mean and
+    population std of the test error over seeds, whether the configuration was chosen at that
+    size (:func:`standing`) and its parameter count."""
+    out = []
     for problem in problems:
-        variants = CURRENT[problem]
         sizes = sorted({r["n_train"] for r in rows if r["problem"] == problem} | {n_train})
         reuse = dict.fromkeys(SUMMARY_MODELS, n_train)
         for n in sizes:
-            cells, means = [], {}
             for method in SUMMARY_MODELS:
-                best, runs, own = standing(rows, problem, method, n_train, n, variants,
-                                           reuse[method])
+                _, runs, own = standing(rows, problem, method, n_train, n, CURRENT[problem],
+                                        reuse[method])
                 if own and n >= n_train:
                     reuse[method] = n
-                mean, std = _mean(runs) if runs else (float("nan"), float("nan"))
-                if not runs or mean != mean:
-                    cells.append("—")
-                    continue
-                means[method] = mean
-                if n == n_train:
-                    params.setdefault(problem, {})[method] = runs[min(runs)]["n_params"]
-                cell = f"{mean:.3f}" + (f" ± {std:.3f}" if std == std else "")
-                cells.append(cell + ("" if own else "†"))
-            low = min(means.values(), default=None)
-            cells = [f"**{c}**" if m in means and means[m] == low else c
-                     for m, c in zip(SUMMARY_MODELS, cells, strict=True)]
-            ratio = (f"{means['neural_h2'] / means['fno']:.2f}"
-                     if {"neural_h2", "fno"} <= means.keys() else "—")
-            print(f"| {problem} | {n} | " + " | ".join(cells) + f" | {ratio} |")
-    print(f"\n† the configuration chosen at n = {n_train} (or at the largest size above it with "
-          "its own choice), reused at this size.\n")
-    print("| parameters | " + " | ".join(SUMMARY_MODELS) + " |\n|" + "---|" * (len(SUMMARY_MODELS) + 1))
-    for problem, count in params.items():
-        print(f"| {problem} | " + " | ".join(f"{count[m]:,}" if m in count else "—"
-                                            for m in SUMMARY_MODELS) + " |")
+                if runs and (mean_std := _mean(runs))[0] == mean_std[0]:  # NaN: no fit there
+                    out.append({"problem": problem, "n": n, "method": method, "mean": mean_std[0],
+                                "std": mean_std[1], "own": own,
+                                "n_params": runs[min(runs)]["n_params"]})
+    return out
+
+
+def markdown(recs: list[dict], n_train: int) -> str:
+    """The records as two markdown tables: test errors (best per row in bold, † where the
+    choice at ``n_train`` was reused) and parameters at ``n_train``."""
+    head = ["problem", "n", *SUMMARY_MODELS, "`neural_h2` / FNO"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for problem, n in dict.fromkeys((r["problem"], r["n"]) for r in recs):
+        at = {r["method"]: r for r in recs if (r["problem"], r["n"]) == (problem, n)}
+        low = min(r["mean"] for r in at.values())
+        cells = []
+        for method in SUMMARY_MODELS:
+            r = at.get(method)
+            if r is None:
+                cells.append("—")
+                continue
+            cell = f"{r['mean']:.3f}" + (f" ± {r['std']:.3f}" if r["std"] == r["std"] else "")
+            cell += "" if r["own"] else "†"
+            cells.append(f"**{cell}**" if r["mean"] == low else cell)
+        ratio = (f"{at['neural_h2']['mean'] / at['fno']['mean']:.2f}"
+                 if {"neural_h2", "fno"} <= at.keys() else "—")
+        lines.append(f"| {problem} | {n} | " + " | ".join(cells) + f" | {ratio} |")
+    lines += ["", f"† the configuration chosen at n = {n_train} (or at the largest size above it "
+              "with its own choice), reused at this size.", "",
+              "| parameters | " + " | ".join(SUMMARY_MODELS) + " |",
+              "|" + "---|" * (len(SUMMARY_MODELS) + 1)]
+    for problem in dict.fromkeys(r["problem"] for r in recs):
+        count = {r["method"]: r["n_params"] for r in recs
+                 if (r["problem"], r["n"]) == (problem, n_train)}
+        lines.append(f"| {problem} | " + " | ".join(f"{count[m]:,}" if m in count else "—"
+                                                    for m in SUMMARY_MODELS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(recs: list[dict], png: Path) -> None:
+    """Test error against n, one panel per problem, one line per model (error bars: the std
+    over seeds where there are several; hollow markers: the reused choice, †)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    problems = list(dict.fromkeys(r["problem"] for r in recs))
+    ncols = min(4, len(problems))
+    nrows = -(-len(problems) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.5 * nrows), squeeze=False)
+    for ax in axes.flat[len(problems):]:
+        ax.set_visible(False)
+    colors = dict(zip(SUMMARY_MODELS, plt.rcParams["axes.prop_cycle"].by_key()["color"],
+                      strict=False))
+    for ax, problem in zip(axes.flat, problems, strict=False):
+        for method in SUMMARY_MODELS:
+            rs = [r for r in recs if (r["problem"], r["method"]) == (problem, method)]
+            if not rs:
+                continue
+            n = [r["n"] for r in rs]
+            ax.plot(n, [r["mean"] for r in rs], color=colors[method], label=method)
+            for r in rs:
+                ax.errorbar(r["n"], r["mean"], yerr=r["std"] if r["std"] == r["std"] else None,
+                            marker="o", color=colors[method], capsize=3,
+                            markerfacecolor=colors[method] if r["own"] else "white")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("training samples n")
+        ax.set_ylabel("relative L2 test error")
+        ax.set_title(problem)
+        ax.grid(True, which="both", alpha=0.3)
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(png, dpi=90)
+    plt.close(fig)
 
 
 def main() -> None:
@@ -147,6 +201,7 @@ def main() -> None:
     ap.add_argument("--summary", nargs="*", metavar="PROBLEM",
                     help="print one markdown table over these problems (default: all in CURRENT), "
                          "each under its current grid")
+    ap.add_argument("--plot", metavar="PNG", help="with --summary: also draw the table (error vs n)")
     ap.add_argument("--n-train", type=int, default=16)
     ap.add_argument("--variants", nargs="*", default=[],
                     help="variant names whose seed-0 rows join the fair grid's")
@@ -164,7 +219,11 @@ def main() -> None:
         for problem in problems:
             rows += [r for r in fair.load(res / "neural_h2_variants" / f"{problem}.jsonl")
                      if r.get("variant") in CURRENT[problem]]
-        summary(rows, problems, args.n_train)
+        recs = records(rows, problems, args.n_train)
+        print(markdown(recs, args.n_train), end="")
+        if args.plot:
+            plot(recs, Path(args.plot))
+            print(f"\nwrote {args.plot}")
         return
     if args.problem is None:
         raise SystemExit("give --problem (one problem's choices) or --summary (the table)")
