@@ -349,6 +349,16 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def style_error_axes(ax, title: str) -> None:
+    """Log-log axes of relative L2 test error against the number of training samples."""
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("training samples n")
+    ax.set_ylabel("relative L2 test error")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+
+
 def plot(rows: list[dict], png: Path) -> None:
     import matplotlib
 
@@ -370,12 +380,7 @@ def plot(rows: list[dict], png: Path) -> None:
                         key=lambda r: r["n_train"])
             ax.errorbar([r["n_train"] for r in rs], [r["test_mean"] for r in rs],
                         yerr=[r["test_std"] for r in rs], marker="o", capsize=3, label=method)
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("training samples n")
-        ax.set_ylabel("relative L2 test error")
-        ax.set_title(problem)
-        ax.grid(True, which="both", alpha=0.3)
+        style_error_axes(ax, problem)
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(png, dpi=100)

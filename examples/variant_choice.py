@@ -185,12 +185,7 @@ def plot(recs: list[dict], png: Path) -> None:
                 ax.errorbar(r["n"], r["mean"], yerr=r["std"] if r["std"] == r["std"] else None,
                             marker="o", color=colors[method], capsize=3,
                             markerfacecolor=colors[method] if r["own"] else "white")
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("training samples n")
-        ax.set_ylabel("relative L2 test error")
-        ax.set_title(problem)
-        ax.grid(True, which="both", alpha=0.3)
+        fair.style_error_axes(ax, problem)
     axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(png, dpi=90)
