@@ -42,13 +42,19 @@ def _key(config: dict) -> str:
     return json.dumps(config, sort_keys=True)
 
 
-def choose(rows: list[dict], problem: str, method: str, n: int, variants: list[str]) -> dict | None:
-    """The seed-0 row with the lowest validation error among ``method``'s fair-grid rows and its
-    rows of the named ``variants`` at ``n`` (None if there are none)."""
+def grid_rows(rows: list[dict], problem: str, method: str, n: int,
+              variants: list[str]) -> list[dict]:
+    """``method``'s seed-0 rows at ``n`` with a validation error: its fair-grid rows and its rows
+    of the named ``variants``."""
     grid = {_key(c) for c in fair.grid_of(method, problem)}
-    runs = [r for r in rows if (r["problem"], r["method"], r["n_train"], r["seed"]) ==
+    return [r for r in rows if (r["problem"], r["method"], r["n_train"], r["seed"]) ==
             (problem, method, n, 0) and r.get("val_rel_l2") is not None
             and (r.get("variant") in variants or ("variant" not in r and _key(r["config"]) in grid))]
+
+
+def choose(rows: list[dict], problem: str, method: str, n: int, variants: list[str]) -> dict | None:
+    """The row of :func:`grid_rows` with the lowest validation error (None if there are none)."""
+    runs = grid_rows(rows, problem, method, n, variants)
     return min(runs, key=lambda r: r["val_rel_l2"]) if runs else None
 
 
@@ -76,22 +82,15 @@ CURRENT: dict[str, list[str]] = {
 SUMMARY_MODELS = ("neural_h2", "fno", "tfno", "uno", "h2_linear", "affine_least_squares")
 
 
-def _candidates(rows: list[dict], problem: str, method: str, n: int, variants: list[str]) -> set:
-    grid = {_key(c) for c in fair.grid_of(method, problem)}
-    return {_key(r["config"]) for r in rows
-            if (r["problem"], r["method"], r["n_train"], r["seed"]) == (problem, method, n, 0)
-            and r.get("val_rel_l2") is not None
-            and (r.get("variant") in variants or ("variant" not in r and _key(r["config"]) in grid))}
-
-
 def standing(rows: list[dict], problem: str, method: str, n_train: int, n: int,
              variants: list[str], reuse: int) -> tuple[dict | None, dict[int, dict], bool]:
     """The configuration ``method`` is judged by at ``n``, its rows by seed, and whether it was
     chosen at ``n`` itself: there when every configuration tried at ``n_train`` also has a
     seed-0 validation row at ``n`` (the fair protocol's per-size choice), else the choice made
     at size ``reuse`` is taken (as the fair protocol does above ``n_max``)."""
-    own = _candidates(rows, problem, method, n, variants) >= _candidates(
-        rows, problem, method, n_train, variants)
+    at_n, at_train = ({_key(r["config"]) for r in grid_rows(rows, problem, method, size, variants)}
+                      for size in (n, n_train))
+    own = at_n >= at_train
     best = choose(rows, problem, method, n if own else reuse, variants)
     if best is None:
         return None, {}, False
