@@ -16,6 +16,11 @@ Protocol, per problem and training-set size n:
   (``SYMMETRIES``) each configuration also with the training pairs' symmetry images
   (``augment``), which doubles every grid; the configuration with the lowest
   validation error is kept, and re-run with further seeds (``--seeds-at``);
+* a configuration is keyword arguments of ``fit_method``, plus ``"start_on_validation":
+  true``, which makes ``neural_h2``'s convex start decide on the validation samples (keep or
+  drop, linear or affine, degree, L-BFGS iteration count) instead of on half its training
+  pairs: a hyperparameter choice like the others, so those samples must not be training
+  samples (n <= ``--n-max``);
 * the closed-form fits (``h2_linear``, ``affine_least_squares``) have nothing to tune;
 * sizes above ``--n-max`` (e.g. all 1000 training samples of an external set, which leave
   none to validate on) run only the configuration chosen at the largest size within it;
@@ -205,6 +210,14 @@ def run_one(job: dict) -> dict:
     train, val, test = _datasets(Path(job["data"]), job["problem"], job["n_train"], job["n_val"],
                                  job["n_test"], job["n_max"])
     cfg = dict(job["config"])
+    if cfg.pop("start_on_validation", False):
+        # the convex start's decisions made on the validation split (a hyperparameter choice
+        # like the learning rate's), which must then hold no training samples
+        if job["n_train"] > job["n_max"]:
+            raise SystemExit(f"start_on_validation needs n_train <= n_max ({job['n_max']}): the "
+                             f"validation samples follow the first n_max, so at n = "
+                             f"{job['n_train']} they are training samples")
+        cfg["validation"] = val
     model, m = fit_method(job["method"], train, test, steps=job["steps"], seed=job["seed"],
                           device=job["device"], **cfg)
     where = next(iter(model.state_dict().values())).device

@@ -64,7 +64,9 @@ def main() -> None:
                    "n_train": args.n_train, "n_max": job["n_max"], "n_val": args.n_val, "seed": seed,
                    **{k: r.get(k) for k in ("config", "steps", "train_rel_l2", "val_rel_l2",
                                             "test_rel_l2", "n_params", "seconds_per_step",
-                                            "train_seconds")}}
+                                            "train_seconds")},
+                   # what the convex start decided, where the model has one
+                   **{k: r[k] for k in ("linear_start", "linear_test_rel_l2") if k in r}}
             print(json.dumps(row), flush=True)
             with open(out / f"{args.problem}.jsonl", "a") as fh:
                 fh.write(json.dumps(row) + "\n")

@@ -127,6 +127,38 @@ def test_affine_start_is_centred_on_the_training_means(poisson):
         assert model.linear is None
 
 
+def test_linear_start_is_decided_on_a_validation_split(poisson, tmp_path):
+    """With a validation set the probes are fitted on all training pairs and scored on it: the
+    recorded error is the fitted path's error there, and the chosen iteration count is used
+    as it is (not scaled from half the pairs)."""
+    from torch.utils.data import Subset
+
+    from neuralhss.train.loop import evaluate
+
+    train, test = poisson
+    pool = PDEDataset(train.path, "train", n=16, n_test=8, normalize=train.normalizer)
+    val = Subset(pool, range(8, 16))
+    model, m = fit_method("h2_linear", train, test, lbfgs_iter=30, validation=val)
+    start = m["linear_start"]
+    assert start["scored_on"] == "validation" and start["fit_iterations"] == start["iterations"]
+    on_val = evaluate(model, to_memory(val), train.normalizer)["test_rel_l2"]
+    assert on_val == pytest.approx(start["validation_rel_l2"], rel=1e-3)
+    # the training mean is scored on the same samples
+    mem, vmem = to_memory(train), to_memory(val)
+    mean = mem.y.double().mean(0).flatten()
+    expected = ((mean - vmem.y.double().flatten(1)).norm(dim=1) / vmem.y.double().flatten(1).norm(dim=1))
+    assert start["validation_rel_l2_mean"] == pytest.approx(float(expected.mean()), rel=1e-6)
+    # one training sample is enough to decide the linear start on a validation set
+    one = PDEDataset(train.path, "train", n=1, n_test=8, normalize=train.normalizer)
+    _, m1 = fit_method("neural_h2", one, test, steps=1, lbfgs_iter=10, validation=val)
+    assert m1["linear_start"]["validation_rel_l2"] is not None
+    # samples of another grid are refused before anything is fitted
+    generate("poisson", tmp_path / "q.h5", n_samples=4, params={"resolution": 8}, progress=False)
+    other = PDEDataset(tmp_path / "q.h5", "train", n=2, n_test=2, normalize="scale")
+    with pytest.raises(ValueError, match="validation samples"):
+        fit_method("h2_linear", train, test, lbfgs_iter=5, validation=other)
+
+
 @pytest.mark.parametrize("grid", [(32, 32), (16, 16, 16)])
 def test_fit_method_builds_the_registry_defaults(grid):
     """One default per model: the examples (fit_method) and the CLI (default_config) agree."""

@@ -115,24 +115,36 @@ LINEAR_DEGREES: dict[int, tuple[int, ...]] = {1: (1, 2, 3), 2: (1, 2, 3)}
 HSS_POLY_ITER = 300
 
 
-def _probe_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lbfgs_iter: int,
-                 center: bool) -> tuple[float, int]:
-    """Validation error of the linear path fitted on the first half of ``(x, y)`` and scored on
-    the other half, with its iteration count chosen there by early stopping (at most
-    ``lbfgs_iter``): ``(error, iterations)``."""
+def _split(x: torch.Tensor, y: torch.Tensor, validation: tuple[torch.Tensor, torch.Tensor] | None
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The pairs a start probe fits and those it is scored on: all training pairs and the
+    validation pairs where those are given, else the two halves of the training pairs."""
+    if validation is not None:
+        return x, y, *validation
     half = len(x) // 2
-    probe = model.double()
-    fit = probe.fit_linear_path(x[:half].double(), y[:half].double(), max_iter=lbfgs_iter,
-                                center=center, validation=(x[half:], y[half:]))
+    return x[:half], y[:half], x[half:], y[half:]
+
+
+def _probe_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lbfgs_iter: int,
+                 center: bool, validation: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 ) -> tuple[float, int]:
+    """Error of the linear path fitted and scored on the pairs of :func:`_split`, with its
+    iteration count chosen on the scored pairs by early stopping (at most ``lbfgs_iter``):
+    ``(error, iterations)``."""
+    xf, yf, xv, yv = _split(x, y, validation)
+    fit = model.double().fit_linear_path(xf.double(), yf.double(), max_iter=lbfgs_iter,
+                                         center=center, validation=(xv, yv))
     return fit.validation, fit.iterations
 
 
-def _mean_error(y: torch.Tensor) -> float:
-    """Validation error of the mean of the first half of ``y`` as the prediction for the rest."""
-    half = len(y) // 2
-    y = y.double()
-    mean = y[:half].mean(0, keepdim=True).expand_as(y[half:])
-    return float(relative_l2(mean, y[half:], y.ndim - 2).mean())
+def _mean_error(y: torch.Tensor, validation: tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> float:
+    """Error of the mean of the fitted outputs of :func:`_split` as the prediction for the
+    scored ones."""
+    _, yf, _, yv = _split(y, y, validation)
+    yf, yv = yf.double(), yv.double()
+    mean = yf.mean(0, keepdim=True).expand_as(yv)
+    return float(relative_l2(mean, yv, yv.ndim - 2).mean())
 
 
 def _linear_probe(model: nn.Module, config: dict[str, Any] | None, degree: int) -> nn.Module:
@@ -146,7 +158,8 @@ def _linear_probe(model: nn.Module, config: dict[str, Any] | None, degree: int) 
 
 def _choose_linear_start(model: nn.Module, mem, dev: torch.device, lbfgs_iter: int,
                          rule: str, degrees: Sequence[int] | None = None,
-                         config: dict[str, Any] | None = None) -> dict[str, Any]:
+                         config: dict[str, Any] | None = None, validation=None,
+                         ) -> dict[str, Any]:
     """Decide whether (and how) ``neural_h2`` starts from the convex fit of its linear path.
 
     ``rule``: ``"never"``; ``"always"`` (linear, or affine where that validates better);
@@ -154,32 +167,39 @@ def _choose_linear_start(model: nn.Module, mem, dev: torch.device, lbfgs_iter: i
     have, on the other half, relative error below ``LINEAR_START_MAX_RATIO`` times that of the
     first half's mean output; ``"affine"``: the same for the affine path ``y = y0 + A (x - x0)``
     about the pointwise means (from four samples). Each probe's L-BFGS iteration count (at most
-    ``lbfgs_iter``) is chosen on the held-out half by early stopping. ``degrees``: Legendre
+    ``lbfgs_iter``) is chosen on the held-out half by early stopping. ``validation``
+    (``InMemory``, pairs that are not training pairs): fit the probes on all training samples
+    and score them, and the training mean, on these instead of the held-out half (the affine
+    probe then needs two training samples). ``degrees``: Legendre
     degrees of the linear path to probe (with ``config``, the model's configuration, to build
     them; default: the model's own); the probe with the lowest held-out error decides. Returns
     ``{"fitted", "centered", "linear_degree", "validation_rel_l2", "iterations",
-    "validation_rel_l2_mean", "validation_rel_l2_by_degree", ...}``.
+    "validation_rel_l2_mean", "validation_rel_l2_by_degree", "scored_on", ...}``.
     """
     if rule not in LINEAR_FIT_RULES:
         raise ValueError(f"linear_fit={rule!r}; use one of {LINEAR_FIT_RULES}")
     own = model.linear.degree
-    if rule == "never" or len(mem) < 2:
+    if rule == "never" or (len(mem) < 2 and validation is None):
         return {"fitted": rule != "never", "centered": False, "linear_degree": own,
                 "validation_rel_l2": None}
     if degrees is not None and any(d != own for d in degrees) and config is None:
         raise ValueError("probing other linear degrees needs the model's config to build them")
     x, y = mem.x.to(dev), mem.y.to(dev)
+    held = None if validation is None else (validation.x.to(dev), validation.y.to(dev))
     centers = ([False] if rule != "affine" else []) + (
-        [True] if rule in ("affine", "always") and len(mem) >= 4 else [])
-    if not centers:  # affine with fewer than four samples: nothing to validate it on
+        [True] if rule in ("affine", "always") and len(mem) >= (4 if held is None else 2)
+        else [])
+    if not centers:  # affine with too few samples: nothing to centre or validate it on
         return {"fitted": False, "centered": True, "linear_degree": own, "validation_rel_l2": None}
-    probes = {(d, c): _probe_error(_linear_probe(model, config, d), x, y, lbfgs_iter, center=c)
+    probes = {(d, c): _probe_error(_linear_probe(model, config, d), x, y, lbfgs_iter, center=c,
+                                   validation=held)
               for d in (degrees or (own,)) for c in centers}
     degree, center = min(probes, key=lambda k: probes[k][0])
     error, iterations = probes[degree, center]
-    mean = _mean_error(y)
+    mean = _mean_error(y, held)
     fitted = rule == "always" or error < LINEAR_START_MAX_RATIO * mean
     return {"fitted": fitted, "centered": center, "linear_degree": degree,
+            "scored_on": "held-out half" if held is None else "validation",
             "validation_rel_l2": error, "iterations": iterations,
             "validation_rel_l2_mean": mean,
             "validation_rel_l2_linear": probes.get((degree, False), (None,))[0],
@@ -190,7 +210,7 @@ def _choose_linear_start(model: nn.Module, mem, dev: torch.device, lbfgs_iter: i
 
 def start_neural_h2(model: nn.Module, config: dict[str, Any], mem, device: torch.device,
                     lbfgs_iter: int = H2_FIT_MAX_ITER, rule: str = "auto", freeze: bool = True,
-                    seed: int = 0, degrees: Sequence[int] | None = None,
+                    seed: int = 0, degrees: Sequence[int] | None = None, validation=None,
                     ) -> tuple[nn.Module, dict[str, Any] | None]:
     """Give a freshly built ``neural_h2`` model its convex start before gradient training.
 
@@ -211,11 +231,15 @@ def start_neural_h2(model: nn.Module, config: dict[str, Any], mem, device: torch
     held out and the whole budget is used. ``degrees``: the Legendre degrees of the linear path
     to choose among on the same held-out half (e.g. ``LINEAR_DEGREES[2]``; default: the model's
     own); a chosen degree other than the model's rebuilds it (with ``seed``, so its other
-    layers start as they did) and is written to ``config["linear_degree"]``.
+    layers start as they did) and is written to ``config["linear_degree"]``. ``validation``
+    (``InMemory``): pairs that are not training pairs, on which every decision above (keep,
+    linear or affine, degree, iteration count) is made instead of on the held-out half; the
+    probes are then fitted on all ``n`` training pairs, so the count is used unscaled.
     """
     if getattr(model, "linear_in", 1) is not None or model.linear is None:
         return model, None
-    start = _choose_linear_start(model, mem, device, lbfgs_iter, rule, degrees, config)
+    start = _choose_linear_start(model, mem, device, lbfgs_iter, rule, degrees, config,
+                                 validation)
     if not start["fitted"] and (start["validation_rel_l2"] is not None or rule == "affine"):
         # The linear map does not generalise (e.g. coefficient -> solution): no linear path.
         config["linear_path"] = False
@@ -230,7 +254,7 @@ def start_neural_h2(model: nn.Module, config: dict[str, Any], mem, device: torch
         iterations = start.get("iterations")
         if iterations is None:  # one sample: nothing was held out, the whole budget
             iterations = lbfgs_iter
-        else:  # validated on half the pairs; the best count grows with the samples
+        elif validation is None:  # validated on half the pairs; the best count grows with them
             iterations = min(lbfgs_iter, iterations * len(mem) // (len(mem) // 2))
         start["fit_iterations"] = iterations
         model.fit_linear_path(mem.x.to(device), mem.y.to(device), max_iter=iterations,
@@ -336,7 +360,7 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
                leaf_size: int | None = None, progress: bool = False,
                model_args: dict[str, Any] | None = None, device: str = "auto",
                linear_fit: str = "auto", freeze_linear: bool = True,
-               weight_decay: float = 0.0, augment: str | None = None,
+               weight_decay: float = 0.0, augment: str | None = None, validation=None,
                ) -> tuple[nn.Module, dict[str, Any]]:
     """Fit method ``name`` on ``train`` and evaluate it on ``test`` (both ``PDEDataset``).
 
@@ -364,9 +388,14 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
     model without it generalises better: choose it on a validation split). ``h2_linear`` uses
     whichever of linear and affine validates better. ``freeze_linear`` (default) keeps a
     fitted linear path fixed during the gradient steps, so that they only add the nonlinear
-    correction. ``augment="d4"`` trains the gradient-trained methods on the training samples
-    and their images under the eight symmetries of the square (rotations by 90° and
-    reflections, :func:`square_images`), with the same number of steps; valid only for scalar
+    correction. ``validation`` (a dataset like ``train``, disjoint from it and from ``test``):
+    where given, the convex start of ``neural_h2`` and ``h2_linear`` (keep or drop, linear or
+    affine, Legendre degree, L-BFGS iteration count) is decided on it, with the probes fitted
+    on all training pairs, instead of on the held-out half of the training pairs (two pairs at
+    n = 4); the gradient steps never see it. ``augment="d4"`` trains the gradient-trained
+    methods on the training samples and their images under the eight symmetries of the square
+    (rotations by 90° and reflections, :func:`square_images`), with the same number of steps;
+    valid only for scalar
     fields on a square grid whose operator commutes with those symmetries (Poisson or Darcy
     with one boundary condition on all sides and a symmetric source). ``augment="transpose"``:
     the samples and their transposes only (x and y exchanged), for an isotropic operator on a
@@ -387,6 +416,11 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
         raise ValueError(f"augment={augment!r} needs periodic data (every axis periodic); the "
                          f"training set's boundary conditions are {tuple(train.meta.grid.bc)}")
     mem, tmem = to_memory(train), to_memory(test)
+    vmem = None if validation is None else to_memory(validation)
+    if vmem is not None and (vmem.x.shape[1:] != mem.x.shape[1:] or vmem.y.shape[1:] != mem.y.shape[1:]):
+        raise ValueError(f"validation samples {tuple(vmem.x.shape[1:])} -> {tuple(vmem.y.shape[1:])} "
+                         f"differ from the training samples' {tuple(mem.x.shape[1:])} -> "
+                         f"{tuple(mem.y.shape[1:])}; split both from one dataset")
     grid = tuple(train.grid_shape)
     t0 = time.perf_counter()
     extra: dict[str, Any] = {}
@@ -404,7 +438,8 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
         model = build("neural_h2", **config)
         model, start = start_neural_h2(model.double().to(dev), config, mem, dev,
                                        lbfgs_iter or H2_FIT_MAX_ITER, "always",
-                                       degrees=linear_degrees(grid, model_args))
+                                       degrees=linear_degrees(grid, model_args),
+                                       validation=vmem)
         extra["linear_start"] = start
         model = Float64Channel(model)
         n_params = count_parameters(model.op.linear, trainable_only=False)
@@ -429,7 +464,8 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
         if model_name == "neural_h2":
             model, start = start_neural_h2(model, cfg, mem, dev, lbfgs_iter or H2_FIT_MAX_ITER,
                                            linear_fit, freeze_linear, seed,
-                                           degrees=linear_degrees(grid, model_args))
+                                           degrees=linear_degrees(grid, model_args),
+                                           validation=vmem)
             if start is not None:
                 extra["linear_start"] = start
                 if start["fitted"]:
