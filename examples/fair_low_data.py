@@ -20,7 +20,8 @@ Protocol, per problem and training-set size n:
   true``, which makes ``neural_h2``'s convex start decide on the validation samples (keep or
   drop, linear or affine, degree, L-BFGS iteration count) instead of on half its training
   pairs: a hyperparameter choice like the others, so those samples must not be training
-  samples (n <= ``--n-max``);
+  samples (n <= ``--n-max``); ``"offset": "mean"`` (any gradient-trained model) adds the
+  training outputs' mean field to the model's output, so that it learns the departure from it;
 * the closed-form fits (``h2_linear``, ``affine_least_squares``) have nothing to tune;
 * sizes above ``--n-max`` (e.g. all 1000 training samples of an external set, which leave
   none to validate on) run only the configuration chosen at the largest size within it;

@@ -119,13 +119,15 @@ def records(rows: list[dict], problems: list[str], n_train: int) -> list[dict]:
                 if runs and (mean_std := _mean(runs))[0] == mean_std[0]:  # NaN: no fit there
                     out.append({"problem": problem, "n": n, "method": method, "mean": mean_std[0],
                                 "std": mean_std[1], "own": own,
-                                "n_params": runs[min(runs)]["n_params"]})
+                                "n_params": runs[min(runs)]["n_params"],
+                                "steps": max(r.get("steps") or 0 for r in runs.values())})
     return out
 
 
-def markdown(recs: list[dict], n_train: int) -> str:
+def markdown(recs: list[dict], n_train: int, steps: int = 2000) -> str:
     """The records as two markdown tables: test errors (best per row in bold, † where the
-    choice at ``n_train`` was reused) and parameters at ``n_train``."""
+    choice at ``n_train`` was reused, ‡ where the rows ran more than ``steps``, the fair
+    protocol's budget) and parameters at ``n_train``."""
     head = ["problem", "n", *SUMMARY_MODELS, "`neural_h2` / FNO"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for problem, n in dict.fromkeys((r["problem"], r["n"]) for r in recs):
@@ -140,13 +142,18 @@ def markdown(recs: list[dict], n_train: int) -> str:
                 cells.append("—")
                 continue
             cell = f"{r['mean']:.3f}" + (f" ± {r['std']:.3f}" if r["std"] == r["std"] else "")
-            cell += "" if r["own"] else "†"
+            cell += ("" if r["own"] else "†") + ("‡" if r["steps"] > steps else "")
             cells.append(f"**{cell}**" if r["mean"] == low else cell)
         ratio = (f"{at['neural_h2']['mean'] / at['fno']['mean']:.2f}"
                  if {"neural_h2", "fno"} <= at.keys() else "—")
         lines.append(f"| {problem} | {n} | " + " | ".join(cells) + f" | {ratio} |")
     lines += ["", f"† the configuration chosen at n = {n_train} (or at the largest size above it "
-              "with its own choice), reused at this size.", "",
+              "with its own choice), reused at this size."]
+    longer = sorted({r["steps"] for r in recs if r["steps"] > steps})
+    if longer:
+        lines += ["", f"‡ a longer budget for every gradient-trained model of the row: "
+                  f"{' or '.join(f'{k:,}' for k in longer)} steps instead of {steps:,}."]
+    lines += ["",
               "| parameters | " + " | ".join(SUMMARY_MODELS) + " |",
               "|" + "---|" * (len(SUMMARY_MODELS) + 1)]
     for problem in dict.fromkeys(r["problem"] for r in recs):

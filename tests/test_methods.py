@@ -159,6 +159,29 @@ def test_linear_start_is_decided_on_a_validation_split(poisson, tmp_path):
         fit_method("h2_linear", train, test, lbfgs_iter=5, validation=other)
 
 
+def test_mean_offset_adds_the_training_outputs_mean(poisson):
+    """offset="mean": the model is what it learns plus the training outputs' mean field, which
+    is symmetric under the square's symmetries when it is taken over the images."""
+    from neuralhss.train.methods import MeanOffset
+
+    train, test = poisson
+    mem = to_memory(train)
+    model, m = fit_method("fno", train, test, steps=2, offset="mean",
+                          model_args={"hidden_channels": 4, "n_modes": (4, 4)})
+    assert isinstance(model, MeanOffset) and m["n_params"] > 0
+    torch.testing.assert_close(model.mean, mem.y.mean(0))
+    x = mem.x[:2]
+    torch.testing.assert_close(model(x) - model.model(x), model.mean.expand(2, *model.mean.shape))
+    model, _ = fit_method("fno", train, test, steps=2, offset="mean", augment="d4",
+                          model_args={"hidden_channels": 4, "n_modes": (4, 4)})
+    torch.testing.assert_close(model.mean, model.mean.transpose(-1, -2))
+    torch.testing.assert_close(model.mean, model.mean.flip(-1))
+    with pytest.raises(ValueError, match="offset"):
+        fit_method("fno", train, test, steps=2, offset="median")
+    with pytest.raises(ValueError, match="closed-form"):
+        fit_method("affine_least_squares", train, test, offset="mean")
+
+
 @pytest.mark.parametrize("grid", [(32, 32), (16, 16, 16)])
 def test_fit_method_builds_the_registry_defaults(grid):
     """One default per model: the examples (fit_method) and the CLI (default_config) agree."""

@@ -355,13 +355,29 @@ class Float64Channel(nn.Module):
         return self.op(x.double()).to(x.dtype)
 
 
+class MeanOffset(nn.Module):
+    """``model(x) + mean``: a model that learns the departure of its outputs from a fixed field
+    ``mean`` (``(C, *grid)``, e.g. the mean of the training outputs)."""
+
+    def __init__(self, model: nn.Module, mean: torch.Tensor) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("mean", mean.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x) + self.mean
+
+
+OFFSETS = (None, "mean")
+
+
 def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: float = 1e-3,
                degree: int = 3, untie_top: int = 5, lbfgs_iter: int | None = None,
                leaf_size: int | None = None, progress: bool = False,
                model_args: dict[str, Any] | None = None, device: str = "auto",
                linear_fit: str = "auto", freeze_linear: bool = True,
                weight_decay: float = 0.0, augment: str | None = None, validation=None,
-               ) -> tuple[nn.Module, dict[str, Any]]:
+               offset: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Fit method ``name`` on ``train`` and evaluate it on ``test`` (both ``PDEDataset``).
 
     Gradient-trained methods take ``steps`` AdamW steps (batch ``min(n, 8)``, cosine schedule,
@@ -404,7 +420,10 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
     valid for a translation-invariant operator on periodic data (Gray–Scott; not Navier–Stokes
     with a fixed forcing that is not an input). ``"d4+shifts"``: both, for operators that
     commute with the square's symmetries and the grid's translations (Gray–Scott on a periodic
-    square, checked to 1e-13 on the solver). Returns ``(model, metrics)`` with
+    square, checked to 1e-13 on the solver). ``offset="mean"``: a gradient-trained model
+    predicts the pointwise mean of the training outputs (of their images under ``augment``;
+    under shifts its average over the grid) plus what it learns (:class:`MeanOffset`), the
+    affine start's degenerate case offered to every model. Returns ``(model, metrics)`` with
     ``test_rel_l2`` (data units), ``n_params`` (real scalars that were fitted) and
     ``train_seconds``.
     """
@@ -412,6 +431,11 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
         raise ValueError(f"unknown method {name!r}; available: {list(METHODS)}")
     if augment not in AUGMENTATIONS:
         raise ValueError(f"augment={augment!r}; use one of {AUGMENTATIONS}")
+    if offset not in OFFSETS:
+        raise ValueError(f"offset={offset!r}; use one of {OFFSETS}")
+    if offset is not None and name in CLOSED_FORM:
+        raise ValueError(f"offset={offset!r} is for gradient-trained methods; {name} is a closed-form "
+                         "fit (affine_least_squares and h2_linear centre themselves)")
     if augment in ("shifts", "d4+shifts") and _boundary_of(train) != "periodic":
         raise ValueError(f"augment={augment!r} needs periodic data (every axis periodic); the "
                          f"training set's boundary conditions are {tuple(train.meta.grid.bc)}")
@@ -475,6 +499,11 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
                                                            device=dev)["test_rel_l2"]
         data = (square_images(mem, augment.split("+")[0])
                 if augment in ("d4", "transpose", "d4+shifts") else mem)
+        if offset == "mean":
+            mean = data.y.mean(0)
+            if augment in ("shifts", "d4+shifts"):  # the mean over every translation
+                mean = mean.mean(tuple(range(1, mean.ndim)), keepdim=True).expand_as(mean)
+            model = MeanOffset(model, mean.to(dev))
         if augment in ("shifts", "d4+shifts"):
             data = PeriodicShifts(data, seed)
         bs = min(len(data), 8)
