@@ -39,6 +39,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from ..models import build, count_parameters, default_config
 from ..models.linear import fit_least_squares
@@ -158,7 +159,7 @@ def _linear_probe(model: nn.Module, config: dict[str, Any] | None, degree: int) 
 
 def _choose_linear_start(model: nn.Module, mem, dev: torch.device, lbfgs_iter: int,
                          rule: str, degrees: Sequence[int] | None = None,
-                         config: dict[str, Any] | None = None, validation=None,
+                         config: dict[str, Any] | None = None, validation: InMemory | None = None,
                          ) -> dict[str, Any]:
     """Decide whether (and how) ``neural_h2`` starts from the convex fit of its linear path.
 
@@ -210,7 +211,7 @@ def _choose_linear_start(model: nn.Module, mem, dev: torch.device, lbfgs_iter: i
 
 def start_neural_h2(model: nn.Module, config: dict[str, Any], mem, device: torch.device,
                     lbfgs_iter: int = H2_FIT_MAX_ITER, rule: str = "auto", freeze: bool = True,
-                    seed: int = 0, degrees: Sequence[int] | None = None, validation=None,
+                    seed: int = 0, degrees: Sequence[int] | None = None, validation: InMemory | None = None,
                     ) -> tuple[nn.Module, dict[str, Any] | None]:
     """Give a freshly built ``neural_h2`` model its convex start before gradient training.
 
@@ -376,8 +377,9 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
                leaf_size: int | None = None, progress: bool = False,
                model_args: dict[str, Any] | None = None, device: str = "auto",
                linear_fit: str = "auto", freeze_linear: bool = True,
-               weight_decay: float = 0.0, augment: str | None = None, validation=None,
-               offset: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
+               weight_decay: float = 0.0, augment: str | None = None,
+               validation: Dataset | None = None, offset: str | None = None,
+               ) -> tuple[nn.Module, dict[str, Any]]:
     """Fit method ``name`` on ``train`` and evaluate it on ``test`` (both ``PDEDataset``).
 
     Gradient-trained methods take ``steps`` AdamW steps (batch ``min(n, 8)``, cosine schedule,
