@@ -22,6 +22,8 @@ Protocol, per problem and training-set size n:
   pairs: a hyperparameter choice like the others, so those samples must not be training
   samples (n <= ``--n-max``); ``"offset": "mean"`` (any gradient-trained model) adds the
   training outputs' mean field to the model's output, so that it learns the departure from it;
+  ``"symmetrize": true`` (with ``augment``) averages the trained model's predictions over the
+  augmentation's group, and the row keeps the unaveraged model's errors too (``*_plain``);
 * the closed-form fits (``h2_linear``, ``affine_least_squares``) have nothing to tune;
 * sizes above ``--n-max`` (e.g. all 1000 training samples of an external set, which leave
   none to validate on) run only the configuration chosen at the largest size within it;
@@ -222,8 +224,12 @@ def run_one(job: dict) -> dict:
     model, m = fit_method(job["method"], train, test, steps=job["steps"], seed=job["seed"],
                           device=job["device"], **cfg)
     where = next(iter(model.state_dict().values())).device
-    m["val_rel_l2"] = (evaluate(model, to_memory(val), train.normalizer, device=where)["test_rel_l2"]
-                       if job["n_train"] <= job["n_max"] else None)  # else they are training data
+    scored = {"val_rel_l2": model}
+    if cfg.get("symmetrize"):  # the unaveraged model's as well, as fit_method reports
+        scored["val_rel_l2_plain"] = model.model
+    for key, net in scored.items():
+        m[key] = (evaluate(net, to_memory(val), train.normalizer, device=where)["test_rel_l2"]
+                  if job["n_train"] <= job["n_max"] else None)  # else they are training data
     if job["method"] not in CLOSED:
         m["seconds_per_step"] = m["train_seconds"] / job["steps"]
     keep = ("problem", "method", "n_train", "seed", "config", "steps", "n_max")

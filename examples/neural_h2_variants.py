@@ -66,7 +66,10 @@ def main() -> None:
                                             "test_rel_l2", "n_params", "seconds_per_step",
                                             "train_seconds")},
                    # what the convex start decided, where the model has one
-                   **{k: r[k] for k in ("linear_start", "linear_test_rel_l2") if k in r}}
+                   **{k: r[k] for k in ("linear_start", "linear_test_rel_l2") if k in r},
+                   # the model before its group average, where the config asks for one
+                   **{k: r[k] for k in ("train_rel_l2_plain", "val_rel_l2_plain",
+                                        "test_rel_l2_plain") if k in r}}
             print(json.dumps(row), flush=True)
             with open(out / f"{args.problem}.jsonl", "a") as fh:
                 fh.write(json.dumps(row) + "\n")

@@ -205,7 +205,7 @@ def test_square_images_are_the_square_symmetries():
 
     from neuralhss.solvers import poisson
     from neuralhss.train.loop import InMemory
-    from neuralhss.train.methods import square_images
+    from neuralhss.train.symmetry import square_images
 
     f = np.random.default_rng(0).standard_normal((2, 1, 9, 9))
     u = poisson.solve(f, dim=2)
@@ -232,7 +232,7 @@ def test_periodic_shifts_are_pairs_of_the_periodic_operator(poisson):
 
     from neuralhss.solvers import poisson as solver
     from neuralhss.train.loop import InMemory
-    from neuralhss.train.methods import PeriodicShifts
+    from neuralhss.train.symmetry import PeriodicShifts
 
     f = np.random.default_rng(1).standard_normal((2, 1, 8, 12))
     f -= f.mean(axis=(-2, -1), keepdims=True)
@@ -254,3 +254,27 @@ def test_periodic_shifts_are_pairs_of_the_periodic_operator(poisson):
             fit_method("fno", train, test, steps=1, augment=augment)
     with pytest.raises(ValueError, match="augment"):
         fit_method("fno", train, test, steps=1, augment="rotate")
+
+
+def test_symmetrize_returns_the_group_average_and_both_errors(poisson):
+    """fit_method(symmetrize=True) returns the trained model averaged over its augmentation's
+    group, whose test error is at most the unaveraged model's mean error over the test
+    samples' images; both are reported; without a group (or for a closed-form fit) it is
+    refused."""
+    from neuralhss.train.loop import InMemory, to_memory
+    from neuralhss.train.metrics import sample_errors
+    from neuralhss.train.symmetry import SymmetryAverage, square_images
+
+    train, test = poisson
+    model, m = fit_method("fno", train, test, steps=3, augment="d4", symmetrize=True)
+    assert isinstance(model, SymmetryAverage) and model.group == "d4"
+    assert {"train_rel_l2_plain", "test_rel_l2_plain"} <= set(m)
+    tmem = to_memory(test)
+    images = square_images(InMemory(tmem.x, tmem.y))
+    with torch.no_grad():
+        per_image = sample_errors(model.model(images.x), images.y, train.normalizer)
+    assert m["test_rel_l2"] <= float(per_image.reshape(8, -1).mean(0).mean()) + 1e-6
+    assert m["test_rel_l2"] != m["test_rel_l2_plain"]
+    for name, augment in (("fno", None), ("h2_linear", "d4")):
+        with pytest.raises(ValueError, match="symmetrize"):
+            fit_method(name, train, test, steps=1, augment=augment, symmetrize=True)
