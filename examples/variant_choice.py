@@ -71,7 +71,8 @@ def seeds_of(rows: list[dict], problem: str, method: str, n: int, config: dict) 
 CURRENT: dict[str, list[str]] = {
     "poisson_32": [],
     "darcy_32": ["d4", "grid_d4", "chosen_d4", "grid_d4_wide", "chosen_d4_wide",
-                 "probe_w32_d4", "long6000_d4", "long6000_d4_wide"],
+                 "probe_w32_d4", "long6000_d4", "long6000_d4_wide",
+                 "probe_long6000_d4", "probe_long6000_d4_wide"],
     "helmholtz_32": ["d4", "grid_d4", "chosen_d4"],
     "maxwell_32": ["grid_d4_wide", "chosen_d4_wide"],
     "navier_stokes_32": ["chosen"],
