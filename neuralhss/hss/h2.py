@@ -187,6 +187,28 @@ def _kernel_rfftn(w: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     return t
 
 
+def _symmetries(modes: list[tuple[int, ...]]) -> list[tuple[tuple[int, ...], tuple[bool, ...],
+                                                              torch.Tensor, torch.Tensor]]:
+    """Every symmetry of the square (cube) as ``(perm, flips, index, sign)``: the axes in
+    ``flips`` reflected, then the axes permuted (new axis ``k`` is old axis ``perm[k]``);
+    ``index[b]`` is the mode (degrees per axis, among ``modes``) that mode ``b`` comes from
+    and ``sign[b]`` its factor ``(-1)**(degrees along the reflected axes)``."""
+    d = len(modes[0])
+    where = {a: i for i, a in enumerate(modes)}
+    out = []
+    for perm in itertools.permutations(range(d)):
+        for flips in itertools.product((False, True), repeat=d):
+            index, sign = [], []
+            for a in modes:
+                src = [0] * d
+                for k in range(d):
+                    src[perm[k]] = a[k]
+                index.append(where[tuple(src)])
+                sign.append((-1) ** sum(m for m, f in zip(src, flips, strict=True) if f))
+            out.append((perm, flips, torch.tensor(index), torch.tensor(sign, dtype=torch.float64)))
+    return out
+
+
 def _mix(X: torch.Tensor, W: torch.Tensor, eq: str) -> torch.Tensor:
     # depthwise product when both mixing axes have size one (no einsum's permuting copies)
     if W.shape[1] == W.shape[2] == 1:
@@ -285,6 +307,13 @@ class H2Operator(nn.Module):
     init_scale : float, default 1.0
         Multiplies the random initialisation of the couplings and the near kernel
         (``0`` starts from the zero operator, as a convex fit does).
+    symmetric : bool, default False
+        Average the near kernel and the couplings over the symmetries of the square (cube):
+        reflections of each axis and permutations of the axes, 8 in 2-D and 48 in 3-D. The
+        operator then commutes with them exactly (for every boundary mode, which are all
+        mirror-symmetric), as the solution operator of an isotropic PDE with one boundary
+        condition on all sides does; it stays linear in its parameters, so :meth:`fit_linear`
+        remains a convex fit. Needs equal sides.
 
     Notes
     -----
@@ -301,11 +330,15 @@ class H2Operator(nn.Module):
     def __init__(self, grid_shape: Sequence[int], channels: int = 1, leaf_side: int = 4,
                  degree: int = 2, near_radius: int | None = None, boundary: str = "zeros",
                  share_levels: bool = True, init_scale: float = 1.0, blend: bool = True,
-                 expansion: str = "tensor", dtype: torch.dtype | None = None,
+                 expansion: str = "tensor", symmetric: bool = False,
+                 dtype: torch.dtype | None = None,
                  device: torch.device | str | None = None) -> None:
         super().__init__()
         self.grid_shape = tuple(int(n) for n in grid_shape)
         d = len(self.grid_shape)
+        self.symmetric = bool(symmetric)
+        if self.symmetric and len(set(self.grid_shape)) > 1:
+            raise ValueError(f"symmetric=True needs a square (cube) grid; got {self.grid_shape}")
         if not 1 <= d <= 3:
             raise ValueError(f"grid_shape {self.grid_shape}: H2Operator supports 1-D to 3-D grids")
         if boundary not in BOUNDARIES:
@@ -362,6 +395,9 @@ class H2Operator(nn.Module):
         offs = torch.stack(torch.meshgrid(*[torch.arange(-3, 4)] * d, indexing="ij")).reshape(d, -1)
         self.register_buffer("_far", torch.nonzero(offs.abs().amax(0) >= 2)[:, 0], persistent=False)
         self.coupling = nn.Parameter(torch.empty(n_kernels, C, r, r, len(self._far), **fk))
+        kept = [a for a in itertools.product(range(r1), repeat=d)
+                if expansion == "tensor" or sum(a) <= self.degree]
+        self._symmetries = _symmetries(kept) if self.symmetric else []
         self.gain = nn.Parameter(torch.ones(max(1, len(self.sides)), C, **fk)) if self.share_levels else None
         self.init_scale = float(init_scale)
         self.reset_parameters()
@@ -398,13 +434,35 @@ class H2Operator(nn.Module):
         c = self.coupling[0 if self.share_levels else j]
         if self.gain is not None:
             c = c * self.gain[j].view(C, 1, 1, 1)
-        return c.new_zeros(C, r, r, 7**d).index_copy(-1, self._far, c).reshape(C, r, r, *([7] * d))
+        kernel = c.new_zeros(C, r, r, 7**d).index_copy(-1, self._far, c).reshape(C, r, r, *([7] * d))
+        return self._symmetrize(kernel, modes=True)
+
+    def _symmetrize(self, w: torch.Tensor, modes: bool) -> torch.Tensor:
+        # the average over the square's (cube's) symmetries of a kernel (C, o, a, *offsets):
+        # a reflection of axis i reverses the offsets along i and multiplies a Legendre moment
+        # (and a local coefficient) of degree m along i by (-1)**m; a permutation of the axes
+        # permutes the offsets' axes and the degrees alike
+        if not self._symmetries:
+            return w
+        d = len(self.grid_shape)
+        total = None
+        for perm, flips, index, sign in self._symmetries:
+            t = w.flip([3 + i for i in range(d) if flips[i]]) if any(flips) else w
+            t = t.permute(0, 1, 2, *(3 + k for k in perm))
+            if modes:
+                sign = sign.to(w.dtype).to(w.device)
+                index = index.to(w.device)
+                t = t.index_select(1, index).index_select(2, index)
+                t = t * sign.view(1, -1, 1, *([1] * d)) * sign.view(1, 1, -1, *([1] * d))
+            total = t if total is None else total + t
+        return total / len(self._symmetries)
 
     def extra_repr(self) -> str:
         return (f"grid_shape={self.grid_shape}, channels={self.channels}, leaf_side={self.leaf_side}, "
                 f"degree={self.degree}, expansion={self.expansion!r}, near_radius={self.near_radius}, "
                 f"levels={self.n_levels}, "
-                f"boundary={self.boundary!r}, share_levels={self.share_levels}")
+                f"boundary={self.boundary!r}, share_levels={self.share_levels}"
+                + (", symmetric=True" if self.symmetric else ""))
 
     # ------------------------------------------------------------------ apply
     def _continue(self, t: torch.Tensor, pad: int) -> torch.Tensor:
@@ -461,8 +519,8 @@ class H2Operator(nn.Module):
         if x.ndim != len(self.grid_shape) + 2 or tuple(x.shape[1:]) != (self.channels, *self.grid_shape):
             raise ValueError(f"input shape {tuple(x.shape)}; expected (batch, {self.channels}, "
                              f"*{self.grid_shape})")
-        y = _convolve(self._continue(x, self.near_radius)[:, :, None],
-                      self.near[:, :, None])[:, :, 0]
+        near = self._symmetrize(self.near[:, :, None], modes=False)
+        y = _convolve(self._continue(x, self.near_radius)[:, :, None], near)[:, :, 0]
         for j in range(self.n_levels):
             loc = _convolve(self._padded_moments(x, j), self._kernel(j))
             y = y + self._evaluate(loc.flatten(1, 2), j)

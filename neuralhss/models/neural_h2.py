@@ -92,6 +92,13 @@ class NeuralH2(nn.Module):
         the local features, the shape of a variable-coefficient solution operator
         (``grad u ~ flux / a``). ``False`` gives the plain blocks of version 1 (checkpoints
         written then rebuild with them: :func:`~neuralhss.models.registry.from_spec`).
+    symmetric : bool, default False
+        Make every H² layer commute with the square's (cube's) symmetries
+        (:class:`~neuralhss.hss.h2.H2Operator`'s ``symmetric``); with the pointwise layers
+        around them the whole model then does, exactly, for scalar channels, as the solution
+        operator of an isotropic PDE with one boundary condition on all sides does (Poisson,
+        Darcy, Helmholtz with a centred source). Needs ``positional=False`` (the coordinates
+        single out a corner) and a square (cube) grid.
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1,
@@ -104,7 +111,7 @@ class NeuralH2(nn.Module):
                  blend: bool = True, hidden_blend: bool = True,
                  projection_channels: int | None = None, multiplicative: bool = True, *,
                  linear_leaf_side: int | None = None, expansion: str = "tensor",
-                 width: int | None = None) -> None:
+                 symmetric: bool = False, width: int | None = None) -> None:
         super().__init__()
         width = hidden_width(hidden_channels, width, "NeuralH2")
         if activation not in ACTIVATIONS:
@@ -120,6 +127,10 @@ class NeuralH2(nn.Module):
             raise ValueError(f"n_layers={n_layers!r} must be a non-negative integer")
         if not linear_path and n_layers == 0:
             raise ValueError("n_layers=0 without linear_path leaves no model; set one of them")
+        if symmetric and positional and n_layers:
+            raise ValueError("symmetric=True needs positional=False: the coordinate channels "
+                             "single out a corner of the grid, so no model using them commutes "
+                             "with its symmetries")
         self.grid_shape = tuple(int(n) for n in grid_shape)
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         d = len(self.grid_shape)
@@ -129,7 +140,7 @@ class NeuralH2(nn.Module):
                                   leaf_side if linear_leaf_side is None else linear_leaf_side,
                                   degree=linear_degree,
                                   boundary=boundary, share_levels=False, init_scale=0.0,
-                                  blend=blend, expansion=expansion)
+                                  blend=blend, expansion=expansion, symmetric=symmetric)
                        if linear_path else None)
         # Centres of the affine path, (channels, *grid); zero for a linear path.
         self.register_buffer("x_center", torch.zeros(self.in_channels, *self.grid_shape))
@@ -150,7 +161,7 @@ class NeuralH2(nn.Module):
                 blk = {"h2": H2Operator(self.grid_shape, width, leaf_side, degree=degree,
                                         boundary=hidden_boundary, init_scale=coupling_init,
                                         near_radius=hidden_near_radius, blend=hidden_blend,
-                                        expansion=expansion),
+                                        expansion=expansion, symmetric=symmetric),
                        "mix": Pointwise(width, width, bias=False),
                        "local": Pointwise(width, width)}
                 if self.multiplicative:
