@@ -121,17 +121,21 @@ def test_symmetric_neural_h2_commutes_with_the_cube_and_fits():
         y = model(x)
         for perm in itertools.permutations(range(3)):
             for flips in itertools.product((False, True), repeat=3):
-                def g(t):
+                def g(t, perm=perm, flips=flips):
                     t = t.flip([2 + i for i in range(3) if flips[i]])
                     return t.permute(0, 1, *(2 + k for k in perm))
                 torch.testing.assert_close(model(g(x)), g(y))
     with pytest.raises(ValueError, match="positional=False"):
-        NeuralH2(1, 1, (8, 8), leaf_side=2, symmetric=True)
-    with pytest.raises(ValueError, match="square"):
-        NeuralH2(1, 1, (8, 16), leaf_side=2, positional=False, symmetric=True)
+        NeuralH2(1, 1, (8, 8), leaf_side=2, linear_degree=1, symmetric=True)
+    for option in ("symmetric", "linear_symmetric"):
+        with pytest.raises(ValueError, match="square"):
+            NeuralH2(1, 1, (8, 16), leaf_side=2, linear_degree=1, positional=False, **{option: True})
+    # the linear path alone: symmetric, the hidden blocks not
+    model = NeuralH2(1, 1, (16, 16), hidden_channels=4, n_layers=1, linear_degree=2,
+                     linear_symmetric=True).double()
+    assert model.linear.symmetric and not model.blocks[0]["h2"].symmetric
     f = torch.from_numpy(np.random.default_rng(2).standard_normal((6, 1, 16, 16)))
     u = torch.from_numpy(poisson.solve(f.numpy(), dim=2))
-    lin = NeuralH2(1, 1, (16, 16), n_layers=0, linear_degree=2, symmetric=True).double()
-    lin.linear.fit_linear(f, u, max_iter=200)
+    model.linear.fit_linear(f, u, max_iter=200)
     with torch.no_grad():
-        assert float(relative_l2(lin(f), u, 2).mean()) < 0.2
+        assert float(relative_l2(model.linear_part(f), u, 2).mean()) < 0.2
