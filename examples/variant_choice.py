@@ -74,7 +74,7 @@ CURRENT: dict[str, list[str]] = {
                  "probe_w32_d4", "long6000_d4", "long6000_d4_wide",
                  "probe_long6000_d4", "probe_long6000_d4_wide"],
     "helmholtz_32": ["d4", "grid_d4", "chosen_d4"],
-    "maxwell_32": ["grid_d4_wide", "chosen_d4_wide"],
+    "maxwell_32": ["grid_d4_wide", "chosen_d4_wide", "long6000_d4", "long6000_d4_wide"],
     "navier_stokes_32": ["chosen"],
     "gray_scott_32": ["chosen"],
     "neuralop_darcy_16": ["grid_transpose_wide", "chosen_transpose_wide",
