@@ -375,8 +375,10 @@ class H2Operator(nn.Module):
             self.sides.append(s)
             s *= 2
         r1 = self.degree + 1
-        modes = [i for i, a in enumerate(itertools.product(range(r1), repeat=d))
-                 if expansion == "tensor" or sum(a) <= self.degree]
+        # (position among the tensor products, degrees per axis) of every kept product
+        kept = [(i, a) for i, a in enumerate(itertools.product(range(r1), repeat=d))
+                if expansion == "tensor" or sum(a) <= self.degree]
+        modes = [i for i, _ in kept]
         # positions of the kept products among the tensor ones (row-major over the axes' degrees)
         self.register_buffer("_modes", torch.tensor(modes, device=device), persistent=False)
         self.rank = len(modes)
@@ -395,9 +397,7 @@ class H2Operator(nn.Module):
         offs = torch.stack(torch.meshgrid(*[torch.arange(-3, 4)] * d, indexing="ij")).reshape(d, -1)
         self.register_buffer("_far", torch.nonzero(offs.abs().amax(0) >= 2)[:, 0], persistent=False)
         self.coupling = nn.Parameter(torch.empty(n_kernels, C, r, r, len(self._far), **fk))
-        kept = [a for a in itertools.product(range(r1), repeat=d)
-                if expansion == "tensor" or sum(a) <= self.degree]
-        self._symmetries = _symmetries(kept) if self.symmetric else []
+        self._symmetries = _symmetries([a for _, a in kept]) if self.symmetric else []
         self.gain = nn.Parameter(torch.ones(max(1, len(self.sides)), C, **fk)) if self.share_levels else None
         self.init_scale = float(init_scale)
         self.reset_parameters()
