@@ -158,6 +158,20 @@ def test_multiplicative_blocks_start_as_plain_blocks_and_learn_the_product():
         NeuralH2(**kw, multiplicative="no")
 
 
+def test_hidden_blocks_share_or_split_their_level_kernels():
+    """``hidden_share_levels=False`` gives each far-field level of a hidden block its own
+    coupling kernel (no gains); the default shares one; the linear path has its own per level."""
+    kw = {"grid_shape": (32, 32), "hidden_channels": 4, "n_layers": 1, "leaf_side": 4}
+    shared, split = NeuralH2(**kw), NeuralH2(**kw, hidden_share_levels=False)
+    a, b = shared.blocks[0]["h2"], split.blocks[0]["h2"]
+    levels = len(a.sides)
+    assert levels == 2 and a.share_levels and not b.share_levels
+    assert a.coupling.shape[0] == 1 and b.coupling.shape[0] == levels and b.gain is None
+    assert not shared.linear.share_levels
+    x = torch.randn(2, 1, 32, 32)
+    assert split(x).shape == (2, 1, 32, 32)
+
+
 def test_specs_written_before_a_default_changed_rebuild_the_model_they_saved():
     from neuralhss.models import from_spec
 

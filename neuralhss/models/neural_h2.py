@@ -104,6 +104,11 @@ class NeuralH2(nn.Module):
     linear_symmetric : bool, default False
         The same for the linear path alone (implied by ``symmetric``): a symmetric linear
         problem's Green's function loses nothing by it, and the fit has fewer free parameters.
+    hidden_share_levels : bool, default True
+        One far-field coupling kernel for every level of a hidden block, scaled per level
+        (:class:`~neuralhss.hss.h2.H2Operator`'s ``share_levels``), which suits scale-free
+        Green's functions; ``False`` gives each level its own kernel, for operators with a
+        length scale (waves: a wavelength). The linear path always has per-level kernels.
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1,
@@ -117,7 +122,7 @@ class NeuralH2(nn.Module):
                  projection_channels: int | None = None, multiplicative: bool = True, *,
                  linear_leaf_side: int | None = None, expansion: str = "tensor",
                  symmetric: bool = False, linear_symmetric: bool = False,
-                 width: int | None = None) -> None:
+                 hidden_share_levels: bool = True, width: int | None = None) -> None:
         super().__init__()
         width = hidden_width(hidden_channels, width, "NeuralH2")
         if activation not in ACTIVATIONS:
@@ -168,7 +173,8 @@ class NeuralH2(nn.Module):
                 blk = {"h2": H2Operator(self.grid_shape, width, leaf_side, degree=degree,
                                         boundary=hidden_boundary, init_scale=coupling_init,
                                         near_radius=hidden_near_radius, blend=hidden_blend,
-                                        expansion=expansion, symmetric=symmetric),
+                                        expansion=expansion, symmetric=symmetric,
+                                        share_levels=hidden_share_levels),
                        "mix": Pointwise(width, width, bias=False),
                        "local": Pointwise(width, width)}
                 if self.multiplicative:
