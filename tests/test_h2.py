@@ -170,6 +170,8 @@ def test_hidden_blocks_share_or_split_their_level_kernels():
     assert not shared.linear.share_levels
     x = torch.randn(2, 1, 32, 32)
     assert split(x).shape == (2, 1, 32, 32)
+    with pytest.raises(ValueError, match="hidden_share_levels='no' must be True or False"):
+        NeuralH2(**kw, hidden_share_levels="no")
 
 
 def test_specs_written_before_a_default_changed_rebuild_the_model_they_saved():

@@ -164,8 +164,10 @@ class NeuralH2(nn.Module):
                                  persistent=False)
         self.blocks = nn.ModuleList()
         self.project = None
-        if not isinstance(multiplicative, bool):
-            raise ValueError(f"multiplicative={multiplicative!r} must be True or False")
+        for name, flag in (("multiplicative", multiplicative),
+                           ("hidden_share_levels", hidden_share_levels)):
+            if not isinstance(flag, bool):
+                raise ValueError(f"{name}={flag!r} must be True or False")
         self.multiplicative = multiplicative
         if n_layers:
             self.lift = Pointwise(in_channels + (d if self.positional else 0), width)
