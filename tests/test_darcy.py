@@ -154,3 +154,21 @@ def test_operator_bad_input():
         darcy.operator(np.ones((2, 2, 2, 2)))
     with pytest.raises(ValueError, match="lengths must be positive"):
         darcy.operator(np.ones((3, 3)), lengths=(1.0, -1.0))
+
+
+def test_square_images_of_darcy_pairs_are_darcy_pairs():
+    """With a constant source on the unit square, the coefficient -> solution map commutes with
+    the square's eight symmetries, so each image of a training pair is another exact pair (what
+    the fair protocol's ``augment="d4"`` relies on for Darcy)."""
+    import torch
+
+    from neuralhss.train.loop import InMemory
+    from neuralhss.train.symmetry import square_images
+
+    a = np.stack([thresholded_field((12, 12), seed=s) for s in (0, 1)])[:, None]
+    u = np.stack([darcy.solve(ai[0], 1.0, rtol=1e-12) for ai in a])[:, None]
+    images = square_images(InMemory(torch.from_numpy(a), torch.from_numpy(u)))
+    solved = np.stack([darcy.solve(ai[0], 1.0, rtol=1e-12) for ai in images.x.numpy()])
+    np.testing.assert_allclose(solved, images.y.numpy()[:, 0], atol=1e-12 * np.abs(u).max())
+    # the coefficient is not itself symmetric, so the images are new pairs
+    assert len({ai.tobytes() for ai in images.x.numpy()}) == 16
