@@ -73,7 +73,10 @@ CURRENT: dict[str, list[str]] = {
     "darcy_32": ["d4", "grid_d4", "chosen_d4", "grid_d4_wide", "chosen_d4_wide",
                  "probe_w32_d4", "long6000_d4", "long6000_d4_wide",
                  "probe_long6000_d4", "probe_long6000_d4_wide"],
-    # 64²: the fair grid with the images on every configuration (no plain half, to halve the
+    # Poisson 64²: the fair grid as it is (Poisson 32²'s grids have no images either), and the
+    # closed-form fits
+    "poisson_64": ["grid", "chosen", "closed"],
+    # Darcy 64²: the fair grid with the images on every configuration (no plain half, to halve the
     # cost; every model chose the images on Darcy 32²), and the closed-form fits
     "darcy_64": ["grid_d4", "chosen_d4", "closed"],
     "helmholtz_32": ["d4", "grid_d4", "chosen_d4", "probe_offset_d4", "chosen_offset_d4",
