@@ -158,6 +158,24 @@ def test_multiplicative_blocks_start_as_plain_blocks_and_learn_the_product():
         NeuralH2(**kw, multiplicative="no")
 
 
+def test_born_blocks_start_as_plain_blocks_and_learn_the_pre_product():
+    """``born=True``: the operator acts on ``v + (R v) * (S v)``; ``S`` starts at zero."""
+    torch.manual_seed(3)
+    kw = {"grid_shape": (16, 16), "hidden_channels": 4, "n_layers": 2, "linear_path": False}
+    plain, born = NeuralH2(**kw), NeuralH2(**kw, born=True)
+    born.load_state_dict(plain.state_dict(), strict=False)
+    x = torch.randn(3, 1, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(born(x), plain(x), rtol=1e-6, atol=1e-7)
+    born(x).square().sum().backward()
+    assert float(born.blocks[0]["born_b"].weight.grad.abs().max()) > 0
+    with torch.no_grad():
+        born.blocks[0]["born_b"].weight.normal_()
+        assert not torch.allclose(born(x), plain(x))
+    with pytest.raises(ValueError, match="born=1 must be True or False"):
+        NeuralH2(**kw, born=1)
+
+
 def test_hidden_blocks_share_or_split_their_level_kernels():
     """``hidden_share_levels=False`` gives each far-field level of a hidden block its own
     coupling kernel (no gains); the default shares one; the linear path has its own per level."""

@@ -176,6 +176,13 @@ def test_mean_offset_adds_the_training_outputs_mean(poisson):
                           model_args={"hidden_channels": 4, "n_modes": (4, 4)})
     torch.testing.assert_close(model.mean, model.mean.transpose(-1, -2))
     torch.testing.assert_close(model.mean, model.mean.flip(-1))
+    # "mean_feature": the inner model also reads the mean as an extra input channel
+    for method in ("fno", "neural_h2"):
+        model, _ = fit_method(method, train, test, steps=2, offset="mean_feature",
+                              model_args={"hidden_channels": 4})
+        assert model.feature and model.model.in_channels == 2
+        inner = model.model(torch.cat([x, model.mean.expand(2, *model.mean.shape)], 1))
+        torch.testing.assert_close(model(x), inner + model.mean)
     with pytest.raises(ValueError, match="offset"):
         fit_method("fno", train, test, steps=2, offset="median")
     with pytest.raises(ValueError, match="closed-form"):

@@ -104,6 +104,12 @@ class NeuralH2(nn.Module):
     linear_symmetric : bool, default False
         The same for the linear path alone (implied by ``symmetric``): a symmetric linear
         problem's Green's function loses nothing by it, and the fit has fewer free parameters.
+    born : bool, default False
+        Give the operator of every block a product of local features as its argument,
+        ``H(v + (R v) * (S v))`` instead of ``H(v)`` (``S`` starts at zero): the shape of a
+        Born series, ``u_{k+1} = u_0 + G (q u_k)``, in which the Green's function acts on the
+        product of the contrast and the current field (scattering), where ``multiplicative``
+        multiplies after the operator.
     hidden_share_levels : bool, default True
         One far-field coupling kernel for every level of a hidden block, scaled per level
         (:class:`~neuralhss.hss.h2.H2Operator`'s ``share_levels``), which suits scale-free
@@ -122,7 +128,8 @@ class NeuralH2(nn.Module):
                  projection_channels: int | None = None, multiplicative: bool = True, *,
                  linear_leaf_side: int | None = None, expansion: str = "tensor",
                  symmetric: bool = False, linear_symmetric: bool = False,
-                 hidden_share_levels: bool = True, width: int | None = None) -> None:
+                 hidden_share_levels: bool = True, born: bool = False,
+                 width: int | None = None) -> None:
         super().__init__()
         width = hidden_width(hidden_channels, width, "NeuralH2")
         if activation not in ACTIVATIONS:
@@ -165,10 +172,11 @@ class NeuralH2(nn.Module):
         self.blocks = nn.ModuleList()
         self.project = None
         for name, flag in (("multiplicative", multiplicative),
-                           ("hidden_share_levels", hidden_share_levels)):
+                           ("hidden_share_levels", hidden_share_levels), ("born", born)):
             if not isinstance(flag, bool):
                 raise ValueError(f"{name}={flag!r} must be True or False")
         self.multiplicative = multiplicative
+        self.born = born
         if n_layers:
             self.lift = Pointwise(in_channels + (d if self.positional else 0), width)
             for _ in range(n_layers):
@@ -184,6 +192,11 @@ class NeuralH2(nn.Module):
                     blk["local_gate"] = Pointwise(width, width, bias=False)
                     with torch.no_grad():
                         blk["local_gate"].weight.zero_()
+                if self.born:
+                    blk["born_a"] = Pointwise(width, width, bias=False)
+                    blk["born_b"] = Pointwise(width, width, bias=False)
+                    with torch.no_grad():
+                        blk["born_b"].weight.zero_()
                 self.blocks.append(nn.ModuleDict(blk))
             hidden = projection_channels or 2 * width
             self.project = nn.Sequential(Pointwise(width, hidden), ACTIVATIONS[activation](),
@@ -214,7 +227,7 @@ class NeuralH2(nn.Module):
         v = self.lift(x)
         last = len(self.blocks) - 1
         for k, blk in enumerate(self.blocks):
-            h = blk["h2"](v)
+            h = blk["h2"](v + blk["born_a"](v) * blk["born_b"](v) if self.born else v)
             v_new = blk["mix"](h) + blk["local"](v)
             if self.multiplicative:
                 v_new = v_new + blk["far_gate"](h) * blk["local_gate"](v)

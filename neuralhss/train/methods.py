@@ -312,18 +312,29 @@ class Float64Channel(nn.Module):
 
 class MeanOffset(nn.Module):
     """``model(x) + mean``: a model that learns the departure of its outputs from a fixed field
-    ``mean`` (``(C, *grid)``, e.g. the mean of the training outputs)."""
+    ``mean`` (``(C, *grid)``, e.g. the mean of the training outputs).
 
-    def __init__(self, model: nn.Module, mean: torch.Tensor) -> None:
+    ``feature=True``: the model also sees ``mean`` as extra input channels,
+    ``model([x, mean]) + mean`` (so ``model`` takes ``in_channels + C`` channels). For a
+    scattering problem with a fixed source the mean field is close to the incident wave, and a
+    model with product terms can then form the first Born source ``(eps - 1) * u_inc`` directly
+    instead of building an oscillating field from coordinates.
+    """
+
+    def __init__(self, model: nn.Module, mean: torch.Tensor, feature: bool = False) -> None:
         super().__init__()
         self.model = model
+        self.feature = bool(feature)
         self.register_buffer("mean", mean.detach().clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.feature:
+            return self.model(torch.cat([x, self.mean.expand(x.shape[0], *self.mean.shape)], 1)) \
+                + self.mean
         return self.model(x) + self.mean
 
 
-OFFSETS = (None, "mean")
+OFFSETS = (None, "mean", "mean_feature")
 
 
 def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: float = 1e-3,
@@ -380,7 +391,9 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
     square, checked to 1e-13 on the solver). ``offset="mean"``: a gradient-trained model
     predicts the pointwise mean of the training outputs (of their images under ``augment``;
     under shifts its average over the grid) plus what it learns (:class:`MeanOffset`), the
-    affine start's degenerate case offered to every model. ``symmetrize=True`` (with
+    affine start's degenerate case offered to every model; ``offset="mean_feature"``: the same,
+    and the model also takes that mean as extra input channels (:class:`MeanOffset`'s
+    ``feature``). ``symmetrize=True`` (with
     ``augment``): the returned model is the trained one averaged over the augmentation's group
     (:class:`~neuralhss.train.symmetry.SymmetryAverage`, 8 evaluations per prediction for
     ``"d4"``), exactly equivariant where the training taught the symmetry approximately; the
@@ -445,7 +458,9 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
         n_params = int(sum(p.numel() for p in (op.D, *op.B)))
     else:
         model_name, cfg = GRADIENT_METHODS[name](grid)
-        cfg.update(in_channels=train.in_channels, out_channels=train.out_channels)
+        cfg.update(in_channels=train.in_channels + (train.out_channels if offset == "mean_feature"
+                                                    else 0),
+                   out_channels=train.out_channels)
         cfg.update(data_model_args(model_name, train))
         cfg.update(model_args or {})
         torch.manual_seed(seed)
@@ -465,11 +480,11 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
                                                            device=dev)["test_rel_l2"]
         data = (square_images(mem, augment.split("+")[0])
                 if augment in ("d4", "transpose", "d4+shifts") else mem)
-        if offset == "mean":
+        if offset is not None:
             mean = data.y.mean(0)
             if augment in ("shifts", "d4+shifts"):  # the mean over every translation
                 mean = mean.mean(tuple(range(1, mean.ndim)), keepdim=True).expand_as(mean)
-            model = MeanOffset(model, mean.to(dev))
+            model = MeanOffset(model, mean.to(dev), feature=offset == "mean_feature")
         if augment in ("shifts", "d4+shifts"):
             data = PeriodicShifts(data, seed)
         bs = min(len(data), 8)
