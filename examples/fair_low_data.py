@@ -21,7 +21,8 @@ Protocol, per problem and training-set size n:
   drop, linear or affine, degree, L-BFGS iteration count) instead of on half its training
   pairs: a hyperparameter choice like the others, so those samples must not be training
   samples (n <= ``--n-max``); ``"offset": "mean"`` (any gradient-trained model) adds the
-  training outputs' mean field to the model's output, so that it learns the departure from it;
+  training outputs' mean field to the model's output, so that it learns the departure from it
+  (``"mean_feature"``: and gives the model that field as extra input channels);
   ``"symmetrize": true`` (with ``augment``) averages the trained model's predictions over the
   augmentation's group, and the row keeps the unaveraged model's errors too (``*_plain``);
 * the closed-form fits (``h2_linear``, ``affine_least_squares``) have nothing to tune;

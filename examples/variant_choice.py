@@ -80,7 +80,8 @@ CURRENT: dict[str, list[str]] = {
     # cost; every model chose the images on Darcy 32²), and the closed-form fits
     "darcy_64": ["grid_d4", "chosen_d4", "closed"],
     "helmholtz_32": ["d4", "grid_d4", "chosen_d4", "probe_offset_d4", "chosen_offset_d4",
-                     "long6000_d4", "long6000_offset_d4"],
+                     "long6000_d4", "long6000_offset_d4", "probe_feature_d4", "chosen_feature_d4",
+                     "long6000_feature_d4"],
     "maxwell_32": ["grid_d4_wide", "chosen_d4_wide", "long6000_d4", "long6000_d4_wide"],
     "navier_stokes_32": ["chosen"],
     "gray_scott_32": ["chosen"],
