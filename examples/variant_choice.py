@@ -69,7 +69,9 @@ def seeds_of(rows: list[dict], problem: str, method: str, n: int, config: dict) 
 # sizes; docs/neural_h2.md gives each extension and its command). Probes that extended one
 # model's grid alone (e.g. Helmholtz's wider neural_h2) are left out.
 CURRENT: dict[str, list[str]] = {
-    "poisson_32": [],
+    # Poisson 32²: the fair grid plus, at every size, each model's choice there once more with
+    # the images (neural_h2's with a linear path that commutes with the symmetries as well)
+    "poisson_32": ["probe_d4", "chosen_d4"],
     "darcy_32": ["d4", "grid_d4", "chosen_d4", "grid_d4_wide", "chosen_d4_wide",
                  "probe_w32_d4", "long6000_d4", "long6000_d4_wide",
                  "probe_long6000_d4", "probe_long6000_d4_wide"],
@@ -94,12 +96,14 @@ SUMMARY_MODELS = ("neural_h2", "fno", "tfno", "uno", "h2_linear", "affine_least_
 def standing(rows: list[dict], problem: str, method: str, n_train: int, n: int,
              variants: list[str], reuse: int) -> tuple[dict | None, dict[int, dict], bool]:
     """The configuration ``method`` is judged by at ``n``, its rows by seed, and whether it was
-    chosen at ``n`` itself: there when every configuration tried at ``n_train`` also has a
-    seed-0 validation row at ``n`` (the fair protocol's per-size choice), else the choice made
-    at size ``reuse`` is taken (as the fair protocol does above ``n_max``)."""
+    chosen at ``n`` itself: there when at least as many configurations have a seed-0 validation
+    row at ``n`` as at ``n_train`` (the fair protocol's per-size choice over a grid of the same
+    size; an extension such as "each size's choice plus the images" adds a configuration that
+    differs between sizes), else the choice made at size ``reuse`` is taken (as the fair
+    protocol does above ``n_max``)."""
     at_n, at_train = ({_key(r["config"]) for r in grid_rows(rows, problem, method, size, variants)}
                       for size in (n, n_train))
-    own = at_n >= at_train
+    own = len(at_n) >= len(at_train)
     best = choose(rows, problem, method, n if own else reuse, variants)
     if best is None:
         return None, {}, False
