@@ -79,8 +79,9 @@ CURRENT: dict[str, list[str]] = {
     # Poisson 32²; reused at n = 4 and 64), and the closed-form fits
     "poisson_64": ["grid", "chosen", "probe_d4", "chosen_d4", "closed", "closed_sym"],
     # Darcy 64²: the fair grid with the images on every configuration (no plain half, to halve the
-    # cost; every model chose the images on Darcy 32²), and the closed-form fits
-    "darcy_64": ["grid_d4", "chosen_d4", "closed"],
+    # cost; every model chose the images on Darcy 32²), the closed-form fits, and at n = 64 each
+    # model's choice there once more with 6,000 steps
+    "darcy_64": ["grid_d4", "chosen_d4", "closed", "probe_long6000_d4"],
     "helmholtz_32": ["d4", "grid_d4", "chosen_d4", "probe_offset_d4", "chosen_offset_d4",
                      "long6000_d4", "long6000_offset_d4", "probe_feature_d4", "chosen_feature_d4",
                      "long6000_feature_d4"],
