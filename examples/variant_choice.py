@@ -70,13 +70,14 @@ def seeds_of(rows: list[dict], problem: str, method: str, n: int, config: dict) 
 # model's grid alone (e.g. Helmholtz's wider neural_h2) are left out.
 CURRENT: dict[str, list[str]] = {
     # Poisson 32²: the fair grid plus, at every size, each model's choice there once more with
-    # the images (neural_h2's with a linear path that commutes with the symmetries as well)
+    # the images (neural_h2's with a linear path that commutes with the symmetries as well), and
+    # h2_linear with that symmetric path as a second configuration
     "poisson_32": ["probe_d4", "chosen_d4", "closed_sym"],
     "darcy_32": ["d4", "grid_d4", "chosen_d4", "grid_d4_wide", "chosen_d4_wide",
                  "probe_w32_d4", "long6000_d4", "long6000_d4_wide",
                  "probe_long6000_d4", "probe_long6000_d4_wide"],
     # Poisson 64²: the fair grid, each model's n = 16 choice once more with the images (as on
-    # Poisson 32²; reused at n = 4 and 64), and the closed-form fits
+    # Poisson 32²; reused at n = 4 and 64), and the closed-form fits (h2_linear also symmetric)
     "poisson_64": ["grid", "chosen", "probe_d4", "chosen_d4", "closed", "closed_sym"],
     # Darcy 64²: the fair grid with the images on every configuration (no plain half, to halve the
     # cost; every model chose the images on Darcy 32²), the closed-form fits, and at n = 64 each
