@@ -354,3 +354,35 @@ def test_total_degree_expansion_is_the_tensor_one_restricted(grid, degree):
     m = NeuralH2(grid_shape=grid, n_layers=1, leaf_side=kw["leaf_side"], linear_degree=degree,
                  expansion="total")
     assert m.linear.expansion == m.blocks[0]["h2"].expansion == "total"
+
+
+def test_full_radius_near_field_is_the_method_of_images_for_dirichlet_poisson():
+    # A near field as wide as the grid leaves no far field; on the odd-continued input one
+    # translation-invariant kernel then carries the discrete Dirichlet Green's function, so a
+    # convex fit to a few solver pairs reproduces the solver on new (white-noise) sources.
+    from neuralhss.solvers import poisson
+
+    torch.manual_seed(0)
+    n = 16
+    x = torch.randn(20, 1, n, n, dtype=torch.float64)
+    y = torch.as_tensor(poisson.solve(x.numpy()[:, 0], dim=2))[:, None]
+    op = H2Operator((n, n), 1, leaf_side=4, degree=1, near_radius=n - 1, boundary="dirichlet",
+                    share_levels=False, init_scale=0.0, dtype=torch.float64)
+    assert op.n_levels == 0 and op.coupling.numel() == 0
+    op.fit_linear(x[:12], y[:12], max_iter=1000)
+    with torch.no_grad():
+        err = (op(x[12:]) - y[12:]).flatten(1).norm(dim=1) / y[12:].flatten(1).norm(dim=1)
+    assert float(err.max()) < 1e-4
+
+
+def test_linear_path_near_radius_full_and_its_errors():
+    model = build("neural_h2", in_channels=1, out_channels=1, grid_shape=[16, 16], n_layers=1,
+                  linear_near_radius="full")
+    assert model.linear.near_radius == 15 and model.linear.n_levels == 0
+    assert model(torch.randn(2, 1, 16, 16)).shape == (2, 1, 16, 16)
+    with pytest.raises(ValueError, match="square"):
+        build("neural_h2", in_channels=1, out_channels=1, grid_shape=[16, 32], n_layers=1,
+              linear_near_radius="full")
+    with pytest.raises(ValueError, match="linear_near_radius"):
+        build("neural_h2", in_channels=1, out_channels=1, grid_shape=[16, 16], n_layers=1,
+              linear_near_radius="wide")

@@ -292,7 +292,13 @@ class H2Operator(nn.Module):
         at degree 2 in 3-D; the couplings shrink by the square of that ratio).
     near_radius : int, optional
         Radius of the near-field convolution (kernel ``2 * near_radius + 1`` per axis);
-        default ``2 * leaf_side - 1``, the farthest offset between two adjacent leaves.
+        default ``2 * leaf_side - 1``, the farthest offset between two adjacent leaves. A radius
+        of ``n - 1`` on an ``n``-point (square or cube) grid holds every pair of points: the
+        operator is then one translation-invariant kernel on the continued field (for
+        ``"dirichlet"``, the method of images), applied by FFT in ``O(N log N)``, with
+        ``(2 n - 1)**d`` kernel values and no far field (no couplings). On a linear problem whose
+        Green's function is translation-invariant up to the boundary (Poisson) this is the
+        uncompressed operator, which the polynomial far field only approximates.
     boundary : {"dirichlet", "neumann", "periodic", "zeros"}, default "zeros"
         How fields are continued past the domain boundary (module docstring).
     share_levels : bool, default True
@@ -371,7 +377,9 @@ class H2Operator(nn.Module):
         fk = {"dtype": dtype, "device": device}
         self.sides: list[int] = []
         s = self.leaf_side
-        while all(n % s == 0 and n // s >= 4 for n in self.grid_shape):
+        # a near field as wide as the grid holds every pair: no far field is left to compress
+        self.global_near = self.near_radius >= max(self.grid_shape) - 1
+        while not self.global_near and all(n % s == 0 and n // s >= 4 for n in self.grid_shape):
             self.sides.append(s)
             s *= 2
         r1 = self.degree + 1
@@ -393,12 +401,13 @@ class H2Operator(nn.Module):
                 self.register_buffer(f"mom{j}_{k}", mm, persistent=False)
         C, r, k = self.channels, self.rank, 2 * self.near_radius + 1
         self.near = nn.Parameter(torch.empty(C, 1, *([k] * d), **fk))
-        n_kernels = 1 if self.share_levels else max(1, len(self.sides))
+        n_kernels = 0 if self.global_near else 1 if self.share_levels else max(1, len(self.sides))
         offs = torch.stack(torch.meshgrid(*[torch.arange(-3, 4)] * d, indexing="ij")).reshape(d, -1)
         self.register_buffer("_far", torch.nonzero(offs.abs().amax(0) >= 2)[:, 0], persistent=False)
         self.coupling = nn.Parameter(torch.empty(n_kernels, C, r, r, len(self._far), **fk))
         self._symmetries = _symmetries([a for _, a in kept]) if self.symmetric else []
-        self.gain = nn.Parameter(torch.ones(max(1, len(self.sides)), C, **fk)) if self.share_levels else None
+        self.gain = (nn.Parameter(torch.ones(max(1, len(self.sides)), C, **fk))
+                     if self.share_levels and not self.global_near else None)
         self.init_scale = float(init_scale)
         self.reset_parameters()
 
