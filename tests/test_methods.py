@@ -98,6 +98,19 @@ def test_linear_start_chooses_its_degree_on_held_out_pairs(poisson):
                         degrees=(bare.linear.degree + 1,))
 
 
+def test_full_width_linear_path_has_no_degree_to_choose_and_fits_poisson(poisson):
+    """With a near field as wide as the grid the linear path has no far field, so the convex
+    start probes no degrees; on Dirichlet Poisson that one kernel on the image-continued source
+    fits far better than the polynomial far field from the same 8 pairs."""
+    train, test = poisson
+    _, far = fit_method("h2_linear", train, test, lbfgs_iter=800)
+    model, full = fit_method("h2_linear", train, test, lbfgs_iter=800,
+                             model_args={"linear_near_radius": "full"})
+    assert model.op.linear.n_levels == 0
+    assert set(full["linear_start"]["validation_rel_l2_by_degree"]) == {model.op.linear.degree}
+    assert full["test_rel_l2"] < 0.1 * far["test_rel_l2"]
+
+
 def test_no_linear_start_where_the_training_mean_predicts_as_well(tmp_path):
     """Darcy's coefficient -> solution map: a linear fit from half the samples predicts the other
     half worse than their mean does, so the automatic rule builds the model without a linear
