@@ -378,8 +378,8 @@ class H2Operator(nn.Module):
         self.sides: list[int] = []
         s = self.leaf_side
         # a near field as wide as the grid holds every pair: no far field is left to compress
-        self.global_near = self.near_radius >= max(self.grid_shape) - 1
-        while not self.global_near and all(n % s == 0 and n // s >= 4 for n in self.grid_shape):
+        global_near = self.near_radius >= max(self.grid_shape) - 1
+        while not global_near and all(n % s == 0 and n // s >= 4 for n in self.grid_shape):
             self.sides.append(s)
             s *= 2
         r1 = self.degree + 1
@@ -401,13 +401,13 @@ class H2Operator(nn.Module):
                 self.register_buffer(f"mom{j}_{k}", mm, persistent=False)
         C, r, k = self.channels, self.rank, 2 * self.near_radius + 1
         self.near = nn.Parameter(torch.empty(C, 1, *([k] * d), **fk))
-        n_kernels = 0 if self.global_near else 1 if self.share_levels else max(1, len(self.sides))
+        n_kernels = 0 if global_near else 1 if self.share_levels else max(1, len(self.sides))
         offs = torch.stack(torch.meshgrid(*[torch.arange(-3, 4)] * d, indexing="ij")).reshape(d, -1)
         self.register_buffer("_far", torch.nonzero(offs.abs().amax(0) >= 2)[:, 0], persistent=False)
         self.coupling = nn.Parameter(torch.empty(n_kernels, C, r, r, len(self._far), **fk))
         self._symmetries = _symmetries([a for _, a in kept]) if self.symmetric else []
         self.gain = (nn.Parameter(torch.ones(max(1, len(self.sides)), C, **fk))
-                     if self.share_levels and not self.global_near else None)
+                     if self.share_levels and not global_near else None)
         self.init_scale = float(init_scale)
         self.reset_parameters()
 
