@@ -39,6 +39,8 @@ PATHS = {
     "far_deg2": {"linear_degree": 2},
     "far_deg3": {"linear_degree": 3},
     "full": {"linear_degree": 2, "linear_near_radius": "full"},
+    "grids_deg2": {"linear_degree": 2, "linear_far": "grids"},
+    "grids_deg4": {"linear_degree": 4, "linear_far": "grids"},
 }
 
 

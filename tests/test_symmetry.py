@@ -88,16 +88,17 @@ def test_bad_groups_are_refused():
 @pytest.mark.parametrize("expansion", ["tensor", "total"])
 def test_symmetric_h2_operator_commutes_with_the_square(boundary, expansion):
     """H2Operator(symmetric=True) commutes with the square's eight symmetries for every boundary
-    mode and expansion, blended or not; the unsymmetrised operator does not."""
+    mode and expansion, blended or not, and with the nested-grid far field; the unsymmetrised
+    operator does not."""
     from neuralhss.hss.h2 import H2Operator
 
     torch.manual_seed(0)
     x = torch.randn(2, 2, 16, 16, dtype=torch.float64)
-    for blend in (True, False):
+    for blend, far in ((True, "boxes"), (False, "boxes"), (True, "grids")):
         for symmetric in (True, False):
-            op = H2Operator((16, 16), channels=2, leaf_side=4, degree=2, boundary=boundary,
-                            expansion=expansion, blend=blend, symmetric=symmetric,
-                            dtype=torch.float64)
+            op = H2Operator((16, 16), channels=2, leaf_side=2 if far == "grids" else 4, degree=2,
+                            boundary=boundary, expansion=expansion, blend=blend,
+                            symmetric=symmetric, far=far, dtype=torch.float64)
             with torch.no_grad():
                 y = op(x)
                 gap = max(float((op(g(x)) - g(y)).abs().max()) for g, _ in _square_transforms("d4"))

@@ -70,6 +70,11 @@ class NeuralH2(nn.Module):
         a relative error of 0.017–0.020 (Legendre degree 3 and 2), the full kernel falls below
         1e-3 (``examples/linear_path_floor.py``). It costs ``(2 n - 1)**d`` kernel values and an
         FFT of the padded input per apply.
+    linear_far, hidden_far : {"boxes", "grids"}, default "boxes"
+        The far field of the linear path and of the hidden blocks
+        (:class:`~neuralhss.hss.h2.H2Operator`'s ``far``): polynomial box expansions through
+        interaction lists, or kernels on nested coarse grids, translation-invariant on every
+        level (their B-spline degree is then ``linear_degree`` and ``degree``).
     expansion : {"tensor", "total"}, default "tensor"
         Which polynomial products every far field keeps (:class:`~neuralhss.hss.h2.H2Operator`'s
         ``expansion``): all of degree ``<= degree`` per axis, or of total degree ``<= degree``
@@ -137,7 +142,7 @@ class NeuralH2(nn.Module):
                  blend: bool = True, hidden_blend: bool = True,
                  projection_channels: int | None = None, multiplicative: bool = True, *,
                  linear_leaf_side: int | None = None, linear_near_radius: int | str | None = None,
-                 expansion: str = "tensor",
+                 expansion: str = "tensor", linear_far: str = "boxes", hidden_far: str = "boxes",
                  symmetric: bool = False, linear_symmetric: bool = False,
                  hidden_share_levels: bool = True, born: bool = False,
                  width: int | None = None) -> None:
@@ -178,7 +183,7 @@ class NeuralH2(nn.Module):
                                   leaf_side if linear_leaf_side is None else linear_leaf_side,
                                   degree=linear_degree, near_radius=linear_near_radius,
                                   boundary=boundary, share_levels=False, init_scale=0.0,
-                                  blend=blend, expansion=expansion,
+                                  blend=blend, expansion=expansion, far=linear_far,
                                   symmetric=symmetric or linear_symmetric)
                        if linear_path else None)
         # Centres of the affine path, (channels, *grid); zero for a linear path.
@@ -204,7 +209,7 @@ class NeuralH2(nn.Module):
                                         boundary=hidden_boundary, init_scale=coupling_init,
                                         near_radius=hidden_near_radius, blend=hidden_blend,
                                         expansion=expansion, symmetric=symmetric,
-                                        share_levels=hidden_share_levels),
+                                        share_levels=hidden_share_levels, far=hidden_far),
                        "mix": Pointwise(width, width, bias=False),
                        "local": Pointwise(width, width)}
                 if self.multiplicative:

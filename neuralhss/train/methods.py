@@ -186,7 +186,7 @@ def _choose_linear_start(model: nn.Module, mem, dev: torch.device, lbfgs_iter: i
                 "validation_rel_l2": None}
     if degrees is not None and any(d != own for d in degrees) and config is None:
         raise ValueError("probing other linear degrees needs the model's config to build them")
-    if model.linear.n_levels == 0:  # no far field (e.g. a full-width near field): no degree to choose
+    if model.linear.far != "boxes":  # the degree probes are the box far field's
         degrees = None
     x, y = mem.x.to(dev), mem.y.to(dev)
     held = None if validation is None else (validation.x.to(dev), validation.y.to(dev))
