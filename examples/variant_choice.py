@@ -75,17 +75,18 @@ CURRENT: dict[str, list[str]] = {
     # h2_linear with that symmetric path as a second configuration, and neural_h2's and
     # h2_linear's choice once more with the linear path as one kernel over the whole grid (the
     # FNO family's analogue, a padded domain, was probed at n = 16 alone: left out, like the
-    # other one-size probes)
+    # other one-size probes), and once more with the linear path's far field on nested grids
     "poisson_32": ["probe_d4", "chosen_d4", "closed_sym", "closed_full", "probe_full_d4",
-                   "chosen_full_d4"],
+                   "chosen_full_d4", "closed_grids", "probe_grids_d4"],
     "darcy_32": ["d4", "grid_d4", "chosen_d4", "grid_d4_wide", "chosen_d4_wide",
                  "probe_w32_d4", "long6000_d4", "long6000_d4_wide",
                  "probe_long6000_d4", "probe_long6000_d4_wide"],
     # Poisson 64²: the fair grid, each model's n = 16 choice once more with the images (as on
     # Poisson 32²; reused at n = 4 and 64), and the closed-form fits (h2_linear also symmetric);
-    # neural_h2's and h2_linear's full-width linear path as on Poisson 32²
+    # neural_h2's and h2_linear's full-width and nested-grid linear paths as on Poisson 32²
     "poisson_64": ["grid", "chosen", "probe_d4", "chosen_d4", "closed", "closed_sym",
-                   "closed_full", "probe_full_d4", "chosen_full_d4"],
+                   "closed_full", "probe_full_d4", "chosen_full_d4", "closed_grids",
+                   "probe_grids_d4", "chosen_grids_d4"],
     # Darcy 64²: the fair grid with the images on every configuration (no plain half, to halve the
     # cost; every model chose the images on Darcy 32²), the closed-form fits, and at n = 64 each
     # model's choice there once more with 6,000 steps
