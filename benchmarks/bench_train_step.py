@@ -14,6 +14,8 @@ low-data sweep's (``neuralhss.train.methods``) built for the 3-D grid:
 - ``neural_hss``: nonlinear, width 8, 2 blocks, rank 4, top 3 levels untied;
 - ``neural_h2``: Neural-HSS v2, the nonlinear default (strong admissibility, linear H² path),
   its linear path frozen as training keeps it after the convex start;
+- ``neural_h2_grids``: the same with its linear path's far field on nested coarse grids
+  (``linear_far="grids"``, B-spline degree 4, square-symmetric: the Poisson sweeps' choice);
 - ``tfno``, ``uno``: neuraloperator's TFNO and UNO at the ``fno`` size.
 
 Time: candidates interleaved round by round after a warm-up step, medians, in one process.
@@ -45,7 +47,8 @@ from neuralhss.models import build
 from neuralhss.models.registry import count_parameters
 from neuralhss.train.methods import GRADIENT_METHODS
 
-CANDIDATES = ("fno", "fno_w32m16", "neural_hss_linear", "neural_hss", "neural_h2", "tfno", "uno")
+CANDIDATES = ("fno", "fno_w32m16", "neural_hss_linear", "neural_hss", "neural_h2", "neural_h2_grids",
+              "tfno", "uno")
 DEFAULT = ("fno", "neural_hss_linear", "neural_hss")
 
 
@@ -53,6 +56,9 @@ def make_model(name: str, grid: tuple[int, ...]) -> torch.nn.Module:
     if name == "fno_w32m16":
         model_name, cfg = "fno", {"n_modes": [min(16, n // 2) for n in grid],
                                   "hidden_channels": 32, "n_layers": 4}
+    elif name == "neural_h2_grids":
+        model_name, cfg = GRADIENT_METHODS["neural_h2"](grid)
+        cfg.update(linear_far="grids", linear_degree=4, linear_symmetric=True)
     else:
         model_name, cfg = GRADIENT_METHODS[name](grid)
     model = build(model_name, in_channels=1, out_channels=1, **cfg)
