@@ -10,6 +10,10 @@ Run (2-D Poisson 64², n = 16, and Darcy 32²)::
     python examples/box_edges.py
     python examples/box_edges.py --recipe datasets/darcy2d_32.yaml
 
+``--model-args JSON`` passes model arguments to every method (e.g. ``'{"linear_far": "grids",
+"linear_degree": 4}'``); write such runs to their own ``--out``, since a run replaces its
+dataset's rows there.
+
 Writes ``OUT/results.json`` (appended per dataset and method) and ``OUT/<dataset>_errors.png``.
 """
 
@@ -51,8 +55,12 @@ def main() -> None:
     ap.add_argument("--n-test", type=int, default=100)
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--leaf-side", type=int, default=4)
+    ap.add_argument("--model-args", type=json.loads, default=None,
+                    help="JSON object of model arguments for every method")
     ap.add_argument("--out", default="examples/results/box_edges")
     args = ap.parse_args()
+    if args.model_args is not None and not isinstance(args.model_args, dict):
+        ap.error(f"--model-args {args.model_args!r}: give a JSON object, e.g. '{{\"linear_degree\": 4}}'")
     torch.set_num_threads(1)
     recipe = load_recipe(args.recipe)
     ds = Path(args.recipe).stem
@@ -72,12 +80,13 @@ def main() -> None:
                                               args.leaf_side)})
     errors = {}
     for method in args.models:
-        model, m = fit_method(method, train, test, steps=args.steps)
+        model, m = fit_method(method, train, test, steps=args.steps, model_args=args.model_args)
         err = test_errors(model, train, test)
         errors[method] = err[0, 0]
         ratios = box_edge_ratios(err[:, 0], args.leaf_side)
         results.append({"dataset": ds, "method": method, "n_train": args.n_train, "ratios": ratios,
-                        "test_rel_l2": m["test_rel_l2"], "n_params": m["n_params"]})
+                        "test_rel_l2": m["test_rel_l2"], "n_params": m["n_params"],
+                        "model_args": args.model_args})
         print(f"{ds} {method:12s} test {m['test_rel_l2']:.4f}  edge/inside jump ratio per box side: "
               + ", ".join(f"{s}: {r:.2f}" for s, r in ratios.items()), flush=True)
         res_path.write_text(json.dumps(results, indent=1) + "\n")
