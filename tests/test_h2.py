@@ -466,3 +466,18 @@ def test_nested_grid_options_and_their_errors():
         H2Operator((16, 16), 1, far="grids", degree=3, symmetric=True)
     with pytest.raises(ValueError, match="grid_radius"):
         H2Operator((16, 16), 1, far="grids", grid_radius=0)
+    with pytest.raises(ValueError, match="periodic data needs even sides"):
+        H2Operator((6, 6), 1, leaf_side=1, far="grids", degree=4, boundary="periodic")
+    with pytest.raises(ValueError, match="even degree"):
+        build("neural_h2", in_channels=1, out_channels=1, grid_shape=[16, 16], n_layers=0,
+              linear_far="grids", linear_degree=3, linear_symmetric=True)
+    with pytest.raises(ValueError, match="far="):
+        build("neural_h2", in_channels=1, out_channels=1, grid_shape=[16, 16], hidden_far="box")
+    from neuralhss.hss._subdivision import prolong, subdivision_mask, wrap
+
+    with pytest.raises(ValueError, match="positive integer"):
+        subdivision_mask(0)
+    with pytest.raises(ValueError, match="cannot wrap"):
+        wrap(torch.ones(1, 1, 2), 2, 3)
+    with pytest.raises(ValueError, match="cannot wrap"):  # periodic subdivision of a too-short axis
+        prolong(torch.ones(1, 1, 1), subdivision_mask(8), 1, periodic=True)

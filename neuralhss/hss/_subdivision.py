@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 __all__ = ["subdivision_mask", "restrict", "prolong", "wrap"]
 
+
 def subdivision_mask(degree: int) -> torch.Tensor:
     """Refinement weights of the degree-``degree`` B-spline, ``binom(degree + 1, k) / 2**degree``
     for ``k = 0 .. degree + 1`` (they sum to 2: each fine point takes weights summing to one
@@ -47,8 +48,9 @@ def wrap(t: torch.Tensor, axis: int, pad: int) -> torch.Tensor:
 
 
 def _pad_of(mask: torch.Tensor) -> int:
-    p = len(mask) - 2  # the B-spline degree
-    return p // 2 if p % 2 == 0 else (p + 1) // 2
+    # fine points past each end that the first and last coarse points take: degree p has
+    # p + 2 taps, centred between two fine points (p even) or on one (p odd)
+    return (len(mask) - 1) // 2
 
 
 def _take(t: torch.Tensor, axis: int, start: int, count: int) -> tuple[slice, ...]:
@@ -88,9 +90,7 @@ def prolong(t: torch.Tensor, mask: torch.Tensor, d: int, periodic: bool = False)
     for axis in range(t.ndim - d, t.ndim):
         half = t.shape[axis]
         if periodic:
-            u = wrap(t, axis, min(reach, half))
-            if reach > half:
-                u = F.pad(u, [0, 0] * (t.ndim - 1 - axis) + [reach - half] * 2)
+            u = wrap(t, axis, reach)
         else:
             u = F.pad(t, [0, 0] * (t.ndim - 1 - axis) + [reach, reach])
         phases = [sum(w[k] * u.narrow(axis, reach + s, half) for k, s in tp) for tp in taps]

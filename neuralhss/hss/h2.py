@@ -448,17 +448,19 @@ class H2Operator(nn.Module):
                      if self.share_levels and self.far == "boxes" else None)
         self.grid_radius = int(grid_radius)
         self.coarse = nn.ParameterList()
-        self.grid_levels, self._pads = 0, [(0, 0)] * d
+        self._pads = [(0, 0)] * d
         if self.far == "grids":
             # levels 1..L; the coarsest spans its grid, the others grid_radius coarse points
             L = max(1, int(math.log2(min(self.grid_shape) / self.grid_radius)))
             if boundary == "periodic":
                 # periodic coarse grids need no continuation, but must divide the grid and
                 # hold the subdivision's support
-                while L > 1 and any(n % 2**L or n // 2**L <= self.degree // 2 + 1
-                                    for n in self.grid_shape):
+                def too_coarse(L: int) -> bool:
+                    return any(n % 2**L or n // 2**L <= self.degree // 2 + 1 for n in self.grid_shape)
+
+                while L > 1 and too_coarse(L):
                     L -= 1
-                if any(n % 2**L or n // 2**L <= self.degree // 2 + 1 for n in self.grid_shape):
+                if too_coarse(L):
                     raise ValueError(f"far='grids' with periodic data needs even sides of at least "
                                      f"{2 * (self.degree // 2 + 2)} points; got {self.grid_shape}")
             q = 2**L
@@ -469,7 +471,6 @@ class H2Operator(nn.Module):
                       else [-(-(3 * n - 2) // q) * q for n in self.grid_shape])
             self._pads = [((m - n) // 2, m - n - (m - n) // 2) for m, n in zip(padded, self.grid_shape,
                                                                              strict=True)]
-            self.grid_levels = L
             self.register_buffer("_mask", subdivision_mask(self.degree).to(
                 dtype or torch.get_default_dtype()), persistent=False)
             for j in range(1, L + 1):
@@ -504,7 +505,7 @@ class H2Operator(nn.Module):
     @property
     def n_levels(self) -> int:
         """Far-field levels (boxes: 0 is the leaf level; grids: the coarse grids)."""
-        return self.grid_levels if self.far == "grids" else len(self.sides)
+        return len(self.coarse) if self.far == "grids" else len(self.sides)
 
     def linear_parameters(self) -> list[nn.Parameter]:
         """The parameters the operator is linear in (gains held fixed): what
@@ -631,11 +632,11 @@ class H2Operator(nn.Module):
         t = self._continue(x, inner)  # images (their first reflection), then zeros
         t = F.pad(t, [p - inner for pair in reversed(self._pads) for p in pair])
         coarse = []
-        for _ in range(self.grid_levels):
+        for _ in range(self.n_levels):
             t = restrict(t, self._mask, d, periodic)
             coarse.append(t)
         acc = None
-        for j in reversed(range(self.grid_levels)):
+        for j in reversed(range(self.n_levels)):
             k = self._symmetrize(self.coarse[j][:, :, None], modes=False)
             c = coarse[j]
             for axis, size in enumerate(k.shape[3:]):
