@@ -10,7 +10,10 @@ script separates the two suspects by fitting, on the same pairs,
   or 3, per-level couplings), square-symmetric;
 * ``full``: a near field as wide as the grid (``linear_near_radius="full"``) and no far field:
   one translation-invariant kernel on the odd-continued input (the method of images), also
-  square-symmetric.
+  square-symmetric;
+* ``grids_deg{2,4}``: the far field on nested coarse grids (B-spline degree 2 or 4), and
+  ``stationary_deg{2,4}``: the same levels undecimated, summed into one translation-invariant
+  kernel (``H2Operator``'s ``far="grids"`` and ``far="stationary"``).
 
 If the continuation were the limit, ``full`` would stall too. For each it prints train and test
 relative L2 errors (mean over samples, data units) and the RMS error on rings at distance
@@ -41,6 +44,8 @@ PATHS = {
     "full": {"linear_degree": 2, "linear_near_radius": "full"},
     "grids_deg2": {"linear_degree": 2, "linear_far": "grids"},
     "grids_deg4": {"linear_degree": 4, "linear_far": "grids"},
+    "stationary_deg2": {"linear_degree": 2, "linear_far": "stationary"},
+    "stationary_deg4": {"linear_degree": 4, "linear_far": "stationary"},
 }
 
 

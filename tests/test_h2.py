@@ -481,3 +481,63 @@ def test_nested_grid_options_and_their_errors():
         wrap(torch.ones(1, 1, 2), 2, 3)
     with pytest.raises(ValueError, match="cannot wrap"):  # periodic subdivision of a too-short axis
         prolong(torch.ones(1, 1, 1), subdivision_mask(8), 1, periodic=True)
+
+
+@pytest.mark.parametrize("shape", [(32,), (16, 24), (8, 8, 8)])
+def test_stationary_far_field_is_linear_and_commutes_with_every_shift(shape):
+    torch.manual_seed(0)
+    op = H2Operator(shape, 2, leaf_side=2, far="stationary", degree=3, boundary="periodic",
+                    dtype=torch.float64)
+    assert op.n_levels >= 1 and op.coupling.numel() == 0 and "far='stationary'" in repr(op)
+    x, z = (torch.randn(2, 2, *shape, dtype=torch.float64) for _ in range(2))
+    y = op(x)
+    assert y.shape == x.shape
+    assert torch.allclose(op(2 * x - z), 2 * y - op(z), atol=1e-10)
+    dims = tuple(range(2, 2 + len(shape)))
+    shift = [1 + k for k in range(len(shape))]  # odd shifts, which the nested grids break
+    assert torch.allclose(op(x.roll(shift, dims)), y.roll(shift, dims), atol=1e-10)
+
+
+def test_stationary_far_field_is_the_shift_average_of_the_nested_grids():
+    # Each undecimated level is the average over the 2**j shifts of its decimated level:
+    # with the same kernels (the coarsest left out, whose sizes differ), averaging the
+    # periodic nested-grid operator over shifts by 0 .. 2**L - 1 gives the stationary one.
+    torch.manual_seed(0)
+    n, kw = 64, {"degree": 2, "boundary": "periodic", "leaf_side": 2, "dtype": torch.float64}
+    grids, stat = H2Operator((n,), 1, far="grids", **kw), H2Operator((n,), 1, far="stationary", **kw)
+    assert grids.n_levels == stat.n_levels
+    with torch.no_grad():
+        stat.near.copy_(grids.near)
+        for j, (kg, ks) in enumerate(zip(grids.coarse[:-1], stat.coarse[:-1], strict=True), 1):
+            ks.copy_(kg * 2**j)  # the stationary kernels' units (1-D)
+        grids.coarse[-1].zero_()
+        stat.coarse[-1].zero_()
+        x = torch.randn(3, 1, n, dtype=torch.float64)
+        q = 2**grids.n_levels
+        average = sum(grids(x.roll(s, 2)).roll(-s, 2) for s in range(q)) / q
+        assert torch.allclose(stat(x), average, atol=1e-12)
+
+
+def test_stationary_far_field_fits_dirichlet_poisson_closer_than_the_nested_grids():
+    # The same values as the nested grids, without their dependence on the position modulo
+    # 2**j: fitted to a Poisson solver on the same pairs it ends lower.
+    from neuralhss.solvers import poisson
+
+    torch.manual_seed(0)
+    n = 32
+    x = torch.randn(24, 1, n, n, dtype=torch.float64)
+    y = torch.as_tensor(poisson.solve(x.numpy()[:, 0], dim=2))[:, None]
+    errors = {}
+    for far in ("grids", "stationary"):
+        op = H2Operator((n, n), 1, degree=4, boundary="dirichlet", far=far, init_scale=0.0,
+                        symmetric=True, dtype=torch.float64)
+        op.fit_linear(x[:16], y[:16], max_iter=300)
+        with torch.no_grad():
+            e = (op(x[16:]) - y[16:]).flatten(1).norm(dim=1) / y[16:].flatten(1).norm(dim=1)
+        errors[far] = float(e.mean())
+    assert errors["stationary"] < errors["grids"] / 2
+    # odd degrees keep the stationary kernel symmetric
+    op = H2Operator((n, n), 1, degree=3, far="stationary", symmetric=True, dtype=torch.float64)
+    assert torch.allclose(op(x[:2].transpose(2, 3)), op(x[:2]).transpose(2, 3), atol=1e-10)
+    with pytest.raises(ValueError, match="degree >= 1"):
+        H2Operator((n, n), 1, degree=0, far="stationary")

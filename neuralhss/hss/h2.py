@@ -32,6 +32,15 @@ shifts by ``2**j`` points only; the B-splines are smooth enough (degree 4 fits P
 than degree 2) that little of that shows. Continuing the field for every coarse level costs a
 grid about three times as wide per axis.
 
+A third far field, ``far="stationary"``, is the nested grids without the decimation (the
+*à trous* construction of stationary wavelet transforms): level ``j`` smooths the field with the
+same B-spline filter but keeps every point, convolves it with its kernel dilated by ``2**j`` and
+smooths again. Every level is then a convolution, so the whole operator is one
+translation-invariant kernel over the grid, ``K_0 + sum_j 2**(-d j) h_j * dil_j(K_j) * h_j``
+(``h_j`` the level-``j`` B-spline filter), assembled from the same few values and applied by FFT
+on the continued field (``O(N log N)``). It commutes with every shift (with ``"periodic"``
+data, exactly), where the nested grids commute with shifts by ``2**L`` only.
+
 The polynomial spaces are nested (a polynomial on a box restricted to a child is a polynomial on
 the child), so the moments of a level are exact linear combinations of the children's; we compute
 each level's moments and evaluations directly from the fine grid, which costs ``O(N (degree + 1))``
@@ -78,7 +87,7 @@ __all__ = ["H2Operator", "BOUNDARIES", "EXPANSIONS", "FAR_FIELDS", "evaluation_m
 
 BOUNDARIES = ("dirichlet", "neumann", "periodic", "zeros")
 EXPANSIONS = ("tensor", "total")
-FAR_FIELDS = ("boxes", "grids")
+FAR_FIELDS = ("boxes", "grids", "stationary")
 
 
 def legendre_box_basis(side: int, degree: int) -> np.ndarray:
@@ -288,6 +297,20 @@ def _convolve(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return _FFTConvolve.apply(x, w)
 
 
+def _full_convolve_1d(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Full 1-D convolution of two vectors (length ``len(a) + len(b) - 1``)."""
+    return F.conv1d(a.view(1, 1, -1), b.flip(0).view(1, 1, -1), padding=len(b) - 1).view(-1)
+
+
+def _convolve_axis(t: torch.Tensor, h: torch.Tensor, axis: int) -> torch.Tensor:
+    """Full convolution of ``t`` along ``axis`` with the symmetric 1-D filter ``h`` (odd
+    length): the axis grows by ``len(h) - 1`` and stays centred."""
+    moved = t.movedim(axis, -1)
+    shape = moved.shape
+    out = F.conv1d(moved.reshape(-1, 1, shape[-1]), h.view(1, 1, -1), padding=len(h) - 1)
+    return out.view(*shape[:-1], out.shape[-1]).movedim(-1, axis)
+
+
 class H2Operator(nn.Module):
     r"""Depthwise strong-admissibility operator ``(B, C, *grid_shape) -> (B, C, *grid_shape)``.
 
@@ -329,14 +352,17 @@ class H2Operator(nn.Module):
     init_scale : float, default 1.0
         Multiplies the random initialisation of the couplings and the near kernel
         (``0`` starts from the zero operator, as a convex fit does).
-    far : {"boxes", "grids"}, default "boxes"
+    far : {"boxes", "grids", "stationary"}, default "boxes"
         The far field: polynomial expansions of boxes through interaction lists (``"boxes"``)
         or kernels on nested coarse grids (``"grids"``, module docstring), which ignores
         ``leaf_side`` (but for the default ``near_radius``), ``expansion``, ``blend`` and
         ``share_levels``, and takes ``degree`` as the B-spline degree of the grids (even
-        degrees keep cell-centred grids, which ``symmetric`` needs).
+        degrees keep cell-centred grids, which ``symmetric`` needs); or the same levels
+        undecimated (``"stationary"``, module docstring), summed into one translation-invariant
+        kernel over the grid (any degree ``>= 1``, also with ``symmetric``).
     grid_radius : int, default 4
-        ``far="grids"``: radius in coarse points of every level's kernel but the coarsest
+        ``far="grids"`` and ``"stationary"``: radius in coarse points of every level's kernel
+        but the coarsest
         (whose kernel reaches ``n - 1`` fine points, plus one coarse point); levels
         ``j = 1 .. L`` with ``L`` the largest such that ``grid_radius * 2**L`` does not exceed
         the smallest side (at least 1).
@@ -387,10 +413,10 @@ class H2Operator(nn.Module):
         self.expansion = expansion
         if far not in FAR_FIELDS:
             raise ValueError(f"far={far!r}; use one of {FAR_FIELDS}")
-        grids = far == "grids"
+        grids = far in ("grids", "stationary")
         if grids and (int(grid_radius) != grid_radius or grid_radius < 1):
             raise ValueError(f"grid_radius={grid_radius!r} must be a positive integer")
-        if grids and self.symmetric and (degree % 2 or any(n % 2 for n in self.grid_shape)):
+        if far == "grids" and self.symmetric and (degree % 2 or any(n % 2 for n in self.grid_shape)):
             raise ValueError(f"symmetric=True with far='grids' needs an even degree and even sides "
                              f"(cell-centred coarse grids); got degree={degree}, grid {self.grid_shape}")
         self.blend = bool(blend) and not grids
@@ -449,6 +475,10 @@ class H2Operator(nn.Module):
         self.grid_radius = int(grid_radius)
         self.coarse = nn.ParameterList()
         self._pads = [(0, 0)] * d
+        if self.far == "stationary":
+            if self.degree < 1:
+                raise ValueError("far='stationary' needs a B-spline degree >= 1")
+            self._init_stationary(fk, dtype)
         if self.far == "grids":
             # levels 1..L; the coarsest spans its grid, the others grid_radius coarse points
             L = max(1, int(math.log2(min(self.grid_shape) / self.grid_radius)))
@@ -483,6 +513,61 @@ class H2Operator(nn.Module):
         self.init_scale = float(init_scale)
         self.reset_parameters()
 
+    def _init_stationary(self, fk: dict, dtype: torch.dtype | None) -> None:
+        # levels 1..L as for the nested grids (the coarsest reaching n - 1 points), and each
+        # level's smoothing h_j * h_j as a 1-D filter (odd length, symmetric): h_1 is the
+        # subdivision mask, h_j = h_{j-1} * (the mask dilated by 2**(j-1))
+        d = len(self.grid_shape)
+        L = max(1, int(math.log2(min(self.grid_shape) / self.grid_radius)))
+        mask = subdivision_mask(self.degree)
+        # 2**(-d j) per level for the shift average; another 2**(-d j) keeps the stored values
+        # in units where each moves the output about as much as a near-kernel value does (a
+        # level-j value acts on sums of about 2**(d j) points), so that one learning rate suits
+        # every level (gradient training); fit_linear works in the plain units (exponent 1),
+        # where L-BFGS converges several times faster
+        self._units = 2
+        h = mask
+        for j in range(1, L + 1):
+            if j > 1:
+                up = mask.new_zeros((len(mask) - 1) * 2 ** (j - 1) + 1)
+                up[:: 2 ** (j - 1)] = mask
+                h = _full_convolve_1d(h, up)
+            self.register_buffer(f"_smooth{j}", _full_convolve_1d(h, h.flip(0)).to(
+                dtype or torch.get_default_dtype()), persistent=False)
+            q = 2**j
+            size = ([2 * self.grid_radius + 1] * d if j < L else
+                    [2 * (-(-(n - 1) // q) + 1) + 1 for n in self.grid_shape])
+            self.coarse.append(nn.Parameter(torch.empty(self.channels, 1, *size, **fk)))
+
+    def _stationary_kernel(self) -> torch.Tensor:
+        # near + sum_j 2**(-d j) h_j * dil_j(K_j) * h_j, cropped to n - 1 points per axis:
+        # (C, 1, *(2 n - 1))
+        d, C = len(self.grid_shape), self.channels
+        radius = [n - 1 for n in self.grid_shape]
+        w = self.near.new_zeros(C, *[2 * r + 1 for r in radius])
+
+        def add(w: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+            # add the centred kernel k (C, *odd sizes) into w, cropping what reaches past it
+            idx_w, idx_k = [slice(None)], [slice(None)]
+            for r, m in zip(radius, k.shape[1:], strict=True):
+                c = (m - 1) // 2
+                e = min(c, r)
+                idx_w.append(slice(r - e, r + e + 1))
+                idx_k.append(slice(c - e, c + e + 1))
+            w[tuple(idx_w)] += k[tuple(idx_k)]
+            return w
+
+        w = add(w, self.near[:, 0])
+        for j, k in enumerate(self.coarse, start=1):
+            q = 2**j
+            t = k.new_zeros(C, *[(m - 1) * q + 1 for m in k.shape[2:]])
+            t[(slice(None), *[slice(None, None, q)] * d)] = k[:, 0]
+            smooth = getattr(self, f"_smooth{j}")
+            for axis in range(1, d + 1):
+                t = _convolve_axis(t, smooth, axis)
+            w = add(w, t / 2 ** (self._units * d * j))
+        return self._symmetrize(w[:, None, None], modes=False)[:, 0]
+
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Near kernel ~ U(±1/sqrt(fan_in)) (a convolution's default); couplings Gaussian with
@@ -501,11 +586,13 @@ class H2Operator(nn.Module):
             # that every level starts with a similar share of the output
             g = torch.randn(k.shape, generator=generator, dtype=torch.float64)
             k.copy_(g * self.init_scale / math.sqrt(k[0].numel() * 2 ** (d * j)))
+            if self.far == "stationary":  # stored in units 2**(d j) larger (_stationary_kernel)
+                k.mul_(2 ** (d * j))
 
     @property
     def n_levels(self) -> int:
         """Far-field levels (boxes: 0 is the leaf level; grids: the coarse grids)."""
-        return len(self.coarse) if self.far == "grids" else len(self.sides)
+        return len(self.coarse) if self.far in ("grids", "stationary") else len(self.sides)
 
     def linear_parameters(self) -> list[nn.Parameter]:
         """The parameters the operator is linear in (gains held fixed): what
@@ -549,8 +636,8 @@ class H2Operator(nn.Module):
         return total / len(self._symmetries)
 
     def extra_repr(self) -> str:
-        if self.far == "grids":
-            return (f"grid_shape={self.grid_shape}, channels={self.channels}, far='grids', "
+        if self.far in ("grids", "stationary"):
+            return (f"grid_shape={self.grid_shape}, channels={self.channels}, far={self.far!r}, "
                     f"degree={self.degree}, near_radius={self.near_radius}, "
                     f"grid_radius={self.grid_radius}, levels={self.n_levels}, "
                     f"boundary={self.boundary!r}" + (", symmetric=True" if self.symmetric else ""))
@@ -561,16 +648,20 @@ class H2Operator(nn.Module):
                 + (", symmetric=True" if self.symmetric else ""))
 
     # ------------------------------------------------------------------ apply
-    def _continue(self, t: torch.Tensor, pad: int) -> torch.Tensor:
-        """Pad the spatial axes of ``(B, Ch, *sp)`` by ``pad`` points following the boundary
-        mode (the far field continues box moments instead, :func:`moment_matrix`)."""
-        if pad == 0:
-            return t
+    def _continue(self, t: torch.Tensor, pad: int | Sequence[int]) -> torch.Tensor:
+        """Pad the spatial axes of ``(B, Ch, *sp)`` by ``pad`` points (one count, or one per
+        axis) following the boundary mode (the far field continues box moments instead,
+        :func:`moment_matrix`)."""
         d = t.ndim - 2
+        pads = [int(pad)] * d if isinstance(pad, int) else [int(p) for p in pad]
+        if not any(pads):
+            return t
         if self.boundary == "zeros":
-            return F.pad(t, [pad] * (2 * d))
+            return F.pad(t, [p for p in reversed(pads) for _ in (0, 1)])
         for k in range(d):
-            ax, n = 2 + k, t.shape[2 + k]
+            ax, n, pad = 2 + k, t.shape[2 + k], pads[k]
+            if pad == 0:
+                continue
             if self.boundary == "periodic":
                 left, right = t.narrow(ax, n - pad, pad), t.narrow(ax, 0, pad)
             elif self.boundary == "dirichlet":
@@ -616,6 +707,11 @@ class H2Operator(nn.Module):
             raise ValueError(f"input shape {tuple(x.shape)}; expected (batch, {self.channels}, "
                              f"*{self.grid_shape})")
         near = self._symmetrize(self.near[:, :, None], modes=False)
+        if self.far == "stationary":
+            # the near kernel is part of the one stationary kernel
+            w = self._stationary_kernel()
+            t = self._continue(x, [n - 1 for n in self.grid_shape])
+            return _convolve(t[:, :, None], w[:, :, None])[:, :, 0]
         y = _convolve(self._continue(x, self.near_radius)[:, :, None], near)[:, :, 0]
         if self.far == "grids":
             return y + self._grids(x)
@@ -668,5 +764,20 @@ class H2Operator(nn.Module):
                              f"(n, {self.channels}, *{self.grid_shape})")
         if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
             raise ValueError("x or y holds NaN or inf; clean the data before fitting")
-        return lbfgs_least_squares(self, self.linear_parameters(), x, y, ridge=ridge,
-                                   max_iter=max_iter, validate=validate, check_every=check_every)
+        if self.far != "stationary":
+            return lbfgs_least_squares(self, self.linear_parameters(), x, y, ridge=ridge,
+                                       max_iter=max_iter, validate=validate, check_every=check_every)
+        d = len(self.grid_shape)
+
+        def to_units(exponent: int) -> None:
+            with torch.no_grad():
+                for j, k in enumerate(self.coarse, start=1):
+                    k.mul_(2.0 ** ((exponent - self._units) * d * j))
+            self._units = exponent
+
+        to_units(1)
+        try:
+            return lbfgs_least_squares(self, self.linear_parameters(), x, y, ridge=ridge,
+                                       max_iter=max_iter, validate=validate, check_every=check_every)
+        finally:
+            to_units(2)

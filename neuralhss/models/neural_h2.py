@@ -70,7 +70,7 @@ class NeuralH2(nn.Module):
         a relative error of 0.017–0.020 (Legendre degree 3 and 2), the full kernel falls below
         1e-3 (``examples/linear_path_floor.py``). It costs ``(2 n - 1)**d`` kernel values and an
         FFT of the padded input per apply.
-    linear_far, hidden_far : {"boxes", "grids"}, default "boxes"
+    linear_far, hidden_far : {"boxes", "grids", "stationary"}, default "boxes"
         The far field of the linear path and of the hidden blocks
         (:class:`~neuralhss.hss.h2.H2Operator`'s ``far``): polynomial box expansions through
         interaction lists, or kernels on nested coarse grids, translation-invariant on every
