@@ -67,11 +67,12 @@ grid, points equally spaced; the operator is defined in grid units (no spacing e
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -302,12 +303,18 @@ def _full_convolve_1d(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return F.conv1d(a.view(1, 1, -1), b.flip(0).view(1, 1, -1), padding=len(b) - 1).view(-1)
 
 
-def _convolve_axis(t: torch.Tensor, h: torch.Tensor, axis: int) -> torch.Tensor:
-    """Full convolution of ``t`` along ``axis`` with the symmetric 1-D filter ``h`` (odd
-    length): the axis grows by ``len(h) - 1`` and stays centred."""
+def _convolve_axis(t: torch.Tensor, h: torch.Tensor, axis: int, radius: int) -> torch.Tensor:
+    """Convolution of ``t`` (odd length, centred) along ``axis`` with the symmetric 1-D
+    filter ``h`` (odd length), kept within ``radius`` of the centre: the full convolution's
+    centred part of length ``2 * min(radius, a + b) + 1`` (``a``, ``b`` the radii of the two)."""
+    a, b = (t.shape[axis] - 1) // 2, (len(h) - 1) // 2
+    out_radius = min(radius, a + b)
+    if a > out_radius + b:  # entries farther out never reach the kept part
+        t = t.narrow(axis, a - out_radius - b, 2 * (out_radius + b) + 1)
+        a = out_radius + b
     moved = t.movedim(axis, -1)
     shape = moved.shape
-    out = F.conv1d(moved.reshape(-1, 1, shape[-1]), h.view(1, 1, -1), padding=len(h) - 1)
+    out = F.conv1d(moved.reshape(-1, 1, shape[-1]), h.view(1, 1, -1), padding=out_radius + b - a)
     return out.view(*shape[:-1], out.shape[-1]).movedim(-1, axis)
 
 
@@ -511,6 +518,7 @@ class H2Operator(nn.Module):
                          for n, m in zip(self.grid_shape, padded, strict=True)])
                 self.coarse.append(nn.Parameter(torch.empty(C, 1, *size, **fk)))
         self.init_scale = float(init_scale)
+        self._scaled = True  # see _coarse_kernel
         self.reset_parameters()
 
     def _init_stationary(self, fk: dict, dtype: torch.dtype | None) -> None:
@@ -520,12 +528,6 @@ class H2Operator(nn.Module):
         d = len(self.grid_shape)
         L = max(1, int(math.log2(min(self.grid_shape) / self.grid_radius)))
         mask = subdivision_mask(self.degree)
-        # 2**(-d j) per level for the shift average; another 2**(-d j) keeps the stored values
-        # in units where each moves the output about as much as a near-kernel value does (a
-        # level-j value acts on sums of about 2**(d j) points), so that one learning rate suits
-        # every level (gradient training); fit_linear works in the plain units (exponent 1),
-        # where L-BFGS converges several times faster
-        self._units = 2
         h = mask
         for j in range(1, L + 1):
             if j > 1:
@@ -561,11 +563,11 @@ class H2Operator(nn.Module):
         for j, k in enumerate(self.coarse, start=1):
             q = 2**j
             t = k.new_zeros(C, *[(m - 1) * q + 1 for m in k.shape[2:]])
-            t[(slice(None), *[slice(None, None, q)] * d)] = k[:, 0]
+            t[(slice(None), *[slice(None, None, q)] * d)] = self._coarse_kernel(j)[:, 0]
             smooth = getattr(self, f"_smooth{j}")
-            for axis in range(1, d + 1):
-                t = _convolve_axis(t, smooth, axis)
-            w = add(w, t / 2 ** (self._units * d * j))
+            for axis, r in enumerate(radius, start=1):
+                t = _convolve_axis(t, smooth, axis, r)
+            w = add(w, t / 2 ** (d * j))  # the average over the 2**(d j) shifts
         return self._symmetrize(w[:, None, None], modes=False)[:, 0]
 
     @torch.no_grad()
@@ -585,9 +587,34 @@ class H2Operator(nn.Module):
             # a level-j coarse value sums about 2**(d j) fine ones: scale its kernel down so
             # that every level starts with a similar share of the output
             g = torch.randn(k.shape, generator=generator, dtype=torch.float64)
-            k.copy_(g * self.init_scale / math.sqrt(k[0].numel() * 2 ** (d * j)))
-            if self.far == "stationary":  # stored in units 2**(d j) larger (_stationary_kernel)
-                k.mul_(2 ** (d * j))
+            k.copy_(g * self.init_scale / math.sqrt(k[0].numel() * 2 ** (d * j))
+                    * (2 ** (d * j) if self._scaled else 1))
+
+    def _coarse_kernel(self, j: int) -> torch.Tensor:
+        # The level-j kernel (j = 1 .. L). Its values are stored 2**(d j) times larger than
+        # they act: a level-j value acts on sums of about 2**(d j) points, so in the stored units
+        # each moves the output about as much as a near-kernel value does, and one learning rate
+        # suits every level (in the plain units, hidden blocks with these far fields hardly
+        # trained). fit_linear works in the plain units, where L-BFGS converges several times
+        # faster.
+        k = self.coarse[j - 1]
+        return k / 2 ** (len(self.grid_shape) * j) if self._scaled else k
+
+    @contextlib.contextmanager
+    def _plain_units(self) -> Iterator[None]:
+        # store the coarse kernels as they act while the block runs (see _coarse_kernel)
+        d = len(self.grid_shape)
+        with torch.no_grad():
+            for j, k in enumerate(self.coarse, start=1):
+                k.div_(2 ** (d * j))
+        self._scaled = False
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for j, k in enumerate(self.coarse, start=1):
+                    k.mul_(2 ** (d * j))
+            self._scaled = True
 
     @property
     def n_levels(self) -> int:
@@ -710,6 +737,8 @@ class H2Operator(nn.Module):
         if self.far == "stationary":
             # the near kernel is part of the one stationary kernel
             w = self._stationary_kernel()
+            if self.boundary == "periodic":
+                return self._circular(x, w[:, 0])
             t = self._continue(x, [n - 1 for n in self.grid_shape])
             return _convolve(t[:, :, None], w[:, :, None])[:, :, 0]
         y = _convolve(self._continue(x, self.near_radius)[:, :, None], near)[:, :, 0]
@@ -719,6 +748,18 @@ class H2Operator(nn.Module):
             loc = _convolve(self._padded_moments(x, j), self._kernel(j))
             y = y + self._evaluate(loc.flatten(1, 2), j)
         return y
+
+    def _circular(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        # periodic data: fold the kernel's offsets -(n-1)..n-1 onto the n residues (what the
+        # wrapped field would meet) and convolve circularly, by FFTs of the grid's own size
+        d = len(self.grid_shape)
+        for axis, n in enumerate(self.grid_shape, start=1):
+            # entry p is offset p - n + 1; after a zero, entries p and p + n share a residue
+            t = F.pad(w, [0, 0] * (d - axis) + [0, 1])
+            w = t.unflatten(axis, (2, n)).sum(axis).roll(1, axis)  # entry c: offsets = c mod n
+        dims = tuple(range(2, 2 + d))
+        spec = torch.fft.rfftn(x, dim=dims) * torch.fft.rfftn(w, dim=tuple(range(1, 1 + d)))[None]
+        return torch.fft.irfftn(spec, s=self.grid_shape, dim=dims)
 
     def _grids(self, x: torch.Tensor) -> torch.Tensor:
         # sum_j P_j K_j R_j x on the continued field, evaluated on the grid
@@ -733,7 +774,7 @@ class H2Operator(nn.Module):
             coarse.append(t)
         acc = None
         for j in reversed(range(self.n_levels)):
-            k = self._symmetrize(self.coarse[j][:, :, None], modes=False)
+            k = self._symmetrize(self._coarse_kernel(j + 1)[:, :, None], modes=False)
             c = coarse[j]
             for axis, size in enumerate(k.shape[3:]):
                 r = (size - 1) // 2
@@ -764,20 +805,6 @@ class H2Operator(nn.Module):
                              f"(n, {self.channels}, *{self.grid_shape})")
         if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
             raise ValueError("x or y holds NaN or inf; clean the data before fitting")
-        if self.far != "stationary":
+        with self._plain_units():
             return lbfgs_least_squares(self, self.linear_parameters(), x, y, ridge=ridge,
                                        max_iter=max_iter, validate=validate, check_every=check_every)
-        d = len(self.grid_shape)
-
-        def to_units(exponent: int) -> None:
-            with torch.no_grad():
-                for j, k in enumerate(self.coarse, start=1):
-                    k.mul_(2.0 ** ((exponent - self._units) * d * j))
-            self._units = exponent
-
-        to_units(1)
-        try:
-            return lbfgs_least_squares(self, self.linear_parameters(), x, y, ridge=ridge,
-                                       max_iter=max_iter, validate=validate, check_every=check_every)
-        finally:
-            to_units(2)
