@@ -75,9 +75,11 @@ CURRENT: dict[str, list[str]] = {
     # h2_linear with that symmetric path as a second configuration, and neural_h2's and
     # h2_linear's choice once more with the linear path as one kernel over the whole grid (the
     # FNO family's analogue, a padded domain, was probed at n = 16 alone: left out, like the
-    # other one-size probes), and once more with the linear path's far field on nested grids
+    # other one-size probes), and once more with the linear path's far field on nested grids,
+    # and on the stationary (undecimated) nested grids
     "poisson_32": ["probe_d4", "chosen_d4", "closed_sym", "closed_full", "probe_full_d4",
-                   "chosen_full_d4", "closed_grids", "probe_grids_d4"],
+                   "chosen_full_d4", "closed_grids", "probe_grids_d4", "closed_stat",
+                   "probe_stat_d4"],
     "darcy_32": ["d4", "grid_d4", "chosen_d4", "grid_d4_wide", "chosen_d4_wide",
                  "probe_w32_d4", "long6000_d4", "long6000_d4_wide",
                  "probe_long6000_d4", "probe_long6000_d4_wide"],

@@ -73,8 +73,12 @@ class NeuralH2(nn.Module):
     linear_far, hidden_far : {"boxes", "grids", "stationary"}, default "boxes"
         The far field of the linear path and of the hidden blocks
         (:class:`~neuralhss.hss.h2.H2Operator`'s ``far``): polynomial box expansions through
-        interaction lists, or kernels on nested coarse grids, translation-invariant on every
-        level (their B-spline degree is then ``linear_degree`` and ``degree``).
+        interaction lists, kernels on nested coarse grids, translation-invariant on every
+        level, or the same levels undecimated (``"stationary"``): one translation-invariant
+        kernel over the grid built from as few values, which commutes with every shift (their
+        B-spline degree is then ``linear_degree`` and ``degree``). On periodic, translation-
+        invariant data (Gray–Scott) ``hidden_far="stationary"`` suits the hidden blocks; where
+        boundaries or a fixed source single out positions the box far field did better.
     expansion : {"tensor", "total"}, default "tensor"
         Which polynomial products every far field keeps (:class:`~neuralhss.hss.h2.H2Operator`'s
         ``expansion``): all of degree ``<= degree`` per axis, or of total degree ``<= degree``
