@@ -303,19 +303,18 @@ def _full_convolve_1d(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return F.conv1d(a.view(1, 1, -1), b.flip(0).view(1, 1, -1), padding=len(b) - 1).view(-1)
 
 
-def _convolve_axis(t: torch.Tensor, h: torch.Tensor, axis: int, radius: int) -> torch.Tensor:
-    """Convolution of ``t`` (odd length, centred) along ``axis`` with the symmetric 1-D
-    filter ``h`` (odd length), kept within ``radius`` of the centre: the full convolution's
-    centred part of length ``2 * min(radius, a + b) + 1`` (``a``, ``b`` the radii of the two)."""
-    a, b = (t.shape[axis] - 1) // 2, (len(h) - 1) // 2
-    out_radius = min(radius, a + b)
-    if a > out_radius + b:  # entries farther out never reach the kept part
-        t = t.narrow(axis, a - out_radius - b, 2 * (out_radius + b) + 1)
-        a = out_radius + b
+def _upsample_smooth(t: torch.Tensor, h: torch.Tensor, q: int, axis: int, radius: int) -> torch.Tensor:
+    """Dilate ``t`` (odd length, centred) along ``axis`` by ``q`` (``q - 1`` zeros between
+    entries) and convolve it with the symmetric filter ``h`` (odd length), in one transposed
+    convolution of stride ``q`` (which never touches the zeros); the centred part within
+    ``radius`` of the centre is kept."""
     moved = t.movedim(axis, -1)
     shape = moved.shape
-    out = F.conv1d(moved.reshape(-1, 1, shape[-1]), h.view(1, 1, -1), padding=out_radius + b - a)
-    return out.view(*shape[:-1], out.shape[-1]).movedim(-1, axis)
+    out = F.conv_transpose1d(moved.reshape(-1, 1, shape[-1]), h.view(1, 1, -1), stride=q)
+    full = (out.shape[-1] - 1) // 2
+    keep = min(radius, full)
+    out = out.narrow(-1, full - keep, 2 * keep + 1)
+    return out.reshape(*shape[:-1], out.shape[-1]).movedim(-1, axis)
 
 
 class H2Operator(nn.Module):
@@ -560,13 +559,11 @@ class H2Operator(nn.Module):
             return w
 
         w = add(w, self.near[:, 0])
-        for j, k in enumerate(self.coarse, start=1):
-            q = 2**j
-            t = k.new_zeros(C, *[(m - 1) * q + 1 for m in k.shape[2:]])
-            t[(slice(None), *[slice(None, None, q)] * d)] = self._coarse_kernel(j)[:, 0]
+        for j in range(1, len(self.coarse) + 1):
+            t = self._coarse_kernel(j)[:, 0]
             smooth = getattr(self, f"_smooth{j}")
             for axis, r in enumerate(radius, start=1):
-                t = _convolve_axis(t, smooth, axis, r)
+                t = _upsample_smooth(t, smooth, 2**j, axis, r)
             w = add(w, t / 2 ** (d * j))  # the average over the 2**(d j) shifts
         return self._symmetrize(w[:, None, None], modes=False)[:, 0]
 
