@@ -730,7 +730,6 @@ class H2Operator(nn.Module):
         if x.ndim != len(self.grid_shape) + 2 or tuple(x.shape[1:]) != (self.channels, *self.grid_shape):
             raise ValueError(f"input shape {tuple(x.shape)}; expected (batch, {self.channels}, "
                              f"*{self.grid_shape})")
-        near = self._symmetrize(self.near[:, :, None], modes=False)
         if self.far == "stationary":
             # the near kernel is part of the one stationary kernel
             w = self._stationary_kernel()
@@ -738,6 +737,7 @@ class H2Operator(nn.Module):
                 return self._circular(x, w[:, 0])
             t = self._continue(x, [n - 1 for n in self.grid_shape])
             return _convolve(t[:, :, None], w[:, :, None])[:, :, 0]
+        near = self._symmetrize(self.near[:, :, None], modes=False)
         y = _convolve(self._continue(x, self.near_radius)[:, :, None], near)[:, :, 0]
         if self.far == "grids":
             return y + self._grids(x)
