@@ -16,6 +16,12 @@ low-data sweep's (``neuralhss.train.methods``) built for the 3-D grid:
   its linear path frozen as training keeps it after the convex start;
 - ``neural_h2_grids``: the same with its linear path's far field on nested coarse grids
   (``linear_far="grids"``, B-spline degree 4, square-symmetric: the Poisson sweeps' choice);
+- ``neural_h2_stationary``: the same with its linear path's far field on stationary
+  (undecimated) nested grids (``linear_far="stationary"``, degree 4, square-symmetric: the
+  Poisson 32² sweeps' choice at n <= 32);
+- ``neural_h2_stationary_all``: hidden blocks on the stationary far field as well (hidden
+  degree 4, no coordinate channels: the Gray–Scott probes' configuration, here on the
+  Dirichlet grid, where the stationary far field applies its kernel to a continued field);
 - ``tfno``, ``uno``: neuraloperator's TFNO and UNO at the ``fno`` size.
 
 Time: candidates interleaved round by round after a warm-up step, medians, in one process.
@@ -47,7 +53,15 @@ from neuralhss.models import build
 from neuralhss.models.registry import count_parameters
 from neuralhss.train.methods import GRADIENT_METHODS
 
-CANDIDATES = ("fno", "fno_w32m16", "neural_hss_linear", "neural_hss", "neural_h2", "neural_h2_grids",
+# neural_h2 with far fields other than its default's: extra constructor arguments
+H2_VARIANTS: dict[str, dict[str, Any]] = {
+    "neural_h2_grids": {"linear_far": "grids", "linear_degree": 4, "linear_symmetric": True},
+    "neural_h2_stationary": {"linear_far": "stationary", "linear_degree": 4,
+                             "linear_symmetric": True},
+    "neural_h2_stationary_all": {"linear_far": "stationary", "linear_degree": 4,
+                                 "hidden_far": "stationary", "degree": 4, "positional": False},
+}
+CANDIDATES = ("fno", "fno_w32m16", "neural_hss_linear", "neural_hss", "neural_h2", *H2_VARIANTS,
               "tfno", "uno")
 DEFAULT = ("fno", "neural_hss_linear", "neural_hss")
 
@@ -56,9 +70,9 @@ def make_model(name: str, grid: tuple[int, ...]) -> torch.nn.Module:
     if name == "fno_w32m16":
         model_name, cfg = "fno", {"n_modes": [min(16, n // 2) for n in grid],
                                   "hidden_channels": 32, "n_layers": 4}
-    elif name == "neural_h2_grids":
+    elif name in H2_VARIANTS:
         model_name, cfg = GRADIENT_METHODS["neural_h2"](grid)
-        cfg.update(linear_far="grids", linear_degree=4, linear_symmetric=True)
+        cfg.update(H2_VARIANTS[name])
     else:
         model_name, cfg = GRADIENT_METHODS[name](grid)
     model = build(model_name, in_channels=1, out_channels=1, **cfg)

@@ -498,6 +498,31 @@ def test_stationary_far_field_is_linear_and_commutes_with_every_shift(shape):
     assert torch.allclose(op(x.roll(shift, dims)), y.roll(shift, dims), atol=1e-10)
 
 
+@pytest.mark.parametrize("boundary", ["dirichlet", "neumann", "periodic", "zeros"])
+@pytest.mark.parametrize("shape", [(12,), (6, 10)])
+def test_stationary_far_field_is_its_kernel_summed_over_the_continued_field(boundary, shape):
+    # the circular convolution (a period of about 2n per axis) against the direct sum of the
+    # kernel over the field continued by n - 1 points each way
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    op = H2Operator(shape, 2, leaf_side=2, far="stationary", degree=2, boundary=boundary,
+                    dtype=torch.float64)
+    x = torch.randn(3, 2, *shape, dtype=torch.float64)
+    with torch.no_grad():
+        w = op._stationary_kernel()  # (C, 1, *(2n - 1)), offsets -(n-1)..n-1
+        t = op._continue(x, [n - 1 for n in shape])
+        conv = F.conv1d if len(shape) == 1 else F.conv2d
+        direct = conv(t, w.flip(tuple(range(2, w.ndim))), groups=2)
+        assert torch.allclose(op(x), direct, atol=1e-11)
+        # a frozen operator reuses its kernel's spectrum until a parameter changes in place
+        op.requires_grad_(False)
+        first = op(x)
+        assert torch.equal(op(x), first)
+        op.near.mul_(2.0)
+        assert not torch.allclose(op(x), first)
+
+
 def test_stationary_far_field_is_the_shift_average_of_the_nested_grids():
     # Each undecimated level is the average over the 2**j shifts of its decimated level:
     # with the same kernels (the coarsest left out, whose sizes differ), averaging the

@@ -732,11 +732,7 @@ class H2Operator(nn.Module):
                              f"*{self.grid_shape})")
         if self.far == "stationary":
             # the near kernel is part of the one stationary kernel
-            w = self._stationary_kernel()
-            if self.boundary == "periodic":
-                return self._circular(x, w[:, 0])
-            t = self._continue(x, [n - 1 for n in self.grid_shape])
-            return _convolve(t[:, :, None], w[:, :, None])[:, :, 0]
+            return self._circular(x)
         near = self._symmetrize(self.near[:, :, None], modes=False)
         y = _convolve(self._continue(x, self.near_radius)[:, :, None], near)[:, :, 0]
         if self.far == "grids":
@@ -746,17 +742,54 @@ class H2Operator(nn.Module):
             y = y + self._evaluate(loc.flatten(1, 2), j)
         return y
 
-    def _circular(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        # periodic data: fold the kernel's offsets -(n-1)..n-1 onto the n residues (what the
-        # wrapped field would meet) and convolve circularly, by FFTs of the grid's own size
+    def _circular(self, x: torch.Tensor) -> torch.Tensor:
+        # The stationary kernel (offsets -(n-1)..n-1 per axis) summed over the continued field,
+        # as one circular convolution. Each boundary mode's continuation is periodic (periodic:
+        # period n; odd images about the boundary nodes: 2(n + 1); even images about the edges:
+        # 2n; zeros: any period >= 2n - 1), and the kernel is shorter than the period, so the
+        # circular sum over one period of the extended field is the sum over the continued
+        # field: FFTs of about 2n points per axis, not of the 3n - 2 of the continued field.
         d = len(self.grid_shape)
-        for axis, n in enumerate(self.grid_shape, start=1):
-            # entry p is offset p - n + 1; after a zero, entries p and p + n share a residue
-            t = F.pad(w, [0, 0] * (d - axis) + [0, 1])
-            w = t.unflatten(axis, (2, n)).sum(axis).roll(1, axis)  # entry c: offsets = c mod n
+        t = x
+        for k, n in enumerate(self.grid_shape):
+            ax = 2 + k
+            if self.boundary == "dirichlet":
+                zero = torch.zeros_like(t.narrow(ax, 0, 1))
+                t = torch.cat([t, zero, -t.flip(ax), zero], ax)
+            elif self.boundary == "neumann":
+                t = torch.cat([t, t.flip(ax)], ax)
+            elif self.boundary == "zeros":
+                t = F.pad(t, [0, 0] * (d - 1 - k) + [0, n - 1])
+        periods = tuple(t.shape[2:])
         dims = tuple(range(2, 2 + d))
-        spec = torch.fft.rfftn(x, dim=dims) * torch.fft.rfftn(w, dim=tuple(range(1, 1 + d)))[None]
-        return torch.fft.irfftn(spec, s=self.grid_shape, dim=dims)
+        spec = torch.fft.rfftn(t, dim=dims) * self._stationary_spectrum(periods, t.dtype)[None]
+        y = torch.fft.irfftn(spec, s=periods, dim=dims)
+        for k, n in enumerate(self.grid_shape):
+            y = y.narrow(2 + k, 0, n)
+        return y
+
+    def _stationary_spectrum(self, periods: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        # rfftn of the stationary kernel folded onto the periods (entry e holds the offsets
+        # congruent to e), (C, *half spectrum). A frozen operator (a convex-fitted linear path
+        # kept fixed during training) reuses it until a parameter changes in place.
+        params = list(self.parameters())
+        key = None
+        if not any(p.requires_grad for p in params):
+            key = (periods, dtype, tuple((p.data_ptr(), p._version, p.dtype) for p in params))
+            cached = getattr(self, "_spectrum_cache", None)
+            if cached is not None and cached[0] == key:
+                return cached[1]
+        w = self._stationary_kernel()[:, 0]
+        d = len(self.grid_shape)
+        for axis, (n, period) in enumerate(zip(self.grid_shape, periods, strict=True), start=1):
+            # entry p is offset p - (n - 1); pad to a whole number of periods and sum them
+            reps = -(-w.shape[axis] // period)
+            t = F.pad(w, [0, 0] * (d - axis) + [0, reps * period - w.shape[axis]])
+            w = t.unflatten(axis, (reps, period)).sum(axis).roll(-(n - 1), axis)
+        spec = torch.fft.rfftn(w.to(dtype), dim=tuple(range(1, 1 + d)))
+        if key is not None:
+            self._spectrum_cache = (key, spec)
+        return spec
 
     def _grids(self, x: torch.Tensor) -> torch.Tensor:
         # sum_j P_j K_j R_j x on the continued field, evaluated on the grid
