@@ -561,6 +561,19 @@ def test_stationary_far_field_fits_dirichlet_poisson_closer_than_the_nested_grid
             e = (op(x[16:]) - y[16:]).flatten(1).norm(dim=1) / y[16:].flatten(1).norm(dim=1)
         errors[far] = float(e.mean())
     assert errors["stationary"] < errors["grids"] / 2
+    # solved exactly: the objective's gradient vanishes, and the misfit is below L-BFGS's
+    fits = {}
+    for solver in ("lbfgs", "lstsq"):
+        op = H2Operator((n, n), 1, degree=4, boundary="dirichlet", far="stationary",
+                        symmetric=True, init_scale=0.0, dtype=torch.float64)
+        fits[solver] = op.fit_linear(x[:16], y[:16], max_iter=300, solver=solver)
+    assert fits["lstsq"].iterations == 0 and fits["lstsq"].misfit < fits["lbfgs"].misfit
+    with op._plain_units():
+        loss = (op(x[:16]) - y[:16]).square().sum() / y[:16].square().sum()
+        grads = torch.autograd.grad(loss, op.linear_parameters(), allow_unused=True)
+    assert max(float(g.abs().max()) for g in grads if g is not None) < 1e-9
+    with pytest.raises(ValueError, match="solver="):
+        op.fit_linear(x[:2], y[:2], solver="cg")
     # odd degrees keep the stationary kernel symmetric
     op = H2Operator((n, n), 1, degree=3, far="stationary", symmetric=True, dtype=torch.float64)
     assert torch.allclose(op(x[:2].transpose(2, 3)), op(x[:2]).transpose(2, 3), atol=1e-10)

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from neuralhss.hss._lstsq import lbfgs_least_squares
+from neuralhss.hss import _lstsq
+from neuralhss.hss._lstsq import direct_least_squares, lbfgs_least_squares
 from neuralhss.models.neural_h2 import NeuralH2
 
 
@@ -70,3 +71,56 @@ def test_linear_path_validation_error_is_the_paths_mean_relative_error():
         model.fit_linear_path(x[:4], y[:4], validation=(xv, yv.clone().fill_(float("nan"))))
     with pytest.raises(ValueError, match="check_every"):
         model.fit_linear_path(x[:4], y[:4], validation=(xv, yv), check_every=0)
+
+
+def test_the_iteration_count_not_the_evaluation_budget_ends_a_fit():
+    # an ill-conditioned design that L-BFGS does not finish in 300 iterations: the fit runs
+    # all of them, where torch's default budget of 1.25 evaluations per iteration stops it
+    # sooner (its line searches take more than one evaluation now and then)
+    g = torch.Generator().manual_seed(0)
+    d = 60
+    x = torch.randn(400, d, generator=g, dtype=torch.float64) * torch.arange(1, d + 1.0) ** -4
+    y = x @ torch.randn(d, 1, generator=g, dtype=torch.float64)
+    iterations = {}
+    for evals in (1.25, _lstsq.MAX_LINE_SEARCH):
+        w = torch.zeros(d, 1, dtype=torch.float64, requires_grad=True)
+        iterations[evals] = lbfgs_least_squares(lambda a, w=w: a @ w, [w], x, y, max_iter=300,
+                                                evals_per_iter=evals).iterations
+    assert iterations[_lstsq.MAX_LINE_SEARCH] == 300 > iterations[1.25]
+
+
+def test_direct_solve_is_the_exact_least_squares_minimiser():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(50, 12, generator=g, dtype=torch.float64)
+    y = torch.randn(50, 3, generator=g, dtype=torch.float64)
+    # two parameter tensors, one redundant column: the minimum-norm solution
+    a = torch.zeros(12, 2, dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(12, 1, dtype=torch.float64, requires_grad=True)
+
+    def apply(t: torch.Tensor) -> torch.Tensor:
+        return torch.cat([t @ a, t @ b + t @ a[:, :1]], 1)
+
+    checked = []
+    fit = direct_least_squares(apply, [a, b], x, y, validate=lambda: checked.append(1) or 0.5)
+    assert fit.iterations == 0 and fit.validation == 0.5 and checked == [1]
+    with torch.no_grad():
+        r = apply(x) - y
+        # the normal equations hold: the objective's gradient vanishes
+        grads = torch.autograd.functional.vjp(lambda a_, b_: torch.cat(
+            [x @ a_, x @ b_ + x @ a_[:, :1]], 1), (a, b), r)[1]
+    assert all(float(gr.abs().max()) < 1e-10 for gr in grads)
+    assert fit.misfit == pytest.approx(float(r.square().sum() / y.square().sum()), rel=1e-12)
+    # with a ridge: the closed form of one block
+    w = torch.zeros(12, 3, dtype=torch.float64, requires_grad=True)
+    direct_least_squares(lambda t: t @ w, [w], x, y, ridge=0.1)
+    lam = 0.1 * float(y.square().sum())
+    exact = torch.linalg.solve(x.T @ x + lam * torch.eye(12, dtype=torch.float64), x.T @ y)
+    assert torch.allclose(w.detach(), exact, atol=1e-10)
+
+
+def test_direct_solve_refuses_a_jacobian_over_its_memory_limit(monkeypatch):
+    monkeypatch.setattr(_lstsq, "DIRECT_BLOCK_BYTES", 500)
+    w = torch.zeros(12, 3, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(4, 12, dtype=torch.float64)
+    with pytest.raises(ValueError, match="use the iterative fit"):
+        direct_least_squares(lambda t: t @ w, [w], x, x[:, :3])

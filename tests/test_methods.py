@@ -111,6 +111,25 @@ def test_full_width_linear_path_has_no_degree_to_choose_and_fits_poisson(poisson
     assert full["test_rel_l2"] < 0.1 * far["test_rel_l2"]
 
 
+def test_exact_linear_start_is_kept_where_it_validates_lower(poisson):
+    """``linear_solver="auto"`` fits the stationary linear path both ways on half the pairs
+    and keeps the exact solve where it validates lower (on smooth Poisson data, where L-BFGS
+    stalls on the weakly excited directions); ``"lstsq"`` alone records no iterations."""
+    train, test = poisson
+    args = {"linear_far": "stationary", "linear_degree": 4, "linear_symmetric": True}
+    _, auto = fit_method("h2_linear", train, test, lbfgs_iter=50, linear_solver="auto",
+                         model_args=args)
+    start = auto["linear_start"]
+    by_solver = start["validation_rel_l2_by_solver"]
+    assert start["solver"] == min(by_solver, key=by_solver.get) == "lstsq"
+    assert start["validation_rel_l2"] == by_solver["lstsq"] and start["fit_iterations"] == 0
+    _, lbfgs = fit_method("h2_linear", train, test, lbfgs_iter=50, model_args=args)
+    assert lbfgs["linear_start"]["solver"] == "lbfgs"
+    assert auto["test_rel_l2"] < lbfgs["test_rel_l2"]
+    with pytest.raises(ValueError, match="linear_solver"):
+        fit_method("h2_linear", train, test, linear_solver="exact")
+
+
 def test_no_linear_start_where_the_training_mean_predicts_as_well(tmp_path):
     """Darcy's coefficient -> solution map: a linear fit from half the samples predicts the other
     half worse than their mean does, so the automatic rule builds the model without a linear

@@ -80,14 +80,16 @@ import torch.nn.functional as F
 from scipy.fft import next_fast_len
 from torch import nn
 
-from ._lstsq import LeastSquaresFit, lbfgs_least_squares
+from ._lstsq import LeastSquaresFit, direct_least_squares, lbfgs_least_squares
 from ._subdivision import prolong, restrict, subdivision_mask, wrap
 
-__all__ = ["H2Operator", "BOUNDARIES", "EXPANSIONS", "FAR_FIELDS", "evaluation_matrix",
+__all__ = ["H2Operator", "BOUNDARIES", "EXPANSIONS", "FAR_FIELDS", "LINEAR_SOLVERS", "evaluation_matrix",
            "legendre_box_basis", "moment_matrix"]
 
 BOUNDARIES = ("dirichlet", "neumann", "periodic", "zeros")
 EXPANSIONS = ("tensor", "total")
+#: Solvers of :meth:`H2Operator.fit_linear`.
+LINEAR_SOLVERS = ("lbfgs", "lstsq")
 FAR_FIELDS = ("boxes", "grids", "stationary")
 
 
@@ -819,22 +821,33 @@ class H2Operator(nn.Module):
     # ------------------------------------------------------------------ fitting
     def fit_linear(self, x: torch.Tensor, y: torch.Tensor, ridge: float = 0.0,
                    max_iter: int = 300, validate: Callable[[], float] | None = None,
-                   check_every: int = 25) -> LeastSquaresFit:
-        """Fit near kernel and couplings (gains fixed) to pairs ``y ≈ A x`` by L-BFGS.
+                   check_every: int = 25, solver: str = "lbfgs") -> LeastSquaresFit:
+        """Fit near kernel and couplings (gains fixed) to pairs ``y ≈ A x``.
 
         The objective ``||A x - y||^2 / ||y||^2 + ridge * ||θ||^2`` is a convex quadratic in
-        the fitted parameters ``θ``. ``x, y``: ``(n, C, *grid_shape)``. Starts from the current
-        parameters. With ``validate`` (an error on held-out pairs, a function of no arguments),
-        the iteration count is chosen by early stopping, checked every ``check_every``
-        iterations up to ``max_iter`` (:func:`~neuralhss.hss._lstsq.lbfgs_least_squares`).
-        Returns the :class:`~neuralhss.hss._lstsq.LeastSquaresFit` (relative squared misfit,
-        iterations used, validation history).
+        the fitted parameters ``θ``. ``x, y``: ``(n, C, *grid_shape)``. ``solver="lbfgs"``
+        (default): L-BFGS from the current parameters; with ``validate`` (an error on held-out
+        pairs, a function of no arguments) the iteration count is chosen by early stopping,
+        checked every ``check_every`` iterations up to ``max_iter``
+        (:func:`~neuralhss.hss._lstsq.lbfgs_least_squares`). ``solver="lstsq"``: the exact
+        minimiser, through the QR factorisation of the Jacobian (one evaluation per parameter
+        and block of pairs, :func:`~neuralhss.hss._lstsq.direct_least_squares`), for operators
+        with few parameters (the nested and stationary grids' few hundred in 2-D), where
+        L-BFGS can stall far above it; ``max_iter`` and ``check_every`` are then unused and
+        ``validate`` is only reported. Returns the
+        :class:`~neuralhss.hss._lstsq.LeastSquaresFit` (relative squared misfit, iterations
+        used, validation history).
         """
+        if solver not in LINEAR_SOLVERS:
+            raise ValueError(f"solver={solver!r}; use one of {LINEAR_SOLVERS}")
         if x.shape[1:] != (self.channels, *self.grid_shape) or y.shape != x.shape:
             raise ValueError(f"x {tuple(x.shape)} and y {tuple(y.shape)} must both be "
                              f"(n, {self.channels}, *{self.grid_shape})")
         if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
             raise ValueError("x or y holds NaN or inf; clean the data before fitting")
         with self._plain_units():
+            if solver == "lstsq":
+                return direct_least_squares(self, self.linear_parameters(), x, y, ridge=ridge,
+                                            validate=validate)
             return lbfgs_least_squares(self, self.linear_parameters(), x, y, ridge=ridge,
                                        max_iter=max_iter, validate=validate, check_every=check_every)

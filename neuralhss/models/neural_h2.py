@@ -269,7 +269,7 @@ class NeuralH2(nn.Module):
     def fit_linear_path(self, x: torch.Tensor, y: torch.Tensor, max_iter: int = 300,
                         center: bool = False,
                         validation: tuple[torch.Tensor, torch.Tensor] | None = None,
-                        check_every: int = 25) -> LeastSquaresFit:
+                        check_every: int = 25, solver: str = "lbfgs") -> LeastSquaresFit:
         """Fit the linear path to pairs ``(x, y)`` (``(n, 1, *grid)`` each) by convex least
         squares (in float64); only for one input and one output channel. ``center=True`` fits
         the affine path ``y0 + A (x - x0)`` with ``x0``, ``y0`` the pointwise means of ``x`` and
@@ -279,7 +279,9 @@ class NeuralH2(nn.Module):
         at most that many: the count with the lowest mean relative L2 error of the path on them
         (checked every ``check_every`` iterations) is kept (early stopping). Returns the
         :class:`~neuralhss.hss._lstsq.LeastSquaresFit` (relative squared misfit, iterations,
-        validation error and history).
+        validation error and history). ``solver``: ``"lbfgs"`` (as above) or ``"lstsq"``, the
+        exact minimiser (:meth:`~neuralhss.hss.h2.H2Operator.fit_linear`; no early stopping,
+        the validation error is only reported).
         """
         if self.linear is None or self.linear_in is not None:
             raise ValueError("fit_linear_path needs linear_path=True and one input and output channel")
@@ -307,7 +309,8 @@ class NeuralH2(nn.Module):
 
         with torch.enable_grad():
             fit = self.linear.fit_linear(x.double(), y.double(), max_iter=max_iter,
-                                         validate=validate, check_every=check_every)
+                                         validate=validate, check_every=check_every,
+                                         solver=solver)
         self.linear.to(dtype)
         return fit
 

@@ -99,6 +99,10 @@ METHODS = CLOSED_FORM + tuple(GRADIENT_METHODS)
 #: share one bump: the mean alone has error 0.28-0.50 there, Poisson's mean 1.0-2.0).
 LINEAR_START_MAX_RATIO = 0.4
 LINEAR_FIT_RULES = ("auto", "affine", "always", "never")
+#: How the convex start solves its least squares: L-BFGS with early stopping, the exact
+#: minimiser (``H2Operator.fit_linear(solver="lstsq")``), or both probed and the one with the
+#: lower held-out error kept.
+LINEAR_START_SOLVERS = ("lbfgs", "lstsq", "auto")
 
 #: Most L-BFGS iterations of the H² linear path's convex fit; the count used is chosen below it
 #: on held-out pairs. Stopping early regularises, and the best count differs between problems
@@ -129,13 +133,13 @@ def _split(x: torch.Tensor, y: torch.Tensor, validation: tuple[torch.Tensor, tor
 
 def _probe_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lbfgs_iter: int,
                  center: bool, validation: tuple[torch.Tensor, torch.Tensor] | None = None,
-                 ) -> tuple[float, int]:
+                 solver: str = "lbfgs") -> tuple[float, int]:
     """Error of the linear path fitted and scored on the pairs of :func:`_split`, with its
-    iteration count chosen on the scored pairs by early stopping (at most ``lbfgs_iter``):
-    ``(error, iterations)``."""
+    iteration count chosen on the scored pairs by early stopping (at most ``lbfgs_iter``; the
+    exact ``"lstsq"`` solve has none): ``(error, iterations)``."""
     xf, yf, xv, yv = _split(x, y, validation)
     fit = model.double().fit_linear_path(xf.double(), yf.double(), max_iter=lbfgs_iter,
-                                         center=center, validation=(xv, yv))
+                                         center=center, validation=(xv, yv), solver=solver)
     return fit.validation, fit.iterations
 
 
@@ -161,7 +165,7 @@ def _linear_probe(model: nn.Module, config: dict[str, Any] | None, degree: int) 
 def _choose_linear_start(model: nn.Module, mem, dev: torch.device, lbfgs_iter: int,
                          rule: str, degrees: Sequence[int] | None = None,
                          config: dict[str, Any] | None = None, validation: InMemory | None = None,
-                         ) -> dict[str, Any]:
+                         solver: str = "lbfgs") -> dict[str, Any]:
     """Decide whether (and how) ``neural_h2`` starts from the convex fit of its linear path.
 
     ``rule``: ``"never"``; ``"always"`` (linear, or affine where that validates better);
@@ -174,12 +178,16 @@ def _choose_linear_start(model: nn.Module, mem, dev: torch.device, lbfgs_iter: i
     and score them, and the training mean, on these instead of the held-out half (the affine
     probe then needs two training samples). ``degrees``: Legendre
     degrees of the linear path to probe (with ``config``, the model's configuration, to build
-    them; default: the model's own); the probe with the lowest held-out error decides. Returns
-    ``{"fitted", "centered", "linear_degree", "validation_rel_l2", "iterations",
+    them; default: the model's own); ``solver`` (``LINEAR_START_SOLVERS``; ``"auto"`` probes
+    both); the probe with the lowest held-out error decides. Returns
+    ``{"fitted", "centered", "linear_degree", "solver", "validation_rel_l2", "iterations",
     "validation_rel_l2_mean", "validation_rel_l2_by_degree", "scored_on", ...}``.
     """
     if rule not in LINEAR_FIT_RULES:
         raise ValueError(f"linear_fit={rule!r}; use one of {LINEAR_FIT_RULES}")
+    if solver not in LINEAR_START_SOLVERS:
+        raise ValueError(f"linear_solver={solver!r}; use one of {LINEAR_START_SOLVERS}")
+    solvers = ("lbfgs", "lstsq") if solver == "auto" else (solver,)
     own = model.linear.degree
     if rule == "never" or (len(mem) < 2 and validation is None):
         return {"fitted": rule != "never", "centered": False, "linear_degree": own,
@@ -195,27 +203,45 @@ def _choose_linear_start(model: nn.Module, mem, dev: torch.device, lbfgs_iter: i
         else [])
     if not centers:  # affine with too few samples: nothing to centre or validate it on
         return {"fitted": False, "centered": True, "linear_degree": own, "validation_rel_l2": None}
-    probes = {(d, c): _probe_error(_linear_probe(model, config, d), x, y, lbfgs_iter, center=c,
-                                   validation=held)
-              for d in (degrees or (own,)) for c in centers}
-    degree, center = min(probes, key=lambda k: probes[k][0])
-    error, iterations = probes[degree, center]
+    probes = {}
+    for d in degrees or (own,):
+        for c in centers:
+            for s in solvers:
+                try:
+                    probes[d, c, s] = _probe_error(_linear_probe(model, config, d), x, y,
+                                                   lbfgs_iter, center=c, validation=held, solver=s)
+                except ValueError:
+                    if solver != "auto" or s != "lstsq":
+                        raise
+                    # "auto": the exact solve's Jacobian is too large here; L-BFGS alone
+    degree, center, chosen = min(probes, key=lambda k: probes[k][0])
+    error, iterations = probes[degree, center, chosen]
+
+    def best(**fixed: Any) -> float | None:
+        # the lowest held-out error among the probes with the given degree/centre/solver
+        keys = ("degree", "center", "solver")
+        found = [e for k, (e, _) in probes.items()
+                 if all(k[keys.index(name)] == v for name, v in fixed.items())]
+        return min(found) if found else None
+
     mean = _mean_error(y, held)
     fitted = rule == "always" or error < LINEAR_START_MAX_RATIO * mean
-    return {"fitted": fitted, "centered": center, "linear_degree": degree,
+    return {"fitted": fitted, "centered": center, "linear_degree": degree, "solver": chosen,
             "scored_on": "held-out half" if held is None else "validation",
             "validation_rel_l2": error, "iterations": iterations,
             "validation_rel_l2_mean": mean,
-            "validation_rel_l2_linear": probes.get((degree, False), (None,))[0],
-            "validation_rel_l2_affine": probes.get((degree, True), (None,))[0],
-            "validation_rel_l2_by_degree": {d: min(e for (dd, _), (e, _) in probes.items() if dd == d)
-                                            for d in dict.fromkeys(d for d, _ in probes)}}
+            "validation_rel_l2_linear": best(degree=degree, center=False, solver=chosen),
+            "validation_rel_l2_affine": best(degree=degree, center=True, solver=chosen),
+            "validation_rel_l2_by_degree": {d: best(degree=d)
+                                            for d in dict.fromkeys(k[0] for k in probes)},
+            **({"validation_rel_l2_by_solver": {s: best(solver=s) for s in solvers}}
+               if len(solvers) > 1 else {})}
 
 
 def start_neural_h2(model: nn.Module, config: dict[str, Any], mem, device: torch.device,
                     lbfgs_iter: int = H2_FIT_MAX_ITER, rule: str = "auto", freeze: bool = True,
                     seed: int = 0, degrees: Sequence[int] | None = None, validation: InMemory | None = None,
-                    ) -> tuple[nn.Module, dict[str, Any] | None]:
+                    solver: str = "lbfgs") -> tuple[nn.Module, dict[str, Any] | None]:
     """Give a freshly built ``neural_h2`` model its convex start before gradient training.
 
     With one input and one output channel, the linear path is fitted by convex least squares
@@ -239,11 +265,13 @@ def start_neural_h2(model: nn.Module, config: dict[str, Any], mem, device: torch
     (``InMemory``): pairs that are not training pairs, on which every decision above (keep,
     linear or affine, degree, iteration count) is made instead of on the held-out half; the
     probes are then fitted on all ``n`` training pairs, so the count is used unscaled.
+    ``solver`` (``LINEAR_START_SOLVERS``): how the least squares are solved, L-BFGS with that
+    early stopping, the exact minimiser, or (``"auto"``) whichever validates lower.
     """
     if getattr(model, "linear_in", 1) is not None or model.linear is None:
         return model, None
     start = _choose_linear_start(model, mem, device, lbfgs_iter, rule, degrees, config,
-                                 validation)
+                                 validation, solver)
     if not start["fitted"] and (start["validation_rel_l2"] is not None or rule == "affine"):
         # The linear map does not generalise (e.g. coefficient -> solution): no linear path.
         config["linear_path"] = False
@@ -260,9 +288,10 @@ def start_neural_h2(model: nn.Module, config: dict[str, Any], mem, device: torch
             iterations = lbfgs_iter
         elif validation is None:  # validated on half the pairs; the best count grows with them
             iterations = min(lbfgs_iter, iterations * len(mem) // (len(mem) // 2))
-        start["fit_iterations"] = iterations
+        final = start.get("solver") or ("lstsq" if solver == "lstsq" else "lbfgs")
+        start["fit_iterations"] = iterations if final == "lbfgs" else 0
         model.fit_linear_path(mem.x.to(device), mem.y.to(device), max_iter=iterations,
-                              center=start["centered"])
+                              center=start["centered"], solver=final)
         if freeze:
             model.linear.requires_grad_(False)
     return model, start
@@ -346,7 +375,7 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
                linear_fit: str = "auto", freeze_linear: bool = True,
                weight_decay: float = 0.0, augment: str | None = None,
                validation: Dataset | None = None, offset: str | None = None,
-               symmetrize: bool = False,
+               symmetrize: bool = False, linear_solver: str = "lbfgs",
                ) -> tuple[nn.Module, dict[str, Any]]:
     """Fit method ``name`` on ``train`` and evaluate it on ``test`` (both ``PDEDataset``).
 
@@ -356,8 +385,10 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
     2-D, 64 in 3-D). ``lbfgs_iter``: L-BFGS iterations of the convex fits, for ``hss_poly`` the
     count (default ``HSS_POLY_ITER``), for the H² linear path of ``h2_linear`` and ``neural_h2``
     the most, the count being chosen by early stopping on held-out training pairs (default
-    ``H2_FIT_MAX_ITER``). ``model_args`` override the gradient-trained model's configuration (e.g.
-    ``{"hidden_channels": 8}``) and, for ``h2_linear``, the linear path's (e.g.
+    ``H2_FIT_MAX_ITER``); ``linear_solver`` (``LINEAR_START_SOLVERS``): ``"lstsq"`` solves
+    those H² fits exactly instead (no iteration count), ``"auto"`` probes both and keeps the
+    one with the lower held-out error. ``model_args`` override the gradient-trained model's
+    configuration (e.g. ``{"hidden_channels": 8}``) and, for ``h2_linear``, the linear path's (e.g.
     ``{"leaf_side": 4, "linear_degree": 2}``); ``device`` is where they
     train (``TrainConfig.device``; ``h2_linear`` is fitted there too, the other closed-form fits
     on the CPU). ``linear_fit`` decides
@@ -410,6 +441,8 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
         raise ValueError(f"augment={augment!r}; use one of {AUGMENTATIONS}")
     if offset not in OFFSETS:
         raise ValueError(f"offset={offset!r}; use one of {OFFSETS}")
+    if linear_solver not in LINEAR_START_SOLVERS:
+        raise ValueError(f"linear_solver={linear_solver!r}; use one of {LINEAR_START_SOLVERS}")
     if offset is not None and name in CLOSED_FORM:
         raise ValueError(f"offset={offset!r} is for gradient-trained methods; {name} is a closed-form "
                          "fit (affine_least_squares and h2_linear centre themselves)")
@@ -444,7 +477,7 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
         model, start = start_neural_h2(model.double().to(dev), config, mem, dev,
                                        lbfgs_iter or H2_FIT_MAX_ITER, "always",
                                        degrees=linear_degrees(grid, model_args),
-                                       validation=vmem)
+                                       validation=vmem, solver=linear_solver)
         extra["linear_start"] = start
         model = Float64Channel(model)
         n_params = count_parameters(model.op.linear, trainable_only=False)
@@ -472,7 +505,7 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
             model, start = start_neural_h2(model, cfg, mem, dev, lbfgs_iter or H2_FIT_MAX_ITER,
                                            linear_fit, freeze_linear, seed,
                                            degrees=linear_degrees(grid, model_args),
-                                           validation=vmem)
+                                           validation=vmem, solver=linear_solver)
             if start is not None:
                 extra["linear_start"] = start
                 if start["fitted"]:
