@@ -98,7 +98,15 @@ CURRENT: dict[str, list[str]] = {
                      "long6000_feature_d4"],
     "maxwell_32": ["grid_d4_wide", "chosen_d4_wide", "long6000_d4", "long6000_d4_wide"],
     "navier_stokes_32": ["chosen"],
-    "gray_scott_32": ["chosen"],
+    # Gray–Scott 32²: the fair grid, and each model's grid once more with the square's
+    # symmetries and periodic translations (every configuration of the FNO family's grids;
+    # neural_h2's with its box far field at degree 2 and, as its second knob value instead of
+    # degree 0, the stationary far fields without coordinates), four points per model (two for
+    # UNO) as in the fair grid; d4shifts_lr3e-3 and probe_stat2_d4shifts are earlier probes'
+    # rows of configurations of that grid (same data, seeds and budget); chosen_d4shifts: the
+    # n = 16 choices' other seeds and sizes
+    "gray_scott_32": ["chosen", "grid_d4shifts", "d4shifts_lr3e-3", "probe_stat2_d4shifts",
+                      "chosen_d4shifts"],
     "neuralop_darcy_16": ["grid_transpose_wide", "chosen_transpose_wide",
                           "chosen_n256_transpose_wide"],
 }
