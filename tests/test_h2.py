@@ -579,3 +579,25 @@ def test_stationary_far_field_fits_dirichlet_poisson_closer_than_the_nested_grid
     assert torch.allclose(op(x[:2].transpose(2, 3)), op(x[:2]).transpose(2, 3), atol=1e-10)
     with pytest.raises(ValueError, match="degree >= 1"):
         H2Operator((n, n), 1, degree=0, far="stationary")
+
+
+def test_float64_linear_path_keeps_its_precision_inside_a_float32_model():
+    torch.manual_seed(0)
+    kw = {"grid_shape": (16, 16), "n_layers": 0, "linear_far": "stationary", "linear_degree": 2}
+    x = torch.randn(4, 1, 16, 16)
+    y = torch.roll(x, 1, dims=-1) + 0.5 * x
+    m64 = NeuralH2(linear_dtype="float64", **kw)
+    m64.fit_linear_path(x.double(), y.double(), solver="lstsq")
+    assert m64.linear.near.dtype == torch.float64  # the fit leaves it in its own precision
+    m32 = NeuralH2(**kw)
+    m32.load_state_dict(m64.state_dict())
+    assert m32.linear.near.dtype == torch.float32
+    with torch.no_grad():
+        exact = m64.linear(x.double())
+        out64, out32 = m64(x), m32(x)
+    assert out64.dtype == out32.dtype == torch.float32
+    err64 = float((out64.double() - exact).norm() / exact.norm())
+    err32 = float((out32.double() - exact).norm() / exact.norm())
+    assert err64 < 1e-7 < err32
+    with pytest.raises(ValueError, match="linear_dtype"):
+        NeuralH2(linear_dtype="half", **kw)
