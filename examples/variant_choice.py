@@ -76,19 +76,24 @@ CURRENT: dict[str, list[str]] = {
     # h2_linear's choice once more with the linear path as one kernel over the whole grid (the
     # FNO family's analogue, a padded domain, was probed at n = 16 alone: left out, like the
     # other one-size probes), and once more with the linear path's far field on nested grids,
-    # and on the stationary (undecimated) nested grids
+    # and on the stationary (undecimated) nested grids; that last once more with the convex
+    # fit's exact solve offered beside L-BFGS (linear_solver "auto"), for neural_h2 also with
+    # its linear path in double precision
     "poisson_32": ["probe_d4", "chosen_d4", "closed_sym", "closed_full", "probe_full_d4",
                    "chosen_full_d4", "closed_grids", "probe_grids_d4", "closed_stat",
-                   "probe_stat_d4"],
+                   "probe_stat_d4", "closed_stat_exact", "probe_stat_exact_d4",
+                   "probe_stat_exact64_d4"],
     "darcy_32": ["d4", "grid_d4", "chosen_d4", "grid_d4_wide", "chosen_d4_wide",
                  "probe_w32_d4", "long6000_d4", "long6000_d4_wide",
                  "probe_long6000_d4", "probe_long6000_d4_wide"],
     # Poisson 64²: the fair grid, each model's n = 16 choice once more with the images (as on
     # Poisson 32²; reused at n = 4 and 64), and the closed-form fits (h2_linear also symmetric);
-    # neural_h2's and h2_linear's full-width and nested-grid linear paths as on Poisson 32²
+    # neural_h2's and h2_linear's full-width and nested-grid linear paths as on Poisson 32²;
+    # h2_linear on the stationary grids with the exact solve offered (neural_h2 on it ran at
+    # n = 16 with one seed only: a probe, left out)
     "poisson_64": ["grid", "chosen", "probe_d4", "chosen_d4", "closed", "closed_sym",
                    "closed_full", "probe_full_d4", "chosen_full_d4", "closed_grids",
-                   "probe_grids_d4", "chosen_grids_d4"],
+                   "probe_grids_d4", "chosen_grids_d4", "closed_stat_exact"],
     # Darcy 64²: the fair grid with the images on every configuration (no plain half, to halve the
     # cost; every model chose the images on Darcy 32²), the closed-form fits, and at n = 64 each
     # model's choice there once more with 6,000 steps
@@ -183,7 +188,11 @@ def markdown(recs: list[dict], n_train: int, steps: int = 2000) -> str:
                 cells.append("—")
                 continue
             places = _places(r["mean"], 3)
-            cell = f"{r['mean']:.{places}f}" + (f" ± {r['std']:.{places}f}" if r["std"] == r["std"]
+            # a spread that rounds to zero at the mean's places gets one significant digit
+            sp = places
+            if r["std"] == r["std"] and r["std"] > 0 and round(r["std"], places) == 0:
+                sp = -math.floor(math.log10(r["std"]))
+            cell = f"{r['mean']:.{places}f}" + (f" ± {r['std']:.{sp}f}" if r["std"] == r["std"]
                                                  else "")
             cell += ("" if r["own"] else "†") + ("‡" if r["steps"] > steps else "")
             cells.append(f"**{cell}**" if r["mean"] == low else cell)
