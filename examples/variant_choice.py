@@ -89,11 +89,12 @@ CURRENT: dict[str, list[str]] = {
     # Poisson 64²: the fair grid, each model's n = 16 choice once more with the images (as on
     # Poisson 32²; reused at n = 4 and 64), and the closed-form fits (h2_linear also symmetric);
     # neural_h2's and h2_linear's full-width and nested-grid linear paths as on Poisson 32²;
-    # h2_linear on the stationary grids with the exact solve offered (neural_h2 on it ran at
-    # n = 16 with one seed only: a probe, left out)
+    # both on the stationary grids with the exact solve offered (neural_h2 with its linear
+    # path in double precision; its n = 16 choice reused at n = 4 and 64)
     "poisson_64": ["grid", "chosen", "probe_d4", "chosen_d4", "closed", "closed_sym",
                    "closed_full", "probe_full_d4", "chosen_full_d4", "closed_grids",
-                   "probe_grids_d4", "chosen_grids_d4", "closed_stat_exact"],
+                   "probe_grids_d4", "chosen_grids_d4", "closed_stat_exact",
+                   "probe_stat_exact64_d4", "chosen_stat_exact64_d4"],
     # Darcy 64²: the fair grid with the images on every configuration (no plain half, to halve the
     # cost; every model chose the images on Darcy 32²), the closed-form fits, and at n = 64 each
     # model's choice there once more with 6,000 steps
