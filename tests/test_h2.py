@@ -601,3 +601,34 @@ def test_float64_linear_path_keeps_its_precision_inside_a_float32_model():
     assert err64 < 1e-7 < err32
     with pytest.raises(ValueError, match="linear_dtype"):
         NeuralH2(linear_dtype="half", **kw)
+
+
+def test_coupling_rank_is_the_full_operator_with_factored_couplings():
+    """``coupling_rank=K`` builds every channel's couplings from K shared kernels: the operator
+    is the unfactored one given ``mix @ basis`` as its couplings, and those couplings, as a
+    (channels x rest) matrix, have rank K."""
+    torch.manual_seed(0)
+    kw = {"grid_shape": (32, 32), "channels": 6, "leaf_side": 4, "degree": 1, "boundary": "neumann"}
+    low, full = H2Operator(**kw, coupling_rank=2), H2Operator(**kw)
+    assert low.coupling.shape[1] == 2 and count_parameters(low) < count_parameters(full)
+    with torch.no_grad():
+        full.near.copy_(low.near)
+        full.gain.copy_(torch.rand_like(full.gain) + 0.5)
+        low.gain.copy_(full.gain)
+        full.coupling.copy_(torch.einsum("ck,gkabo->gcabo", low.coupling_mix, low.coupling))
+    x = torch.randn(3, 6, 32, 32)
+    torch.testing.assert_close(low(x), full(x), rtol=1e-5, atol=1e-6)
+    assert torch.linalg.matrix_rank(full.coupling[0].reshape(6, -1)) == 2
+    low(x).square().sum().backward()
+    assert low.coupling_mix.grad.abs().sum() > 0 and low.coupling.grad.abs().sum() > 0
+    assert "coupling_rank=2" in repr(low)
+    y = torch.randn(3, 1, 32, 32)
+    with pytest.raises(ValueError, match="fit_linear needs an operator linear"):
+        H2Operator((32, 32), coupling_rank=1).fit_linear(y, y)
+    with pytest.raises(ValueError, match="coupling_rank=0 must be a positive integer"):
+        H2Operator((32, 32), coupling_rank=0)
+    with pytest.raises(ValueError, match="coupling_rank needs far='boxes'"):
+        H2Operator((32, 32), far="grids", coupling_rank=2)
+    model = NeuralH2(1, 2, (32, 32), hidden_channels=8, n_layers=1, degree=2, hidden_coupling_rank=2)
+    assert model.blocks[0]["h2"].coupling_rank == 2 and model(y).shape == (3, 2, 32, 32)
+

@@ -124,3 +124,54 @@ def test_direct_solve_refuses_a_jacobian_over_its_memory_limit(monkeypatch):
     x = torch.randn(4, 12, dtype=torch.float64)
     with pytest.raises(ValueError, match="use the iterative fit"):
         direct_least_squares(lambda t: t @ w, [w], x, x[:, :3])
+
+
+def test_tied_entries_solve_a_symmetrised_problem_with_fewer_columns():
+    """Where ``apply`` sees the parameters only through their average over a group, a solve
+    over one value per orbit (``tied``) is the full solve: with a ridge both are unique and
+    equal (the ridge puts the full solution on the symmetric subspace)."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(40, 6, generator=g, dtype=torch.float64)
+    y = torch.randn(40, 2, generator=g, dtype=torch.float64)
+    swap = torch.tensor([1, 0, 3, 2, 4, 5])  # entries 0<->1 and 2<->3 are one orbit each
+
+    def make():
+        w = torch.zeros(6, 2, dtype=torch.float64, requires_grad=True)
+        return w, (lambda t: t @ ((w + w[swap]) / 2))
+
+    (w_full, f_full), (w_tied, f_tied) = make(), make()
+    labels = torch.minimum(torch.arange(6), swap)[:, None].expand(6, 2) * 2 + torch.arange(2)
+    full = direct_least_squares(f_full, [w_full], x, y, ridge=0.05)
+    tied = direct_least_squares(f_tied, [w_tied], x, y, ridge=0.05, tied=[labels])
+    assert tied.misfit == pytest.approx(full.misfit, rel=1e-10)
+    assert torch.allclose(w_tied.detach(), w_full.detach(), atol=1e-10)
+    assert torch.equal(w_tied.detach()[0], w_tied.detach()[1])
+    with pytest.raises(ValueError, match="tied labels of shape"):
+        direct_least_squares(f_tied, [w_tied], x, y, tied=[labels[:3]])
+
+
+def test_symmetric_operator_solves_over_its_orbits_where_the_full_jacobian_is_refused(monkeypatch):
+    """A symmetric stationary 3-D far field: the exact fit over its kernels' orbits under the
+    cube's 48 symmetries fits in a Jacobian block the per-entry solve is refused."""
+    from neuralhss.hss.h2 import H2Operator
+
+    op = H2Operator((8, 8, 8), 1, degree=2, far="stationary", symmetric=True, grid_radius=2,
+                    boundary="dirichlet", dtype=torch.float64)
+    n_par = sum(p.numel() for p in op.linear_parameters())
+    n_orbits = sum(len(torch.unique(t)) if t is not None else p.numel()
+                   for t, p in zip(op._orbit_labels(), op.linear_parameters(), strict=True))
+    assert n_orbits * 20 < n_par
+    g = torch.Generator().manual_seed(0)
+    truth = H2Operator((8, 8, 8), 1, degree=2, far="stationary", symmetric=True, grid_radius=2,
+                       boundary="dirichlet", dtype=torch.float64)
+    truth.reset_parameters(g)
+    x = torch.randn(3, 1, 8, 8, 8, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        y = truth(x)
+    monkeypatch.setattr(_lstsq, "DIRECT_BLOCK_BYTES", 8**3 * 8 * (n_orbits + 1))
+    with pytest.raises(ValueError, match="use the iterative fit"):
+        direct_least_squares(op, op.linear_parameters(), x, y)
+    fit = op.fit_linear(x, y, solver="lstsq")
+    assert fit.misfit < 1e-20
+    with torch.no_grad():
+        torch.testing.assert_close(op(x), y, rtol=1e-9, atol=1e-9)

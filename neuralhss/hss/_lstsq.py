@@ -108,7 +108,8 @@ DIRECT_BLOCK_BYTES = 512 * 2**20
 def direct_least_squares(apply: Callable[[torch.Tensor], torch.Tensor],
                          params: Sequence[torch.Tensor], x: torch.Tensor, y: torch.Tensor,
                          ridge: float = 0.0, rcond: float = 1e-12,
-                         validate: Callable[[], float] | None = None) -> LeastSquaresFit:
+                         validate: Callable[[], float] | None = None,
+                         tied: Sequence[torch.Tensor | None] | None = None) -> LeastSquaresFit:
     """Minimise the objective of :func:`lbfgs_least_squares` exactly, in place.
 
     ``apply`` is linear in ``params`` (``P`` scalars in all), so ``apply(x)`` is ``J θ`` for
@@ -124,9 +125,30 @@ def direct_least_squares(apply: Callable[[torch.Tensor], torch.Tensor],
     Raises ``ValueError`` when one pair's block of ``J`` needs more than
     ``DIRECT_BLOCK_BYTES`` (use the iterative fit there). Returns the
     :class:`LeastSquaresFit` (``iterations`` 0).
+
+    ``tied``: for each parameter ``None`` or an integer tensor of its shape labelling entries
+    that move together. The solve is then over one value per label (the columns of ``J`` are
+    ``apply`` with a label's entries set to 1), which finds the same minimum wherever ``apply``
+    depends on the parameters only through their average over a group whose orbits the labels
+    are (a symmetrised kernel: 48 symmetries of the cube make the Jacobian of a 3-D stationary
+    far field about 30 times narrower).
     """
     params = list(params)
-    n_par = sum(p.numel() for p in params)
+    tied = [None] * len(params) if tied is None else list(tied)
+    if len(tied) != len(params):
+        raise ValueError(f"tied has {len(tied)} entries for {len(params)} parameters")
+    # per parameter: the label of every entry (0..m-1) and how many entries each label holds
+    groups = []
+    for p, t in zip(params, tied, strict=True):
+        if t is None:
+            groups.append((torch.arange(p.numel(), device=p.device), torch.ones(p.numel())))
+            continue
+        if t.shape != p.shape:
+            raise ValueError(f"tied labels of shape {tuple(t.shape)} for a parameter of shape "
+                             f"{tuple(p.shape)}")
+        _, inverse, counts = torch.unique(t.reshape(-1), return_inverse=True, return_counts=True)
+        groups.append((inverse.to(p.device), counts))
+    n_par = sum(len(c) for _, c in groups)
     per_pair = y[0].numel() * n_par * y.element_size()
     if per_pair > DIRECT_BLOCK_BYTES:
         raise ValueError(f"a direct least-squares fit of {n_par} parameters holds "
@@ -138,7 +160,9 @@ def direct_least_squares(apply: Callable[[torch.Tensor], torch.Tensor],
     r = torch.zeros(0, n_par, dtype=dtype, device=y.device)
     z = torch.zeros(0, dtype=dtype, device=y.device)
     if ridge > 0:  # ridge * scale * ||θ||² as extra rows of the system
-        r = torch.eye(n_par, dtype=dtype, device=y.device) * (ridge * scale).sqrt()
+        # a label's value enters ||θ||² once per entry it holds
+        weight = torch.cat([c for _, c in groups]).to(dtype=dtype, device=y.device).sqrt()
+        r = torch.diag(weight) * (ridge * scale).sqrt()
         z = torch.zeros(n_par, dtype=dtype, device=y.device)
     with torch.no_grad():
         saved = [p.detach().clone() for p in params]
@@ -147,12 +171,13 @@ def direct_least_squares(apply: Callable[[torch.Tensor], torch.Tensor],
         for start in range(0, len(x), block):
             xb, yb = x[start:start + block], y[start:start + block]
             cols = []
-            for p in params:
+            for p, (label, counts) in zip(params, groups, strict=True):
                 flat = p.view(-1)
-                for k in range(flat.numel()):
-                    flat[k] = 1.0
+                for k in range(len(counts)):
+                    members = label == k
+                    flat[members] = 1.0
                     cols.append(apply(xb).reshape(-1).to(dtype))
-                    flat[k] = 0.0
+                    flat[members] = 0.0
             q, r = torch.linalg.qr(torch.cat([r, torch.stack(cols, 1)]))
             z = q.T @ torch.cat([z, yb.reshape(-1).to(dtype)])
         u, s, vh = torch.linalg.svd(r, full_matrices=False)
@@ -163,9 +188,10 @@ def direct_least_squares(apply: Callable[[torch.Tensor], torch.Tensor],
                 p.copy_(q0)
             raise ValueError("the direct least-squares solve gave NaN or inf; check the data")
         offset = 0
-        for p in params:
-            p.copy_(theta[offset:offset + p.numel()].view_as(p).to(p.dtype))
-            offset += p.numel()
+        for p, (label, counts) in zip(params, groups, strict=True):
+            values = theta[offset:offset + len(counts)]
+            p.copy_(values[label].view_as(p).to(p.dtype))
+            offset += len(counts)
         misfit = float((apply(x) - y).square().sum() / scale)
         checked = float(validate()) if validate is not None else None
     return LeastSquaresFit(misfit, 0, checked, ((0, checked),) if checked is not None else ())

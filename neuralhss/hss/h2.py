@@ -381,6 +381,12 @@ class H2Operator(nn.Module):
         mirror-symmetric), as the solution operator of an isotropic PDE with one boundary
         condition on all sides does; it stays linear in its parameters, so :meth:`fit_linear`
         remains a convex fit. Needs equal sides.
+    coupling_rank : int, optional
+        ``far="boxes"``: factor the couplings over the channels, ``coupling[c] = sum_k
+        mix[c, k] basis[k]``, ``K = coupling_rank`` shared coupling kernels mixed per channel
+        (as TFNO factors FNO's spectral weights): the couplings' parameters shrink from ``C``
+        to ``K`` kernels. The operator is then no longer linear in its parameters, so
+        :meth:`fit_linear` refuses it. ``None`` (default): a kernel per channel.
 
     Notes
     -----
@@ -400,7 +406,7 @@ class H2Operator(nn.Module):
                  share_levels: bool = True, init_scale: float = 1.0, blend: bool = True,
                  expansion: str = "tensor", symmetric: bool = False, far: str = "boxes",
                  grid_radius: int = 4, dtype: torch.dtype | None = None,
-                 device: torch.device | str | None = None) -> None:
+                 device: torch.device | str | None = None, coupling_rank: int | None = None) -> None:
         super().__init__()
         self.grid_shape = tuple(int(n) for n in grid_shape)
         d = len(self.grid_shape)
@@ -476,7 +482,16 @@ class H2Operator(nn.Module):
                      else max(1, len(self.sides)))
         offs = torch.stack(torch.meshgrid(*[torch.arange(-3, 4)] * d, indexing="ij")).reshape(d, -1)
         self.register_buffer("_far", torch.nonzero(offs.abs().amax(0) >= 2)[:, 0], persistent=False)
-        self.coupling = nn.Parameter(torch.empty(n_kernels, C, r, r, len(self._far), **fk))
+        if coupling_rank is not None and (int(coupling_rank) != coupling_rank or coupling_rank < 1):
+            raise ValueError(f"coupling_rank={coupling_rank!r} must be a positive integer or None")
+        if coupling_rank is not None and self.far != "boxes":
+            raise ValueError(f"coupling_rank needs far='boxes' (this operator's far field is "
+                             f"{self.far!r}, which has no couplings)")
+        self.coupling_rank = None if coupling_rank is None else int(coupling_rank)
+        K = C if self.coupling_rank is None else self.coupling_rank
+        self.coupling = nn.Parameter(torch.empty(n_kernels, K, r, r, len(self._far), **fk))
+        self.coupling_mix = (nn.Parameter(torch.empty(C, K, **fk))
+                             if self.coupling_rank is not None else None)
         self._symmetries = _symmetries([a for _, a in kept]) if self.symmetric else []
         self.gain = (nn.Parameter(torch.ones(max(1, len(self.sides)), C, **fk))
                      if self.share_levels and self.far == "boxes" else None)
@@ -580,6 +595,10 @@ class H2Operator(nn.Module):
         n_off = 7**d - 3**d
         g = torch.randn(self.coupling.shape, generator=generator, dtype=torch.float64)
         self.coupling.copy_(g * self.init_scale / math.sqrt(self.rank * n_off))
+        if self.coupling_mix is not None:
+            # unit-variance sums over K keep the couplings' initial scale
+            m = torch.randn(self.coupling_mix.shape, generator=generator, dtype=torch.float64)
+            self.coupling_mix.copy_(m / math.sqrt(self.coupling_mix.shape[1]))
         if self.gain is not None:
             self.gain.fill_(1.0)
         for j, k in enumerate(self.coarse, start=1):
@@ -625,6 +644,24 @@ class H2Operator(nn.Module):
         :meth:`fit_linear` fits."""
         return [self.near, self.coupling, *self.coarse]
 
+    def _orbit_labels(self) -> list[torch.Tensor | None]:
+        # for each linear parameter, the orbit of every entry under the symmetries (the
+        # smallest flat index it is mapped to), or None where the entries are fitted apart:
+        # the near and coarse kernels are symmetrised as plain kernels (their average over
+        # the group is what acts); the couplings carry parity signs and stay untied
+        labels: list[torch.Tensor | None] = []
+        for p in self.linear_parameters():
+            if not self._symmetries or p is self.coupling:
+                labels.append(None)
+                continue
+            idx = torch.arange(p.numel(), device=p.device).view(p.shape)
+            low = idx
+            for perm, flips, _, _ in self._symmetries:
+                t = idx.flip([2 + i for i in range(len(flips)) if flips[i]]) if any(flips) else idx
+                low = torch.minimum(low, t.permute(0, 1, *(2 + k for k in perm)))
+            labels.append(low)
+        return labels
+
     def parameter_count(self) -> int:
         """Deprecated (removed in 0.2): ``neuralhss.models.count_parameters(op)`` counts the
         parameters of any module."""
@@ -636,6 +673,8 @@ class H2Operator(nn.Module):
         # couplings of level j scattered into a dense 7^d convolution kernel (C, r, r, 7, ...)
         d, C, r = len(self.grid_shape), self.channels, self.rank
         c = self.coupling[0 if self.share_levels else j]
+        if self.coupling_mix is not None:
+            c = torch.einsum("ck,kabo->cabo", self.coupling_mix, c)
         if self.gain is not None:
             c = c * self.gain[j].view(C, 1, 1, 1)
         kernel = c.new_zeros(C, r, r, 7**d).index_copy(-1, self._far, c).reshape(C, r, r, *([7] * d))
@@ -671,7 +710,8 @@ class H2Operator(nn.Module):
                 f"degree={self.degree}, expansion={self.expansion!r}, near_radius={self.near_radius}, "
                 f"levels={self.n_levels}, "
                 f"boundary={self.boundary!r}, share_levels={self.share_levels}"
-                + (", symmetric=True" if self.symmetric else ""))
+                + (", symmetric=True" if self.symmetric else "")
+                + (f", coupling_rank={self.coupling_rank}" if self.coupling_rank else ""))
 
     # ------------------------------------------------------------------ apply
     def _continue(self, t: torch.Tensor, pad: int | Sequence[int]) -> torch.Tensor:
@@ -840,6 +880,9 @@ class H2Operator(nn.Module):
         """
         if solver not in LINEAR_SOLVERS:
             raise ValueError(f"solver={solver!r}; use one of {LINEAR_SOLVERS}")
+        if self.coupling_mix is not None:
+            raise ValueError("fit_linear needs an operator linear in its parameters; build it "
+                             "without coupling_rank")
         if x.shape[1:] != (self.channels, *self.grid_shape) or y.shape != x.shape:
             raise ValueError(f"x {tuple(x.shape)} and y {tuple(y.shape)} must both be "
                              f"(n, {self.channels}, *{self.grid_shape})")
@@ -848,6 +891,6 @@ class H2Operator(nn.Module):
         with self._plain_units():
             if solver == "lstsq":
                 return direct_least_squares(self, self.linear_parameters(), x, y, ridge=ridge,
-                                            validate=validate)
+                                            validate=validate, tied=self._orbit_labels())
             return lbfgs_least_squares(self, self.linear_parameters(), x, y, ridge=ridge,
                                        max_iter=max_iter, validate=validate, check_every=check_every)

@@ -139,6 +139,11 @@ class NeuralH2(nn.Module):
         (:class:`~neuralhss.hss.h2.H2Operator`'s ``share_levels``), which suits scale-free
         Green's functions; ``False`` gives each level its own kernel, for operators with a
         length scale (waves: a wavelength). The linear path always has per-level kernels.
+    hidden_coupling_rank : int, optional
+        Factor every hidden block's far-field couplings over its channels into this many shared
+        kernels mixed per channel (:class:`~neuralhss.hss.h2.H2Operator`'s ``coupling_rank``);
+        with a far field of degree 2 the couplings are most of the model's parameters. ``None``
+        (default): a coupling kernel per channel.
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1,
@@ -154,7 +159,8 @@ class NeuralH2(nn.Module):
                  expansion: str = "tensor", linear_far: str = "boxes", hidden_far: str = "boxes",
                  symmetric: bool = False, linear_symmetric: bool = False,
                  hidden_share_levels: bool = True, born: bool = False,
-                 linear_dtype: str = "float32", width: int | None = None) -> None:
+                 linear_dtype: str = "float32", hidden_coupling_rank: int | None = None,
+                 width: int | None = None) -> None:
         super().__init__()
         width = hidden_width(hidden_channels, width, "NeuralH2")
         if activation not in ACTIVATIONS:
@@ -221,7 +227,8 @@ class NeuralH2(nn.Module):
                                         boundary=hidden_boundary, init_scale=coupling_init,
                                         near_radius=hidden_near_radius, blend=hidden_blend,
                                         expansion=expansion, symmetric=symmetric,
-                                        share_levels=hidden_share_levels, far=hidden_far),
+                                        share_levels=hidden_share_levels, far=hidden_far,
+                                        coupling_rank=hidden_coupling_rank),
                        "mix": Pointwise(width, width, bias=False),
                        "local": Pointwise(width, width)}
                 if self.multiplicative:
