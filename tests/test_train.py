@@ -177,3 +177,25 @@ def test_trainer_hooks_and_an_overridden_batch_step():
     assert state.epoch == 2 and seen[0] == "start" and seen[-1] == "stop"
     assert seen.count(("batch", 0)) == 2 and seen.count(("batch", 1)) == 2
     assert ("epoch", 2, ["epoch", "lr", "train_loss", "train_rel_l2"]) in seen
+
+
+def test_band_errors_place_an_error_at_its_wavenumber():
+    """An error that is one Fourier mode of radial wavenumber 5 sits wholly in the band holding
+    5, with the amplitude ratio as that band's relative error; the shares sum to 1."""
+    from neuralhss.train.metrics import band_errors
+
+    n = 32
+    x = torch.arange(n, dtype=torch.float64) / n
+    X, Y = torch.meshgrid(x, x, indexing="ij")
+    target = torch.cos(2 * torch.pi * (X + Y)) + torch.sin(2 * torch.pi * 5 * X)  # |k| = 1.41, 5
+    pred = target + 0.1 * torch.sin(2 * torch.pi * (3 * X + 4 * Y))  # |k| = 5
+    bands = band_errors(pred[None, None], target[None, None], [0, 2, 4, 6, 32])
+    assert [b["share"] for b in bands] == pytest.approx([0, 0, 1, 0], abs=1e-12)
+    assert bands[2]["rel_l2"] == pytest.approx(0.1, rel=1e-9)
+    assert bands[0]["rel_l2"] == pytest.approx(0, abs=1e-12)
+    rand = band_errors(torch.randn(3, 2, 16, 16), torch.randn(3, 2, 16, 16), [0, 3, 100])
+    assert sum(b["share"] for b in rand) == pytest.approx(1)
+    with pytest.raises(ValueError, match="increasing edges"):
+        band_errors(pred, target, [2, 1])
+    with pytest.raises(ValueError, match="differ in shape"):
+        band_errors(pred, target[:4], [0, 1])

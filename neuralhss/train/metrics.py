@@ -11,6 +11,8 @@ neuraloperator's relative ``LpLoss`` on normalised data, reported as ``train_los
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -57,3 +59,44 @@ def evaluate(model: nn.Module, dataset: Dataset, normalizer=None, batch_size: in
     e = torch.cat(errs)
     return {"test_rel_l2": float(e.mean()), "test_rel_l2_median": float(e.median()),
             "n_test": len(e)}
+
+
+def band_errors(pred: torch.Tensor, target: torch.Tensor, bands: Sequence[float],
+                ndim: int | None = None) -> list[dict[str, float]]:
+    """Where in wavenumber an error sits: the relative error of each radial band.
+
+    ``pred``, ``target``: ``(..., n_1, ..., n_d)`` in the data's units (leading axes, samples
+    and channels, are pooled). With ``E(k)`` and ``Y(k)`` the squared moduli of the DFTs of the
+    error and the target over the last ``d`` axes and ``|k|`` the radial wavenumber in cycles
+    per domain (integers on each axis, periodic reading of the grid), band ``[a, b)`` gets
+
+    * ``"rel_l2"``: ``sqrt(sum_band E / sum_band Y)``, the error relative to what the target
+      holds in that band;
+    * ``"share"``: ``sum_band E / sum_all E``, the band's part of the squared error (Parseval:
+      over bands that cover every ``|k|`` the shares sum to 1).
+
+    ``bands``: increasing edges ``[k_0, k_1, ..., k_m]`` giving ``m`` bands; the last one is
+    closed above so that ``k_m`` at least the largest ``|k|`` covers the whole spectrum.
+    Returns one ``{"low", "high", "rel_l2", "share"}`` per band.
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
+    edges = [float(b) for b in bands]
+    if len(edges) < 2 or any(b <= a for a, b in zip(edges[:-1], edges[1:], strict=True)):
+        raise ValueError(f"bands={bands!r}: give at least two increasing edges")
+    d = ndim or pred.ndim - 1
+    dims = tuple(range(-d, 0))
+    err = torch.fft.fftn((pred - target).double(), dim=dims).abs().square()
+    ref = torch.fft.fftn(target.double(), dim=dims).abs().square()
+    err, ref = err.reshape(-1, *err.shape[-d:]).sum(0), ref.reshape(-1, *ref.shape[-d:]).sum(0)
+    axes = torch.meshgrid(*[torch.fft.fftfreq(n, 1.0 / n, dtype=torch.float64)
+                            for n in pred.shape[-d:]], indexing="ij")
+    k = torch.stack(axes).square().sum(0).sqrt()
+    total = err.sum().clamp_min(1e-300)
+    out = []
+    for i, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+        inside = (k >= a) & ((k <= b) if i == len(edges) - 2 else (k < b))
+        out.append({"low": a, "high": b,
+                    "rel_l2": float((err[inside].sum() / ref[inside].sum().clamp_min(1e-300)).sqrt()),
+                    "share": float(err[inside].sum() / total)})
+    return out
