@@ -13,6 +13,8 @@ RMS (no shift, so that a linear operator stays linear).
 
 ``--model-args JSON`` overrides the method's model (for ``h2_linear`` its linear path, e.g.
 ``'{"leaf_side": 4, "linear_degree": 2}'``); such rows are reported as ``method[args]``.
+``--linear-solver lstsq|lbfgs|auto`` picks the solver of the H² convex fits (rows reported as
+``method<solver>``).
 
 Results are appended to ``OUT/results.json`` as they finish (re-running skips finished runs;
 several sweeps may append to the same file at once), and ``OUT/test_error_vs_n.png`` and
@@ -39,6 +41,11 @@ import numpy as np  # noqa: E402
 
 from neuralhss.datasets import PDEDataset, generate, load_recipe  # noqa: E402
 from neuralhss.train.methods import CLOSED_FORM, METHODS, fit_method  # noqa: E402
+
+
+def _num(v: float) -> str:
+    # three decimals, or two significant digits below 0.001 (exact fits reach 1e-7)
+    return f"{v:.3f}" if v == 0 or abs(v) >= 0.001 else f"{v:.2g}"
 
 
 def _label(r: dict) -> str:
@@ -105,7 +112,7 @@ def table(results: list[dict]) -> str:
             cells = []
             for n in ns:
                 e = [r["test_rel_l2"] for r in rows if r["n_train"] == n]
-                cells.append(f"{np.mean(e):.3f}" + (f" ± {np.std(e):.3f}" if len(e) > 1 else "")
+                cells.append(_num(np.mean(e)) + (f" ± {_num(np.std(e))}" if len(e) > 1 else "")
                              if e else "")
             params = sorted({r["n_params"] for r in rows})
             ptxt = "dense N×N (rank ≤ n)" if method.endswith("least_squares") else \
@@ -132,6 +139,8 @@ def main() -> None:
     ap.add_argument("--untie-top", type=int, default=5, help="untied top levels of hss_poly")
     ap.add_argument("--lbfgs-iter", type=int, default=None,
                     help="L-BFGS iterations of the convex fits (default: the method's own, see fit_method)")
+    ap.add_argument("--linear-solver", choices=["lbfgs", "lstsq", "auto"], default=None,
+                    help="solver of the H² convex fits (fit_method's linear_solver; default its own)")
     ap.add_argument("--model-args", type=json.loads, default=None,
                     help="JSON object of model arguments (fit_method's model_args)")
     ap.add_argument("--out", default="examples/results/low_data_poisson")
@@ -159,6 +168,8 @@ def main() -> None:
                     if args.model_args:
                         label += "[" + ",".join(f"{k}={v}" for k, v in sorted(args.model_args.items())) \
                             + "]"
+                    if args.linear_solver:
+                        label += f"<{args.linear_solver}>"
                     key = label if deterministic else _label({"method": label, "steps": args.steps})
                     if (ds_name, key, n, seed) in done or (deterministic and seed != args.seeds[0]):
                         continue
@@ -166,7 +177,9 @@ def main() -> None:
                     test = PDEDataset(data, "test", n_test=args.n_test, normalize=train.normalizer)
                     _, m = fit_method(method, train, test, steps=args.steps, seed=seed, lr=args.lr,
                                       degree=args.degree, untie_top=args.untie_top,
-                                      lbfgs_iter=args.lbfgs_iter, model_args=args.model_args)
+                                      lbfgs_iter=args.lbfgs_iter, model_args=args.model_args,
+                                      **({"linear_solver": args.linear_solver}
+                                         if args.linear_solver else {}))
                     row = {"dataset": ds_name, "method": label, "n_train": n, "seed": seed, **m}
                     results = append_result(res_path, row)
                     print(f"{ds_name} {label:18s} n={n:4d} seed={seed} "
