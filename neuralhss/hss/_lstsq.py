@@ -141,7 +141,8 @@ def direct_least_squares(apply: Callable[[torch.Tensor], torch.Tensor],
     groups = []
     for p, t in zip(params, tied, strict=True):
         if t is None:
-            groups.append((torch.arange(p.numel(), device=p.device), torch.ones(p.numel())))
+            groups.append((torch.arange(p.numel(), device=p.device),
+                           torch.ones(p.numel(), dtype=torch.long)))
             continue
         if t.shape != p.shape:
             raise ValueError(f"tied labels of shape {tuple(t.shape)} for a parameter of shape "
@@ -149,6 +150,8 @@ def direct_least_squares(apply: Callable[[torch.Tensor], torch.Tensor],
         _, inverse, counts = torch.unique(t.reshape(-1), return_inverse=True, return_counts=True)
         groups.append((inverse.to(p.device), counts))
     n_par = sum(len(c) for _, c in groups)
+    # the flat indices of each label's entries, label by label
+    entries = [torch.argsort(label, stable=True).split(counts.tolist()) for label, counts in groups]
     per_pair = y[0].numel() * n_par * y.element_size()
     if per_pair > DIRECT_BLOCK_BYTES:
         raise ValueError(f"a direct least-squares fit of {n_par} parameters holds "
@@ -171,13 +174,12 @@ def direct_least_squares(apply: Callable[[torch.Tensor], torch.Tensor],
         for start in range(0, len(x), block):
             xb, yb = x[start:start + block], y[start:start + block]
             cols = []
-            for p, (label, counts) in zip(params, groups, strict=True):
+            for p, members in zip(params, entries, strict=True):
                 flat = p.view(-1)
-                for k in range(len(counts)):
-                    members = label == k
-                    flat[members] = 1.0
+                for idx in members:
+                    flat[idx] = 1.0
                     cols.append(apply(xb).reshape(-1).to(dtype))
-                    flat[members] = 0.0
+                    flat[idx] = 0.0
             q, r = torch.linalg.qr(torch.cat([r, torch.stack(cols, 1)]))
             z = q.T @ torch.cat([z, yb.reshape(-1).to(dtype)])
         u, s, vh = torch.linalg.svd(r, full_matrices=False)
