@@ -193,8 +193,17 @@ def test_band_errors_place_an_error_at_its_wavenumber():
     assert [b["share"] for b in bands] == pytest.approx([0, 0, 1, 0], abs=1e-12)
     assert bands[2]["rel_l2"] == pytest.approx(0.1, rel=1e-9)
     assert bands[0]["rel_l2"] == pytest.approx(0, abs=1e-12)
-    rand = band_errors(torch.randn(3, 2, 16, 16), torch.randn(3, 2, 16, 16), [0, 3, 100])
+    rand_p, rand_t = torch.randn(3, 2, 16, 16), torch.randn(3, 2, 16, 16)
+    rand = band_errors(rand_p, rand_t, [0, 3, 100])
     assert sum(b["share"] for b in rand) == pytest.approx(1)
+    # the default grid axes are those after (batch, channels): channels are pooled, not
+    # transformed, so a constant error of opposite signs in two channels is all at |k| = 0
+    flat = torch.ones(1, 2, 8, 8)
+    flat[:, 1] = -1
+    assert band_errors(flat, torch.zeros_like(flat) + 3, [0, 0.5, 100])[0]["share"] == pytest.approx(1)
+    assert band_errors(rand_p, rand_t, [0, 3, 100], ndim=2) == rand
+    with pytest.raises(ValueError, match="grid axes for an array"):
+        band_errors(torch.randn(16), torch.randn(16), [0, 3])
     with pytest.raises(ValueError, match="increasing edges"):
         band_errors(pred, target, [2, 1])
     with pytest.raises(ValueError, match="differ in shape"):

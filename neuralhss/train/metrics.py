@@ -65,10 +65,11 @@ def band_errors(pred: torch.Tensor, target: torch.Tensor, bands: Sequence[float]
                 ndim: int | None = None) -> list[dict[str, float]]:
     """Where in wavenumber an error sits: the relative error of each radial band.
 
-    ``pred``, ``target``: ``(..., n_1, ..., n_d)`` in the data's units (leading axes, samples
-    and channels, are pooled). With ``E(k)`` and ``Y(k)`` the squared moduli of the DFTs of the
-    error and the target over the last ``d`` axes and ``|k|`` the radial wavenumber in cycles
-    per domain (integers on each axis, periodic reading of the grid), band ``[a, b)`` gets
+    ``pred``, ``target``: ``(batch, channels, n_1, ..., n_d)`` in the data's units (``ndim``
+    grid axes, default all after the first two; the leading axes are pooled). With ``E(k)``
+    and ``Y(k)`` the squared moduli of the DFTs of the error and the target over the last
+    ``d`` axes and ``|k|`` the radial wavenumber in cycles per domain (integers on each axis,
+    periodic reading of the grid), band ``[a, b)`` gets
 
     * ``"rel_l2"``: ``sqrt(sum_band E / sum_band Y)``, the error relative to what the target
       holds in that band;
@@ -84,7 +85,10 @@ def band_errors(pred: torch.Tensor, target: torch.Tensor, bands: Sequence[float]
     edges = [float(b) for b in bands]
     if len(edges) < 2 or any(b <= a for a, b in zip(edges[:-1], edges[1:], strict=True)):
         raise ValueError(f"bands={bands!r}: give at least two increasing edges")
-    d = ndim or pred.ndim - 1
+    d = pred.ndim - 2 if ndim is None else int(ndim)
+    if not 1 <= d <= pred.ndim:
+        raise ValueError(f"ndim={ndim!r} grid axes for an array of shape {tuple(pred.shape)}; "
+                         "give (batch, channels, *grid) arrays or the number of grid axes")
     dims = tuple(range(-d, 0))
     err = torch.fft.fftn((pred - target).double(), dim=dims).abs().square()
     ref = torch.fft.fftn(target.double(), dim=dims).abs().square()
