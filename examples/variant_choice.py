@@ -46,11 +46,14 @@ def _key(config: dict) -> str:
 def grid_rows(rows: list[dict], problem: str, method: str, n: int,
               variants: list[str]) -> list[dict]:
     """``method``'s seed-0 rows at ``n`` with a validation error: its fair-grid rows and its rows
-    of the named ``variants``."""
+    of the named ``variants``, one per configuration (the last: a re-run, e.g. after a change
+    of the training code, supersedes the earlier row, as in :func:`seeds_of`)."""
     grid = {_key(c) for c in fair.grid_of(method, problem)}
-    return [r for r in rows if (r["problem"], r["method"], r["n_train"], r["seed"]) ==
-            (problem, method, n, 0) and r.get("val_rel_l2") is not None
-            and (r.get("variant") in variants or ("variant" not in r and _key(r["config"]) in grid))]
+    last = {_key(r["config"]): r for r in rows
+            if (r["problem"], r["method"], r["n_train"], r["seed"]) == (problem, method, n, 0)
+            and r.get("val_rel_l2") is not None
+            and (r.get("variant") in variants or ("variant" not in r and _key(r["config"]) in grid))}
+    return list(last.values())
 
 
 def choose(rows: list[dict], problem: str, method: str, n: int, variants: list[str]) -> dict | None:

@@ -228,7 +228,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--linear-fit", default="auto", choices=["auto", "affine", "always", "never"],
                    help="neural_h2 with one input and one output channel: start from the convex "
                         "fit of its linear path if it validates on half the training samples "
-                        "(auto), the same for the affine path (affine), always, or never")
+                        "(auto), the same for the affine path (affine), always, or never; with "
+                        "several channels auto drops the linear path (no convex fit exists), the "
+                        "others train it from zero")
     p.add_argument("--model-arg", type=_param, action="append", default=[], metavar="KEY=VALUE",
                    help="override a model argument, e.g. --model-arg hidden_channels=64")
     p.add_argument("--n-train", type=int, default=None, help="training samples (default: all)")
@@ -328,6 +330,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 kind = "affine" if start["centered"] else "linear"
                 print(f"neural_h2 starts from the convex fit of its {kind} path, Legendre "
                       f"degree {start['linear_degree']}{why}")
+            elif "dropped" in start:
+                print("neural_h2 has no linear path: with several channels it has no convex fit")
             elif model.linear is None:
                 print(f"neural_h2 has no linear path: its convex fit did not validate{why}")
             else:

@@ -65,6 +65,33 @@ def test_neural_h2_starts_from_its_linear_fit_only_where_it_generalises(poisson)
         fit_method("neural_h2", train, test, steps=2, linear_fit="sometimes")
 
 
+def test_several_channels_drop_the_linear_path_under_auto_only():
+    """With two input channels the linear path has no convex fit: ``"auto"`` rebuilds the model
+    without it (as the same seed builds it without one), ``"never"`` keeps it to train."""
+    from neuralhss.models import build
+    from neuralhss.train.loop import InMemory
+    from neuralhss.train.methods import start_neural_h2
+
+    cfg = {"grid_shape": [16, 16], "in_channels": 2, "out_channels": 1, "hidden_channels": 4,
+           "n_layers": 1}
+    mem = InMemory(torch.randn(4, 2, 16, 16), torch.randn(4, 1, 16, 16))
+    torch.manual_seed(5)
+    model = build("neural_h2", **cfg)
+    config = dict(cfg)
+    dropped, record = start_neural_h2(model, config, mem, torch.device("cpu"), rule="auto", seed=5)
+    assert dropped.linear is None and config["linear_path"] is False
+    assert record["dropped"] and not record["fitted"]
+    torch.manual_seed(5)
+    twin = build("neural_h2", **cfg, linear_path=False)
+    x = torch.randn(2, 2, 16, 16)
+    torch.testing.assert_close(dropped(x), twin(x))
+    kept, record = start_neural_h2(model, dict(cfg), mem, torch.device("cpu"), rule="never")
+    assert kept is model and kept.linear is not None and record is None
+    # with no blocks there is nothing to rebuild it as: the path stays
+    bare = build("neural_h2", **{**cfg, "n_layers": 0})
+    assert start_neural_h2(bare, {**cfg, "n_layers": 0}, mem, torch.device("cpu"))[0] is bare
+
+
 def test_linear_start_chooses_its_degree_on_held_out_pairs(poisson):
     """The convex start fits every candidate degree on half the training pairs and keeps the
     one with the lowest error on the other half; a degree the caller gives is kept."""

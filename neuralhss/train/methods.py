@@ -16,7 +16,8 @@
 - ``neural_hss``: nonlinear Neural-HSS (width 8, 2 blocks, rank 4) by Adam;
 - ``neural_h2``: Neural-HSS v2 (:class:`neuralhss.models.neural_h2.NeuralH2`: strong
   admissibility, width 16, 4 blocks, a linear H² path fitted by convex least squares first when
-  the data has one input and one output channel, then everything by Adam); the layers continue
+  the data has one input and one output channel and none otherwise, then everything by Adam);
+  the layers continue
   fields past the boundary as the data's boundary condition says;
 - ``uno``: neuraloperator's UNO (:func:`neuralhss.models.fno.uno`: a U of five Fourier blocks,
   full grid -> half grid -> full grid, with the modes and width of ``fno``);
@@ -250,8 +251,10 @@ def start_neural_h2(model: nn.Module, config: dict[str, Any], mem, device: torch
     gradient steps if ``freeze`` (Adam's steps have the size of the learning rate however small
     the gradient, so they would walk the path off its least-squares optimum). Where the
     validated fit fails, the model is rebuilt from ``config`` without a linear path (with
-    ``seed``). Returns ``(model, record)``; ``record`` is None when the model has no
-    one-channel linear path to fit.
+    ``seed``). With several input or output channels no convex fit exists: ``"auto"`` rebuilds
+    the model without the linear path (``config["linear_path"]`` becomes False; the record
+    says ``"dropped"``), the other rules leave it to be trained from zero. Returns
+    ``(model, record)``; ``record`` is None when the model keeps no linear path to fit.
 
     The number of L-BFGS iterations is chosen by early stopping: the count ``k`` with the
     lowest error on the held-out half of the probe, scaled by the ratio of the sample counts
@@ -268,8 +271,21 @@ def start_neural_h2(model: nn.Module, config: dict[str, Any], mem, device: torch
     ``solver`` (``LINEAR_START_SOLVERS``): how the least squares are solved, L-BFGS with that
     early stopping, the exact minimiser, or (``"auto"``) whichever validates lower.
     """
-    if getattr(model, "linear_in", 1) is not None or model.linear is None:
+    if getattr(model, "linear", None) is None:
         return model, None
+    if model.linear_in is not None:
+        # Several input or output channels: no convex fit of the linear path exists, so nothing
+        # can validate it; Adam trains it from zero beside the blocks, which on the multi-channel
+        # problems (Helmholtz, Maxwell, Gray-Scott 32²) validated as well or worse than no
+        # linear path at all (Maxwell at n = 4: 0.44 against 0.60). "auto" drops it; the
+        # other rules keep it, trained from zero (what every rule did before).
+        if rule != "auto" or not model.blocks:
+            return model, None
+        config["linear_path"] = False
+        torch.manual_seed(seed)
+        return build("neural_h2", **config).to(device), {
+            "fitted": False, "validation_rel_l2": None,
+            "dropped": "no convex fit with several channels"}
     start = _choose_linear_start(model, mem, device, lbfgs_iter, rule, degrees, config,
                                  validation, solver)
     if not start["fitted"] and (start["validation_rel_l2"] is not None or rule == "affine"):
@@ -395,8 +411,9 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
     whether ``neural_h2`` starts from the convex fit of its linear path: ``"always"``,
     ``"never"`` (the linear path starts from zero), ``"auto"``: fit it on the first half of
     the training samples, and keep the convex start only if its relative error on the other
-    half is below ``LINEAR_START_MAX_RATIO`` times that of the first half's mean; otherwise
-    the model is built without a linear path
+    half is below ``LINEAR_START_MAX_RATIO`` times that of the first half's mean; otherwise,
+    and wherever the data has several input or output channels (no convex fit exists), the
+    model is built without a linear path
     (a linear map that does not generalise, e.g. coefficient -> solution for Darcy, would
     interpolate the training set and leave the nonlinear blocks nothing to learn from; trained
     from zero beside them it made the Darcy runs worse); ``"affine"``: the same test for the
