@@ -72,6 +72,7 @@ def seeds_of(rows: list[dict], problem: str, method: str, n: int, config: dict) 
 # extended grids, every model's extended alike, and the chosen configurations' other seeds and
 # sizes; docs/neural_h2.md gives each extension and its command). Probes that extended one
 # model's grid alone (e.g. Helmholtz's wider neural_h2) are left out.
+RERUN = ["fair_rerun", "chosen_rerun", "long6000_rerun"]
 CURRENT: dict[str, list[str]] = {
     # Poisson 32²: the fair grid plus, at every size, each model's choice there once more with
     # the images (neural_h2's with a linear path that commutes with the symmetries as well), and
@@ -102,10 +103,15 @@ CURRENT: dict[str, list[str]] = {
     # cost; every model chose the images on Darcy 32²), the closed-form fits, and at n = 64 each
     # model's choice there once more with 6,000 steps
     "darcy_64": ["grid_d4", "chosen_d4", "closed", "probe_long6000_d4"],
+    # Helmholtz, Maxwell and Gray–Scott (several input or output channels): neural_h2's rows of
+    # every configuration in its grid were re-run once linear_fit="auto" dropped the linear path
+    # there (a re-run row supersedes the earlier one of its configuration, grid_rows): the fair
+    # grid's as fair_rerun, the extensions' under their own names, the choice's other seeds
+    # and sizes as chosen_rerun and long6000_rerun
     "helmholtz_32": ["d4", "grid_d4", "chosen_d4", "probe_offset_d4", "chosen_offset_d4",
                      "long6000_d4", "long6000_offset_d4", "probe_feature_d4", "chosen_feature_d4",
-                     "long6000_feature_d4"],
-    "maxwell_32": ["grid_d4_wide", "chosen_d4_wide", "long6000_d4", "long6000_d4_wide"],
+                     "long6000_feature_d4", *RERUN],
+    "maxwell_32": ["grid_d4_wide", "chosen_d4_wide", "long6000_d4", "long6000_d4_wide", *RERUN],
     "navier_stokes_32": ["chosen"],
     # Gray–Scott 32²: the fair grid, and each model's grid once more with the square's
     # symmetries and periodic translations (every configuration of the FNO family's grids;
@@ -115,7 +121,7 @@ CURRENT: dict[str, list[str]] = {
     # rows of configurations of that grid (same data, seeds and budget); chosen_d4shifts: the
     # n = 16 choices' other seeds and sizes
     "gray_scott_32": ["chosen", "grid_d4shifts", "d4shifts_lr3e-3", "probe_stat2_d4shifts",
-                      "chosen_d4shifts"],
+                      "chosen_d4shifts", *RERUN],
     "neuralop_darcy_16": ["grid_transpose_wide", "chosen_transpose_wide",
                           "chosen_n256_transpose_wide"],
 }

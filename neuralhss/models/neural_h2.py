@@ -99,7 +99,10 @@ class NeuralH2(nn.Module):
     positional : bool, default True
         Append grid coordinates (in [0, 1] per axis) to the hidden blocks' input.
     linear_path : bool, default True
-        Add the linear H² path ``A x``.
+        Add the linear H² path ``A x``. With one input and one output channel it can be fitted
+        by convex least squares (:meth:`fit_linear_path`); with several it can only be trained
+        with the blocks, and :func:`~neuralhss.train.methods.start_neural_h2` (the training
+        entry points' ``linear_fit="auto"``) builds the model without it there.
     coupling_init : float, default 0.1
         ``init_scale`` of the hidden blocks' H² layers (small couplings start the blocks near
         local maps, which generalised better in the low-data runs).
