@@ -17,8 +17,7 @@
 - ``neural_h2``: Neural-HSS v2 (:class:`neuralhss.models.neural_h2.NeuralH2`: strong
   admissibility, width 16, 4 blocks, a linear H² path fitted by convex least squares first when
   the data has one input and one output channel and none otherwise, then everything by Adam);
-  the layers continue
-  fields past the boundary as the data's boundary condition says;
+  the layers continue fields past the boundary as the data's boundary condition says;
 - ``uno``: neuraloperator's UNO (:func:`neuralhss.models.fno.uno`: a U of five Fourier blocks,
   full grid -> half grid -> full grid, with the modes and width of ``fno``);
 - ``fno``, ``tfno``: neuraloperator's FNO and TFNO, 4 layers; in 2-D 16 modes per axis and
@@ -239,6 +238,14 @@ def _choose_linear_start(model: nn.Module, mem, dev: torch.device, lbfgs_iter: i
                if len(solvers) > 1 else {})}
 
 
+def _without_linear_path(config: dict[str, Any], device: torch.device, seed: int) -> nn.Module:
+    """``neural_h2`` rebuilt from ``config`` (updated in place) without a linear path, its
+    blocks started by ``seed`` as they were."""
+    config["linear_path"] = False
+    torch.manual_seed(seed)
+    return build("neural_h2", **config).to(device)
+
+
 def start_neural_h2(model: nn.Module, config: dict[str, Any], mem, device: torch.device,
                     lbfgs_iter: int = H2_FIT_MAX_ITER, rule: str = "auto", freeze: bool = True,
                     seed: int = 0, degrees: Sequence[int] | None = None, validation: InMemory | None = None,
@@ -281,18 +288,14 @@ def start_neural_h2(model: nn.Module, config: dict[str, Any], mem, device: torch
         # other rules keep it, trained from zero (what every rule did before).
         if rule != "auto" or not model.blocks:
             return model, None
-        config["linear_path"] = False
-        torch.manual_seed(seed)
-        return build("neural_h2", **config).to(device), {
+        return _without_linear_path(config, device, seed), {
             "fitted": False, "validation_rel_l2": None,
             "dropped": "no convex fit with several channels"}
     start = _choose_linear_start(model, mem, device, lbfgs_iter, rule, degrees, config,
                                  validation, solver)
     if not start["fitted"] and (start["validation_rel_l2"] is not None or rule == "affine"):
         # The linear map does not generalise (e.g. coefficient -> solution): no linear path.
-        config["linear_path"] = False
-        torch.manual_seed(seed)
-        return build("neural_h2", **config).to(device), start
+        return _without_linear_path(config, device, seed), start
     if start["fitted"] and start["linear_degree"] != model.linear.degree:
         config["linear_degree"] = start["linear_degree"]
         dtype = model.x_center.dtype
