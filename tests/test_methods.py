@@ -86,6 +86,8 @@ def test_several_channels_drop_the_linear_path_under_auto_only():
     x = torch.randn(2, 2, 16, 16)
     torch.testing.assert_close(dropped(x), twin(x))
     kept, record = start_neural_h2(model, dict(cfg), mem, torch.device("cpu"), rule="never")
+    with pytest.raises(ValueError, match="linear_fit='sometimes'"):
+        start_neural_h2(model, dict(cfg), mem, torch.device("cpu"), rule="sometimes")
     assert kept is model and kept.linear is not None and record is None
     # with no blocks there is nothing to rebuild it as: the path stays
     bare = build("neural_h2", **{**cfg, "n_layers": 0})

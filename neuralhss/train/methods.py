@@ -278,6 +278,8 @@ def start_neural_h2(model: nn.Module, config: dict[str, Any], mem, device: torch
     ``solver`` (``LINEAR_START_SOLVERS``): how the least squares are solved, L-BFGS with that
     early stopping, the exact minimiser, or (``"auto"``) whichever validates lower.
     """
+    if rule not in LINEAR_FIT_RULES:  # here too: several channels return before the probe
+        raise ValueError(f"linear_fit={rule!r}; use one of {LINEAR_FIT_RULES}")
     if getattr(model, "linear", None) is None:
         return model, None
     if model.linear_in is not None:
