@@ -346,3 +346,47 @@ def test_symmetrize_returns_the_group_average_and_both_errors(poisson):
     for name, augment in (("fno", None), ("h2_linear", "d4")):
         with pytest.raises(ValueError, match="symmetrize"):
             fit_method(name, train, test, steps=1, augment=augment, symmetrize=True)
+
+
+def test_keep_start_if_better_silences_blocks_only_where_the_start_alone_is_closer():
+    """Pairs made by the linear path alone: the start wins and the blocks are silenced (the
+    model is its path again). Pairs made by the whole model: the blocks stay, unchanged."""
+    from neuralhss.models import build
+    from neuralhss.train.loop import InMemory
+    from neuralhss.train.methods import keep_start_if_better
+
+    torch.manual_seed(0)
+    model = build("neural_h2", grid_shape=[16, 16], hidden_channels=4, n_layers=1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))  # a non-zero path and a non-zero last projection
+    x = torch.randn(4, 1, 16, 16)
+    with torch.no_grad():
+        whole, path = model(x), model.linear_part(x)
+    before = [p.detach().clone() for p in model.parameters()]
+    kept = keep_start_if_better(model, model, InMemory(x, whole), None, torch.device("cpu"))
+    assert kept["kept_blocks"] and kept["rel_l2_trained"] < 1e-6 < kept["rel_l2_start"]
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    silenced = keep_start_if_better(model, model, InMemory(x, path), None, torch.device("cpu"))
+    assert not silenced["kept_blocks"] and silenced["rel_l2_start"] < 1e-6
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), path)
+
+
+def test_neural_h2_falls_back_to_an_exact_convex_start(poisson):
+    """On Poisson the exact least-squares start of the stationary linear path is the solution
+    operator to rounding; large Adam steps on the blocks only add error, so fit_method returns
+    the start (its test error is the start's), unless fallback_to_start=False."""
+    train, test = poisson
+    args = {"steps": 10, "lr": 3e-2, "linear_solver": "lstsq",
+            "model_args": {"hidden_channels": 4, "n_layers": 1, "linear_far": "stationary",
+                           "linear_dtype": "float64"}}
+    _, m = fit_method("neural_h2", train, test, **args)
+    fb = m["fallback"]
+    assert fb["judged_on"] == "training pairs" and not fb["kept_blocks"]
+    assert fb["rel_l2_start"] < fb["rel_l2_trained"]
+    assert m["test_rel_l2"] == pytest.approx(m["linear_test_rel_l2"], rel=1e-4)
+    assert m["train_rel_l2"] == pytest.approx(fb["rel_l2_start"], rel=1e-4)
+    _, raw = fit_method("neural_h2", train, test, fallback_to_start=False, **args)
+    assert "fallback" not in raw
+    assert raw["train_rel_l2"] == pytest.approx(fb["rel_l2_trained"], rel=1e-4)
