@@ -314,6 +314,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                              f"({exc})") from None
         raise ValueError(f"--model-arg {unknown[1]}: {args.model} has no argument {unknown[1]!r}; "
                          f"its arguments include {known}") from None
+    start = None
     if args.model == "neural_h2":
         from .train.methods import linear_degrees, start_neural_h2
 
@@ -344,11 +345,37 @@ def _cmd_train(args: argparse.Namespace) -> int:
                   normalizer=train_set.normalizer,
                   extra={"data": str(Path(args.data).resolve()), "split_n_test": args.n_test,
                          "time_index": args.time_index}, data=data_id)
+    if args.model == "neural_h2" and start is not None and start["fitted"] and model.blocks \
+            and info.is_main:
+        _fall_back_to_start(model, train_set, test_set, cfg, args.out, metrics)
     if info.is_main:
         print(f"{args.model}: test rel. L2 {metrics['test_rel_l2']:.4g} on {metrics['n_test']} "
               f"samples, {metrics['n_params']} parameters, n_train {metrics['n_train']}, "
               f"{metrics['train_seconds']:.1f} s -> {Path(args.out) / 'metrics.json'}")
     return 0
+
+
+def _fall_back_to_start(model, train_set, test_set, cfg, out: str, metrics: dict) -> None:
+    """As ``fit_method`` does: where ``neural_h2``'s frozen convex start alone fits the
+    training pairs more closely than the trained model, silence the hidden blocks and write
+    that model into the run's checkpoint and metrics."""
+    from .train import evaluate, to_memory
+    from .train.methods import keep_start_if_better
+    from .train.state import replace_model_state
+
+    dev = cfg.resolved_device()
+    record = {**keep_start_if_better(model, model, to_memory(train_set), train_set.normalizer, dev),
+              "judged_on": "training pairs"}
+    metrics["fallback"] = record
+    if not record["kept_blocks"]:
+        metrics["train_rel_l2"] = record["rel_l2_start"]
+        metrics.update(evaluate(model, test_set, train_set.normalizer, cfg.batch_size, dev))
+        replace_model_state(Path(out) / "checkpoint.pt", model, {"fallback": record})
+    if record["rel_l2_start"] < record["rel_l2_trained"]:  # not when resuming a silenced run
+        print(f"neural_h2: the convex start alone fits the training pairs more closely "
+              f"({record['rel_l2_start']:.3g} against {record['rel_l2_trained']:.3g}); the hidden "
+              "blocks are silenced")
+    (Path(out) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
 
 def _load_trained(checkpoint: str, data: str, n_test: int | float | None, force: bool = False):

@@ -135,6 +135,34 @@ def test_train_neural_h2_starts_from_its_convex_fit(tmp_path, capsys):
     assert started["test_rel_l2"] < 0.5 * standardised["test_rel_l2"]
 
 
+def test_train_neural_h2_falls_back_to_its_convex_start_in_the_checkpoint(tmp_path, capsys):
+    """Steps far too large for the blocks make the trained model worse than its convex start
+    on the training pairs: the CLI silences them, as fit_method does, and the checkpoint holds
+    that model (evaluate gives the metrics' test error; a resumed run keeps it)."""
+    import json
+
+    data = tmp_path / "p.h5"
+    assert main(["generate", "poisson", "--resolution", "16", "--samples", "24", "--no-progress",
+                 "-o", str(data)]) == 0
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--model", "neural_h2", "--n-train", "8", "--n-test", "8",
+            "--epochs", "3", "--batch-size", "8", "--lr", "0.3", "--model-arg", "hidden_channels=4",
+            "--model-arg", "n_layers=1", "--out", str(out), "--no-progress"]
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "blocks are silenced" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    record = metrics["fallback"]
+    assert not record["kept_blocks"] and record["rel_l2_start"] < record["rel_l2_trained"]
+    assert metrics["train_rel_l2"] == record["rel_l2_start"]
+    assert main(["evaluate", str(out / "checkpoint.pt"), "--data", str(data)]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["test_rel_l2"] == pytest.approx(metrics["test_rel_l2"], rel=1e-5)
+    assert main(argv) == 0  # resumed: nothing to train, the silenced model stays
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["test_rel_l2"] == pytest.approx(metrics["test_rel_l2"], rel=1e-5)
+
+
 def test_train_neural_h2_follows_the_data_boundary_condition(tmp_path, capsys):
     """The CLI builds neural_h2 as fit_method does: periodic data, periodic continuation."""
     data = tmp_path / "periodic.h5"

@@ -70,6 +70,18 @@ def save_checkpoint(path: str | os.PathLike, *, run: Mapping[str, Any], model: n
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
+def replace_model_state(path: str | os.PathLike, model: nn.Module,
+                        extra: Mapping[str, Any] | None = None) -> None:
+    """Write ``model``'s weights (and more ``extra`` entries) into the finished run's checkpoint
+    at ``path``, atomically, leaving its optimizer, schedule and history as they were: for a
+    change made to the trained model after its last epoch (e.g. ``neural_h2``'s fallback to its
+    convex start), which a resumed run then loads."""
+    ckpt = load_checkpoint(path)
+    ckpt["model"] = tensor_state_dict(model)
+    ckpt["extra"] = {**ckpt.get("extra", {}), **dict(extra or {})}
+    atomic_write(Path(path), lambda tmp: torch.save(ckpt, tmp))
+
+
 def restore(ckpt: Mapping[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
             scheduler: torch.optim.lr_scheduler.LRScheduler | None) -> TrainState:
     """Load a checkpoint's model, optimizer and scheduler states; return its :class:`TrainState`.
