@@ -98,24 +98,27 @@ def test_linear_start_chooses_its_degree_on_held_out_pairs(poisson):
     """The convex start fits every candidate degree on half the training pairs and keeps the
     one with the lowest error on the other half; a degree the caller gives is kept."""
     train, test = poisson
-    model, m = fit_method("h2_linear", train, test, lbfgs_iter=20)
+    boxes = {"linear_far": "boxes"}  # the degree probes are the polynomial box far field's
+    model, m = fit_method("h2_linear", train, test, lbfgs_iter=20, model_args=boxes)
     start = m["linear_start"]
     by_degree = start["validation_rel_l2_by_degree"]
     assert set(by_degree) == set(LINEAR_DEGREES[2])
     assert start["linear_degree"] == min(by_degree, key=by_degree.get)
     assert start["validation_rel_l2"] == by_degree[start["linear_degree"]]
     assert model.op.linear.degree == start["linear_degree"]
-    model, m = fit_method("h2_linear", train, test, lbfgs_iter=20, model_args={"linear_degree": 2})
+    model, m = fit_method("h2_linear", train, test, lbfgs_iter=20,
+                          model_args={**boxes, "linear_degree": 2})
     assert set(m["linear_start"]["validation_rel_l2_by_degree"]) == {2}
     assert model.op.linear.degree == 2
     # neural_h2 is rebuilt with the chosen degree (its spec too, so a checkpoint rebuilds it),
     # and its hidden layers start as the seed built them
     net, m = fit_method("neural_h2", train, test, steps=1, lbfgs_iter=20, seed=3,
-                        model_args={"hidden_channels": 4, "n_layers": 1})
+                        model_args={**boxes, "hidden_channels": 4, "n_layers": 1})
     chosen = m["linear_start"]["linear_degree"]
     assert net.linear.degree == chosen and net.spec["config"]["linear_degree"] == chosen
     twin, _ = fit_method("neural_h2", train, test, steps=1, lbfgs_iter=20, seed=3,
-                         model_args={"hidden_channels": 4, "n_layers": 1, "linear_degree": chosen})
+                         model_args={**boxes, "hidden_channels": 4, "n_layers": 1,
+                                     "linear_degree": chosen})
     torch.testing.assert_close(net(to_memory(test).x), twin(to_memory(test).x))
     # other degrees cannot be built without the model's configuration
     from neuralhss.models import build
@@ -132,8 +135,9 @@ def test_full_width_linear_path_has_no_degree_to_choose_and_fits_poisson(poisson
     start probes no degrees; on Dirichlet Poisson that one kernel on the image-continued source
     fits far better than the polynomial far field from the same 8 pairs."""
     train, test = poisson
-    _, far = fit_method("h2_linear", train, test, lbfgs_iter=800)
-    model, full = fit_method("h2_linear", train, test, lbfgs_iter=800,
+    _, far = fit_method("h2_linear", train, test, lbfgs_iter=800, linear_solver="lbfgs",
+                        model_args={"linear_far": "boxes"})
+    model, full = fit_method("h2_linear", train, test, lbfgs_iter=800, linear_solver="lbfgs",
                              model_args={"linear_near_radius": "full"})
     assert model.op.linear.n_levels == 0
     assert set(full["linear_start"]["validation_rel_l2_by_degree"]) == {model.op.linear.degree}
@@ -152,8 +156,12 @@ def test_exact_linear_start_is_kept_where_it_validates_lower(poisson):
     by_solver = start["validation_rel_l2_by_solver"]
     assert start["solver"] == min(by_solver, key=by_solver.get) == "lstsq"
     assert start["validation_rel_l2"] == by_solver["lstsq"] and start["fit_iterations"] == 0
-    _, lbfgs = fit_method("h2_linear", train, test, lbfgs_iter=50, model_args=args)
+    _, lbfgs = fit_method("h2_linear", train, test, lbfgs_iter=50, model_args=args,
+                          linear_solver="lbfgs")
     assert lbfgs["linear_start"]["solver"] == "lbfgs"
+    # with no solver named, a path this small (under EXACT_FIT_MAX_VALUES) is offered both
+    _, default = fit_method("h2_linear", train, test, lbfgs_iter=50, model_args=args)
+    assert default["linear_start"]["validation_rel_l2_by_solver"] == by_solver
     assert auto["test_rel_l2"] < lbfgs["test_rel_l2"]
     with pytest.raises(ValueError, match="linear_solver"):
         fit_method("h2_linear", train, test, linear_solver="exact")

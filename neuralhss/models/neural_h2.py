@@ -349,8 +349,15 @@ def default_size(ndim: int) -> dict:
 
     The hidden blocks keep only box averages in their far field (degree 0): on Darcy 32² that
     generalised better than degree 1 or 2 (which fit the training samples more closely), and it
-    makes a training step cheaper than FNO's; on linear problems the linear path (degree 3 in
-    2-D) carries the far field. The blocks are multiplicative: on Darcy 32² (n = 16) that
+    makes a training step cheaper than FNO's; on linear problems the linear path carries the
+    far field. In 1-D and 2-D that path is one translation-invariant kernel on undecimated
+    nested grids (``linear_far="stationary"``, 508 values on 32²) in double precision; its
+    B-spline degree is 3, which the box far field (``linear_far="boxes"``, leaves of 4 points)
+    also admits. Fitted exactly by least squares, that path (degree 2 or 4) reached relative
+    errors of 2e-6 to 3e-6 on 2-D Poisson 32² from 4 pairs, where the polynomial box far
+    field (the default until 2026-12-07) stalls near 0.02 however many pairs it gets
+    (``examples/linear_path_floor.py``, ``examples/neural_h2_variants.py``). The blocks are
+    multiplicative: on Darcy 32² (n = 16) that
     lowered the test error from 0.106 to 0.089 (3 seeds) for 10 % more parameters, and it did
     not hurt on Poisson or Helmholtz (``examples/neural_h2_variants.py``). In 3-D the hidden
     blocks' leaves are 2 points wide, while the linear path has leaves of 4 points and
@@ -362,9 +369,10 @@ def default_size(ndim: int) -> dict:
     if ndim < 3:
         return {"hidden_channels": 16, "n_layers": 4, "leaf_side": 4, "degree": 0,
                 "linear_degree": 3, "linear_leaf_side": 4, "multiplicative": True,
-                "expansion": "tensor"}
+                "expansion": "tensor", "linear_far": "stationary", "linear_dtype": "float64"}
     return {"hidden_channels": 16, "n_layers": 4, "leaf_side": 2, "degree": 0, "linear_degree": 2,
-            "linear_leaf_side": 4, "multiplicative": True, "expansion": "total"}
+            "linear_leaf_side": 4, "multiplicative": True, "expansion": "total",
+            "linear_far": "boxes", "linear_dtype": "float32"}
 
 
 @register_defaults("neural_h2")

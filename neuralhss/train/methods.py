@@ -103,6 +103,18 @@ LINEAR_FIT_RULES = ("auto", "affine", "always", "never")
 #: minimiser (``H2Operator.fit_linear(solver="lstsq")``), or both probed and the one with the
 #: lower held-out error kept.
 LINEAR_START_SOLVERS = ("lbfgs", "lstsq", "auto")
+#: With no solver named, the convex start offers the exact solve beside L-BFGS ("auto") to a
+#: linear path of at most this many values, and L-BFGS alone to a larger one: the exact solve
+#: forms the least-squares Jacobian, one column per value (the 2-D default's stationary far
+#: field has 508 values on 32², 589 on 64²; the 3-D default's box far field 66,575 on 32³).
+EXACT_FIT_MAX_VALUES = 4096
+
+
+def default_linear_solver(linear: nn.Module) -> str:
+    """The convex start's solver when none is named: ``"auto"`` for a linear path of at most
+    :data:`EXACT_FIT_MAX_VALUES` values, else ``"lbfgs"``."""
+    return "auto" if count_parameters(linear, trainable_only=False) <= EXACT_FIT_MAX_VALUES \
+        else "lbfgs"
 
 #: Most L-BFGS iterations of the H² linear path's convex fit; the count used is chosen below it
 #: on held-out pairs. Stopping early regularises, and the best count differs between problems
@@ -249,7 +261,7 @@ def _without_linear_path(config: dict[str, Any], device: torch.device, seed: int
 def start_neural_h2(model: nn.Module, config: dict[str, Any], mem, device: torch.device,
                     lbfgs_iter: int = H2_FIT_MAX_ITER, rule: str = "auto", freeze: bool = True,
                     seed: int = 0, degrees: Sequence[int] | None = None, validation: InMemory | None = None,
-                    solver: str = "lbfgs") -> tuple[nn.Module, dict[str, Any] | None]:
+                    solver: str | None = None) -> tuple[nn.Module, dict[str, Any] | None]:
     """Give a freshly built ``neural_h2`` model its convex start before gradient training.
 
     With one input and one output channel, the linear path is fitted by convex least squares
@@ -276,7 +288,8 @@ def start_neural_h2(model: nn.Module, config: dict[str, Any], mem, device: torch
     linear or affine, degree, iteration count) is made instead of on the held-out half; the
     probes are then fitted on all ``n`` training pairs, so the count is used unscaled.
     ``solver`` (``LINEAR_START_SOLVERS``): how the least squares are solved, L-BFGS with that
-    early stopping, the exact minimiser, or (``"auto"``) whichever validates lower.
+    early stopping, the exact minimiser, or (``"auto"``) whichever validates lower; None
+    (default): :func:`default_linear_solver`, by the linear path's size.
     """
     if rule not in LINEAR_FIT_RULES:  # here too: several channels return before the probe
         raise ValueError(f"linear_fit={rule!r}; use one of {LINEAR_FIT_RULES}")
@@ -293,6 +306,8 @@ def start_neural_h2(model: nn.Module, config: dict[str, Any], mem, device: torch
         return _without_linear_path(config, device, seed), {
             "fitted": False, "validation_rel_l2": None,
             "dropped": "no convex fit with several channels"}
+    if solver is None:
+        solver = default_linear_solver(model.linear)
     start = _choose_linear_start(model, mem, device, lbfgs_iter, rule, degrees, config,
                                  validation, solver)
     if not start["fitted"] and (start["validation_rel_l2"] is not None or rule == "affine"):
@@ -424,7 +439,7 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
                linear_fit: str = "auto", freeze_linear: bool = True,
                weight_decay: float = 0.0, augment: str | None = None,
                validation: Dataset | None = None, offset: str | None = None,
-               symmetrize: bool = False, linear_solver: str = "lbfgs",
+               symmetrize: bool = False, linear_solver: str | None = None,
                fallback_to_start: bool = True,
                ) -> tuple[nn.Module, dict[str, Any]]:
     """Fit method ``name`` on ``train`` and evaluate it on ``test`` (both ``PDEDataset``).
@@ -437,9 +452,11 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
     the most, the count being chosen by early stopping on held-out training pairs (default
     ``H2_FIT_MAX_ITER``); ``linear_solver`` (``LINEAR_START_SOLVERS``): ``"lstsq"`` solves
     those H² fits exactly instead (no iteration count), ``"auto"`` probes both and keeps the
-    one with the lower held-out error. ``model_args`` override the gradient-trained model's
-    configuration (e.g. ``{"hidden_channels": 8}``) and, for ``h2_linear``, the linear path's (e.g.
-    ``{"leaf_side": 4, "linear_degree": 2}``); ``device`` is where they
+    one with the lower held-out error; None (default): ``"auto"`` for a linear path of at most
+    ``EXACT_FIT_MAX_VALUES`` values (the 2-D default's), else ``"lbfgs"``. ``model_args``
+    override the gradient-trained model's configuration (e.g. ``{"hidden_channels": 8}``)
+    and, for ``h2_linear``, the linear path's (e.g. ``{"leaf_side": 4, "linear_degree": 2}``);
+    ``device`` is where they
     train (``TrainConfig.device``; ``h2_linear`` is fitted there too, the other closed-form fits
     on the CPU). ``linear_fit`` decides
     whether ``neural_h2`` starts from the convex fit of its linear path: ``"always"``,
@@ -497,8 +514,9 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
         raise ValueError(f"augment={augment!r}; use one of {AUGMENTATIONS}")
     if offset not in OFFSETS:
         raise ValueError(f"offset={offset!r}; use one of {OFFSETS}")
-    if linear_solver not in LINEAR_START_SOLVERS:
-        raise ValueError(f"linear_solver={linear_solver!r}; use one of {LINEAR_START_SOLVERS}")
+    if linear_solver is not None and linear_solver not in LINEAR_START_SOLVERS:
+        raise ValueError(f"linear_solver={linear_solver!r}; use one of {LINEAR_START_SOLVERS} "
+                         "(or None: by the linear path's size)")
     if offset is not None and name in CLOSED_FORM:
         raise ValueError(f"offset={offset!r} is for gradient-trained methods; {name} is a closed-form "
                          "fit (affine_least_squares and h2_linear centre themselves)")
@@ -527,7 +545,8 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
         size = default_size(len(grid))
         config = {"grid_shape": list(grid), "n_layers": 0, "leaf_side": size["linear_leaf_side"],
                   "expansion": size["expansion"], "linear_degree": size["linear_degree"],
-                  "boundary": _boundary_of(train), **(model_args or {})}
+                  "linear_far": size["linear_far"], "boundary": _boundary_of(train),
+                  **(model_args or {})}
         dev = TrainConfig(device=device).resolved_device()
         model = build("neural_h2", **config)
         model, start = start_neural_h2(model.double().to(dev), config, mem, dev,
