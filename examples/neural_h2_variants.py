@@ -65,8 +65,10 @@ def main() -> None:
                    **{k: r.get(k) for k in ("config", "steps", "train_rel_l2", "val_rel_l2",
                                             "test_rel_l2", "n_params", "seconds_per_step",
                                             "train_seconds")},
-                   # what the convex start decided, where the model has one
-                   **{k: r[k] for k in ("linear_start", "linear_test_rel_l2") if k in r},
+                   # what the convex start decided, where the model has one, and whether the
+                   # trained model fell back to it
+                   **{k: r[k] for k in ("linear_start", "linear_test_rel_l2", "fallback")
+                      if k in r},
                    # the model before its group average, where the config asks for one
                    **{k: r[k] for k in ("train_rel_l2_plain", "val_rel_l2_plain",
                                         "test_rel_l2_plain") if k in r}}
