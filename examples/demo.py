@@ -3,7 +3,8 @@
 1. Generates small 2-D Poisson and Darcy datasets (64x64 interior nodes) with the package's
    solvers and validates both files (schema, completeness, finiteness).
 2. On Poisson, fits from 16 training samples: Neural-HSS (the nonlinear default ``neural_h2``:
-   its linear H² path fitted by convex least squares, then all of it by Adam), FNO from
+   its linear H² path fitted by exact least squares and kept fixed, then its hidden blocks by
+   Adam, kept only where they lower the training error), FNO from
    neuraloperator (Adam, the same number of steps), and the dense least-squares baseline;
    evaluates all on 100 test samples.
 3. Prints a table (test error, parameters, time) and writes PNGs: sample inputs/outputs of both
