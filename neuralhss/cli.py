@@ -230,7 +230,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                         "fit of its linear path if it validates on half the training samples "
                         "(auto), the same for the affine path (affine), always, or never; with "
                         "several channels auto drops the linear path (no convex fit exists), the "
-                        "others train it from zero")
+                        "others train it from zero; a fitted start is kept fixed, and the hidden "
+                        "blocks are silenced after training where the start alone fits the "
+                        "training pairs more closely")
     p.add_argument("--model-arg", type=_param, action="append", default=[], metavar="KEY=VALUE",
                    help="override a model argument, e.g. --model-arg hidden_channels=64")
     p.add_argument("--n-train", type=int, default=None, help="training samples (default: all)")
