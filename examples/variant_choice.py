@@ -82,11 +82,13 @@ CURRENT: dict[str, list[str]] = {
     # other one-size probes), and once more with the linear path's far field on nested grids,
     # and on the stationary (undecimated) nested grids; that last once more with the convex
     # fit's exact solve offered beside L-BFGS (linear_solver "auto"), for neural_h2 also with
-    # its linear path in double precision
+    # its linear path in double precision; that last configuration re-run at every size once
+    # neural_h2 fell back to its frozen start where its blocks did not help (fallback_rerun,
+    # superseding its rows; on Poisson 64² as well)
     "poisson_32": ["probe_d4", "chosen_d4", "closed_sym", "closed_full", "probe_full_d4",
                    "chosen_full_d4", "closed_grids", "probe_grids_d4", "closed_stat",
                    "probe_stat_d4", "closed_stat_exact", "probe_stat_exact_d4",
-                   "probe_stat_exact64_d4"],
+                   "probe_stat_exact64_d4", "fallback_rerun"],
     "darcy_32": ["d4", "grid_d4", "chosen_d4", "grid_d4_wide", "chosen_d4_wide",
                  "probe_w32_d4", "long6000_d4", "long6000_d4_wide",
                  "probe_long6000_d4", "probe_long6000_d4_wide"],
@@ -98,7 +100,7 @@ CURRENT: dict[str, list[str]] = {
     "poisson_64": ["grid", "chosen", "probe_d4", "chosen_d4", "closed", "closed_sym",
                    "closed_full", "probe_full_d4", "chosen_full_d4", "closed_grids",
                    "probe_grids_d4", "chosen_grids_d4", "closed_stat_exact",
-                   "probe_stat_exact64_d4", "chosen_stat_exact64_d4"],
+                   "probe_stat_exact64_d4", "chosen_stat_exact64_d4", "fallback_rerun"],
     # Darcy 64²: the fair grid with the images on every configuration (no plain half, to halve the
     # cost; every model chose the images on Darcy 32²), the closed-form fits, and at n = 64 each
     # model's choice there once more with 6,000 steps
