@@ -8,8 +8,10 @@ it hurts (coefficient -> solution: Darcy; a later vorticity: Navier-Stokes)?
 For each problem of ``fair_low_data.py`` with one input and one output channel and each
 training-set size n, this prints and records the held-out relative L2 error of
 
-* the linear path ``y = A x`` and the affine path ``y = y0 + A (x - x0)`` (both fitted by
-  L-BFGS on the first half of the n samples, as the rule does),
+* the linear path ``y = A x`` of the default ``neural_h2`` and the affine path
+  ``y = y0 + A (x - x0)`` (both fitted on the first half of the n samples, as the rule does:
+  by L-BFGS, and for a path of at most ``EXACT_FIT_MAX_VALUES`` values also exactly, the lower
+  kept),
 * the first half's mean output used as the prediction for every sample of the second half,
 
 and the ratio of the better fit's error to the mean's, which the rule compares with
@@ -18,7 +20,9 @@ the training RMS, no shift, as in that protocol).
 
 Run: ``python examples/linear_start_rule.py`` (a minute on one core; add
 ``--problems neuralop_darcy_16 --external-dir FOLDER`` for neuraloperator's Darcy set). Writes
-``examples/results/linear_start_rule/{results.jsonl,table.md}``.
+``examples/results/linear_start_rule/{results.jsonl,table.md}``; those rows were measured
+with the box far field, the 2-D default until 2026-12-07, and the stationary default's with
+``--out examples/results/linear_start_rule_stationary``.
 """
 
 from __future__ import annotations
@@ -36,7 +40,12 @@ SIZES = {"neuralop_darcy_16": (4, 8, 16, 32, 64, 256, 1000)}
 def probe(problem: str, n: int, data_dir: Path) -> dict:
     from neuralhss.models import build
     from neuralhss.train.loop import to_memory
-    from neuralhss.train.methods import GRADIENT_METHODS, _choose_linear_start, data_model_args
+    from neuralhss.train.methods import (
+        GRADIENT_METHODS,
+        _choose_linear_start,
+        data_model_args,
+        default_linear_solver,
+    )
 
     n_test = n_test_of(problem, None)
     with_val = 16  # _datasets wants a validation pool; the probe does not use it
@@ -45,8 +54,9 @@ def probe(problem: str, n: int, data_dir: Path) -> dict:
                             min(n, total - with_val))
     name, cfg = GRADIENT_METHODS["neural_h2"](tuple(train.grid_shape))
     cfg.update(in_channels=1, out_channels=1, **data_model_args(name, train))
-    start = _choose_linear_start(build(name, **cfg), to_memory(train), torch.device("cpu"), 300,
-                                 "always")
+    model = build(name, **cfg)
+    start = _choose_linear_start(model, to_memory(train), torch.device("cpu"), 300, "always",
+                                 solver=default_linear_solver(model.linear))
     return {"problem": problem, "n": n, "linear": start["validation_rel_l2_linear"],
             "affine": start["validation_rel_l2_affine"], "mean": start["validation_rel_l2_mean"],
             "ratio": start["validation_rel_l2_linear"] / start["validation_rel_l2_mean"],
