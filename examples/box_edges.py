@@ -87,7 +87,7 @@ def main() -> None:
         results.append({"dataset": ds, "method": method, "n_train": args.n_train, "ratios": ratios,
                         "test_rel_l2": m["test_rel_l2"], "n_params": m["n_params"],
                         "model_args": args.model_args})
-        print(f"{ds} {method:12s} test {m['test_rel_l2']:.4f}  edge/inside jump ratio per box side: "
+        print(f"{ds} {method:12s} test {m['test_rel_l2']:.4g}  edge/inside jump ratio per box side: "
               + ", ".join(f"{s}: {r:.2f}" for s, r in ratios.items()), flush=True)
         res_path.write_text(json.dumps(results, indent=1) + "\n")
     fig, axes = plt.subplots(1, len(errors), figsize=(4.2 * len(errors), 3.8), squeeze=False)

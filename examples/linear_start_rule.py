@@ -68,7 +68,7 @@ def table(rows: list[dict]) -> str:
     from neuralhss.train.methods import LINEAR_START_MAX_RATIO
 
     def f(v):
-        return "-" if v is None else f"{v:.3f}"
+        return "-" if v is None else f"{v:.3g}"
 
     lines = [f"Held-out relative L2 errors (first half of n fitted, second half scored); ratio = "
              f"fit / training mean; `linear_fit=\"auto\"` keeps the linear start where its ratio is "
@@ -77,8 +77,8 @@ def table(rows: list[dict]) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['problem']} | {r['n']} | {f(r['linear'])} | {f(r['affine'])} | "
-                     f"{f(r['mean'])} | {r['ratio']:.2f} | "
-                     f"{'-' if r['ratio_affine'] is None else format(r['ratio_affine'], '.2f')} | "
+                     f"{f(r['mean'])} | {r['ratio']:.3g} | "
+                     f"{'-' if r['ratio_affine'] is None else format(r['ratio_affine'], '.3g')} | "
                      f"{'yes' if r['ratio'] < LINEAR_START_MAX_RATIO else 'no'} |")
     return "\n".join(lines) + "\n"
 
