@@ -12,8 +12,10 @@ low-data sweep's (``neuralhss.train.methods``) built for the 3-D grid:
   (``results/train_step_32.json``), about 16 GiB at 128^3;
 - ``neural_hss_linear``: width 1, one HSS layer (leaf 4x4x4, rank 16, top 5 levels untied);
 - ``neural_hss``: nonlinear, width 8, 2 blocks, rank 4, top 3 levels untied;
-- ``neural_h2``: Neural-HSS v2, the nonlinear default (strong admissibility, linear H² path),
-  its linear path frozen as training keeps it after the convex start;
+- ``neural_h2``: Neural-HSS v2, the nonlinear default (strong admissibility, linear H² path;
+  in 2-D on the stationary nested grids in float64 since 2026-12-07), its linear path frozen
+  as training keeps it after the convex start; the variants below keep the default's other
+  arguments, its linear path's precision included;
 - ``neural_h2_grids``: the same with its linear path's far field on nested coarse grids
   (``linear_far="grids"``, B-spline degree 4, square-symmetric: the Poisson sweeps' choice);
 - ``neural_h2_stationary``: the same with its linear path's far field on stationary
