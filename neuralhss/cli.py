@@ -373,7 +373,8 @@ def _fall_back_to_start(model, train_set, test_set, cfg, out: str, metrics: dict
         metrics["train_rel_l2"] = record["rel_l2_start"]
         metrics.update(evaluate(model, test_set, train_set.normalizer, cfg.batch_size, dev))
         replace_model_state(Path(out) / "checkpoint.pt", model, {"fallback": record})
-    if record["rel_l2_start"] < record["rel_l2_trained"]:  # not when resuming a silenced run
+    if not record["kept_blocks"] and record["rel_l2_start"] != record["rel_l2_trained"]:
+        # (equal when resuming a run already silenced)
         print(f"neural_h2: the convex start alone fits the training pairs more closely "
               f"({record['rel_l2_start']:.3g} against {record['rel_l2_trained']:.3g}); the hidden "
               "blocks are silenced")

@@ -379,6 +379,11 @@ def test_keep_start_if_better_silences_blocks_only_where_the_start_alone_is_clos
     assert not silenced["kept_blocks"] and silenced["rel_l2_start"] < 1e-6
     with torch.no_grad():
         torch.testing.assert_close(model(x), path)
+        model.project[-1].weight.fill_(float("nan"))  # blocks that diverged
+    diverged = keep_start_if_better(model, model, InMemory(x, whole), None, torch.device("cpu"))
+    assert not diverged["kept_blocks"]
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), path)
 
 
 def test_neural_h2_falls_back_to_an_exact_convex_start(poisson):

@@ -355,7 +355,7 @@ def keep_start_if_better(model: nn.Module, h2: nn.Module, pairs: InMemory, norma
             for p in last.parameters():
                 p.zero_()
         start = evaluate(model, pairs, normalizer, device=device)["test_rel_l2"]
-    kept = not start <= trained  # a NaN from the trained blocks also falls back to the start
+    kept = trained < start  # ties, and a NaN from the trained blocks, fall back to the start
     if kept:
         last.load_state_dict(saved)
     return {"kept_blocks": kept, "rel_l2_trained": trained, "rel_l2_start": start}
