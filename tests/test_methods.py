@@ -403,6 +403,17 @@ def test_neural_h2_falls_back_to_an_exact_convex_start(poisson):
     _, raw = fit_method("neural_h2", train, test, fallback_to_start=False, **args)
     assert "fallback" not in raw
     assert raw["train_rel_l2"] == pytest.approx(fb["rel_l2_trained"], rel=1e-4)
+    # given validation samples, they judge instead of the training pairs
+    from torch.utils.data import Subset
+
+    from neuralhss.train.loop import evaluate
+
+    pool = PDEDataset(train.path, "train", n=16, n_test=8, normalize=train.normalizer)
+    val = Subset(pool, range(8, 16))
+    model, m = fit_method("neural_h2", train, test, validation=val, **args)
+    assert m["fallback"]["judged_on"] == "validation" and not m["fallback"]["kept_blocks"]
+    on_val = evaluate(model, to_memory(val), train.normalizer)["test_rel_l2"]
+    assert on_val == pytest.approx(m["fallback"]["rel_l2_start"], rel=1e-4)
 
 
 def test_the_2d_default_neural_h2_solves_poisson_from_its_exact_start(poisson):
