@@ -504,7 +504,7 @@ def main() -> None:
                 val = math.nan if row["val_rel_l2"] is None else row["val_rel_l2"]
                 print(f"{time.perf_counter() - t0:7.0f} s {row['problem']:16s} {row['method']:20s} "
                       f"n={row['n_train']:3d} seed={row['seed']} {row['config']} "
-                      f"val {val:.4f} test {row['test_rel_l2']:.4f}", flush=True)
+                      f"val {val:.4g} test {row['test_rel_l2']:.4g}", flush=True)
     report(rows, out)
     print(table(rows))
 

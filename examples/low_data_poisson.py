@@ -183,7 +183,7 @@ def main() -> None:
                     row = {"dataset": ds_name, "method": label, "n_train": n, "seed": seed, **m}
                     results = append_result(res_path, row)
                     print(f"{ds_name} {label:18s} n={n:4d} seed={seed} "
-                          f"test {m['test_rel_l2']:.4f}  params {m['n_params']:,}  "
+                          f"test {m['test_rel_l2']:.4g}  params {m['n_params']:,}  "
                           f"{m['train_seconds']:.1f} s", flush=True)
     results = json.loads(res_path.read_text()) if res_path.exists() else results
     plot(results, out)
