@@ -366,8 +366,7 @@ def _fall_back_to_start(model, train_set, test_set, cfg, out: str, metrics: dict
     from .train.state import replace_model_state
 
     dev = cfg.resolved_device()
-    record = {**keep_start_if_better(model, model, to_memory(train_set), train_set.normalizer, dev),
-              "judged_on": "training pairs"}
+    record = keep_start_if_better(model, model, to_memory(train_set), train_set.normalizer, dev)
     metrics["fallback"] = record
     if not record["kept_blocks"]:
         metrics["train_rel_l2"] = record["rel_l2_start"]

@@ -334,7 +334,7 @@ def start_neural_h2(model: nn.Module, config: dict[str, Any], mem, device: torch
 
 
 def keep_start_if_better(model: nn.Module, h2: nn.Module, pairs: InMemory, normalizer,
-                         device: torch.device) -> dict[str, Any]:
+                         device: torch.device, judged_on: str = "training pairs") -> dict[str, Any]:
     """After training ``neural_h2`` on a frozen convex start: silence its hidden blocks (zero
     the last projection, so that the model is its start again) where the start alone has the
     lower error on ``pairs``.
@@ -344,8 +344,8 @@ def keep_start_if_better(model: nn.Module, h2: nn.Module, pairs: InMemory, norma
     the least-squares optimum of the linear path, and the blocks' Adam steps, whose size does
     not shrink with the gradient, can only add to its error; on a problem the start does not
     solve the blocks lower the error of every pair they were trained on and stay. Returns
-    ``{"kept_blocks", "rel_l2_trained", "rel_l2_start"}`` (relative L2 in data units on
-    ``pairs``, the :func:`evaluate` metric).
+    ``{"kept_blocks", "rel_l2_trained", "rel_l2_start", "judged_on"}`` (relative L2 in data
+    units on ``pairs``, the :func:`evaluate` metric; ``judged_on`` names the pairs).
     """
     last = h2.project[-1]
     saved = copy.deepcopy(last.state_dict())
@@ -358,7 +358,8 @@ def keep_start_if_better(model: nn.Module, h2: nn.Module, pairs: InMemory, norma
     kept = trained < start  # ties, and a NaN from the trained blocks, fall back to the start
     if kept:
         last.load_state_dict(saved)
-    return {"kept_blocks": kept, "rel_l2_trained": trained, "rel_l2_start": start}
+    return {"kept_blocks": kept, "rel_l2_trained": trained, "rel_l2_start": start,
+            "judged_on": judged_on}
 
 
 def linear_degrees(grid: Sequence[int], model_args: dict[str, Any] | None = None
@@ -608,9 +609,9 @@ def fit_method(name: str, train, test, steps: int = 1000, seed: int = 0, lr: flo
                                           device=str(dev)))
         if (fallback_to_start and model_name == "neural_h2" and start is not None
                 and start["fitted"] and freeze_linear and h2.blocks):
-            extra["fallback"] = {**keep_start_if_better(model, h2, mem if vmem is None else vmem,
-                                                        train.normalizer, dev),
-                                 "judged_on": "training pairs" if vmem is None else "validation"}
+            extra["fallback"] = keep_start_if_better(
+                model, h2, mem if vmem is None else vmem, train.normalizer, dev,
+                "training pairs" if vmem is None else "validation")
         # a frozen linear path still counts
         n_params = count_parameters(model, trainable_only=False) if model_name == "neural_h2" \
             else res["n_params"]
