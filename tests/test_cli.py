@@ -158,6 +158,10 @@ def test_train_neural_h2_falls_back_to_its_convex_start_in_the_checkpoint(tmp_pa
     assert main(["evaluate", str(out / "checkpoint.pt"), "--data", str(data)]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["test_rel_l2"] == pytest.approx(metrics["test_rel_l2"], rel=1e-5)
+    from neuralhss.train.state import replace_model_state
+
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        replace_model_state(tmp_path / "none" / "checkpoint.pt", torch.nn.Linear(1, 1))
     assert main(argv) == 0  # resumed: nothing to train, the silenced model stays
     again = json.loads((out / "metrics.json").read_text())
     assert again["test_rel_l2"] == pytest.approx(metrics["test_rel_l2"], rel=1e-5)
