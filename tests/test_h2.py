@@ -632,3 +632,38 @@ def test_coupling_rank_is_the_full_operator_with_factored_couplings():
     model = NeuralH2(1, 2, (32, 32), hidden_channels=8, n_layers=1, degree=2, hidden_coupling_rank=2)
     assert model.blocks[0]["h2"].coupling_rank == 2 and model(y).shape == (3, 2, 32, 32)
 
+
+
+@pytest.mark.parametrize("far", ["boxes", "stationary"])
+def test_near_units_change_the_steps_not_the_operator(far):
+    # Stored near_units times larger, the near kernel acts as before from the same seed, a
+    # convex fit lands on the same operator, and one Adam step on the kernel moves the output
+    # near_units times less (Adam's step per value does not depend on the gradient's scale).
+    torch.manual_seed(0)
+    x = torch.randn(6, 2, 16, 16, dtype=torch.float64)
+    ops = {}
+    for units in (1.0, 8.0):
+        torch.manual_seed(1)
+        ops[units] = H2Operator((16, 16), 2, degree=2, far=far, near_units=units, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.allclose(ops[1.0](x), ops[8.0](x), atol=1e-12)
+    moved = {}
+    for units, op in ops.items():
+        before = op(x).detach()
+        opt = torch.optim.Adam([op.near], lr=1e-3)
+        op(x).square().sum().backward()
+        opt.step()
+        moved[units] = float((op(x).detach() - before).norm())
+    assert moved[8.0] == pytest.approx(moved[1.0] / 8, rel=1e-6)
+    y = torch.randn(6, 1, 16, 16, dtype=torch.float64)
+    fits = []
+    for units in (1.0, 8.0):
+        op = H2Operator((16, 16), 1, degree=2, far=far, near_units=units, init_scale=0.0,
+                        dtype=torch.float64)
+        op.fit_linear(x[:, :1], y, solver="lstsq")
+        with torch.no_grad():
+            fits.append(op(x[:, :1]))
+    assert torch.allclose(fits[0], fits[1], atol=1e-9)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="near_units"):
+            H2Operator((16, 16), 1, near_units=bad)

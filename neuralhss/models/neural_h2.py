@@ -147,6 +147,10 @@ class NeuralH2(nn.Module):
         kernels mixed per channel (:class:`~neuralhss.hss.h2.H2Operator`'s ``coupling_rank``);
         with a far field of degree 2 the couplings are most of the model's parameters. ``None``
         (default): a coupling kernel per channel.
+    hidden_near_units : float, default 1.0
+        ``near_units`` of the hidden blocks' H² operators: their near kernels stored this many
+        times larger than they act, which scales their gradient steps down by as much (for
+        wide near fields, ``hidden_near_radius``).
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1,
@@ -163,7 +167,7 @@ class NeuralH2(nn.Module):
                  symmetric: bool = False, linear_symmetric: bool = False,
                  hidden_share_levels: bool = True, born: bool = False,
                  linear_dtype: str = "float32", hidden_coupling_rank: int | None = None,
-                 width: int | None = None) -> None:
+                 hidden_near_units: float = 1.0, width: int | None = None) -> None:
         super().__init__()
         width = hidden_width(hidden_channels, width, "NeuralH2")
         if activation not in ACTIVATIONS:
@@ -231,7 +235,8 @@ class NeuralH2(nn.Module):
                                         near_radius=hidden_near_radius, blend=hidden_blend,
                                         expansion=expansion, symmetric=symmetric,
                                         share_levels=hidden_share_levels, far=hidden_far,
-                                        coupling_rank=hidden_coupling_rank),
+                                        coupling_rank=hidden_coupling_rank,
+                                        near_units=hidden_near_units),
                        "mix": Pointwise(width, width, bias=False),
                        "local": Pointwise(width, width)}
                 if self.multiplicative:
