@@ -633,7 +633,6 @@ def test_coupling_rank_is_the_full_operator_with_factored_couplings():
     assert model.blocks[0]["h2"].coupling_rank == 2 and model(y).shape == (3, 2, 32, 32)
 
 
-
 @pytest.mark.parametrize("far", ["boxes", "stationary"])
 def test_near_units_change_the_steps_not_the_operator(far):
     # Stored near_units times larger, the near kernel acts as before from the same seed, a

@@ -638,7 +638,8 @@ class H2Operator(nn.Module):
 
     @contextlib.contextmanager
     def _plain_units(self) -> Iterator[None]:
-        # store the coarse kernels as they act while the block runs (see _coarse_kernel)
+        # store the coarse and near kernels as they act while the block runs (see
+        # _coarse_kernel and _near_kernel)
         d = len(self.grid_shape)
         with torch.no_grad():
             for j, k in enumerate(self.coarse, start=1):
