@@ -633,6 +633,20 @@ def test_coupling_rank_is_the_full_operator_with_factored_couplings():
     assert model.blocks[0]["h2"].coupling_rank == 2 and model(y).shape == (3, 2, 32, 32)
 
 
+def test_hidden_grid_radius_sets_the_hidden_blocks_coarse_levels():
+    # grid_radius * 2**L <= 32: radius 4 gives levels of spacing 2, 4, 8; radius 16 one level
+    # of spacing 2 whose kernel reaches across the grid (35 coarse points per axis).
+    shapes = {}
+    for radius in (4, 16):
+        model = NeuralH2(2, 2, (32, 32), hidden_channels=4, n_layers=2, hidden_far="stationary",
+                         degree=2, linear_path=False, hidden_grid_radius=radius)
+        shapes[radius] = [tuple(k.shape[2:]) for k in model.blocks[1]["h2"].coarse]
+        assert model(torch.randn(2, 2, 32, 32)).shape == (2, 2, 32, 32)
+    assert shapes == {4: [(9, 9), (9, 9), (11, 11)], 16: [(35, 35)]}
+    with pytest.raises(ValueError, match="grid_radius"):
+        NeuralH2(2, 2, (32, 32), hidden_far="stationary", hidden_grid_radius=0)
+
+
 @pytest.mark.parametrize("far", ["boxes", "stationary"])
 def test_near_units_change_the_steps_not_the_operator(far):
     # Stored near_units times larger, the near kernel acts as before from the same seed, a

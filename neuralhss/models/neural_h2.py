@@ -151,6 +151,11 @@ class NeuralH2(nn.Module):
         ``near_units`` of the hidden blocks' H² operators: their near kernels stored this many
         times larger than they act, which scales their gradient steps down by as much (for
         wide near fields, ``hidden_near_radius``).
+    hidden_grid_radius : int, default 4
+        ``grid_radius`` of the hidden blocks' H² operators with ``hidden_far="grids"`` or
+        ``"stationary"``: the radius, in coarse points, of every coarse level's kernel but the
+        coarsest. Larger radii leave fewer, finer levels (one level of spacing 2 on a 32² grid
+        at radius 16), whose kernels smooth the field less.
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1,
@@ -167,7 +172,8 @@ class NeuralH2(nn.Module):
                  symmetric: bool = False, linear_symmetric: bool = False,
                  hidden_share_levels: bool = True, born: bool = False,
                  linear_dtype: str = "float32", hidden_coupling_rank: int | None = None,
-                 hidden_near_units: float = 1.0, width: int | None = None) -> None:
+                 hidden_near_units: float = 1.0, hidden_grid_radius: int = 4,
+                 width: int | None = None) -> None:
         super().__init__()
         width = hidden_width(hidden_channels, width, "NeuralH2")
         if activation not in ACTIVATIONS:
@@ -236,7 +242,8 @@ class NeuralH2(nn.Module):
                                         expansion=expansion, symmetric=symmetric,
                                         share_levels=hidden_share_levels, far=hidden_far,
                                         coupling_rank=hidden_coupling_rank,
-                                        near_units=hidden_near_units),
+                                        near_units=hidden_near_units,
+                                        grid_radius=hidden_grid_radius),
                        "mix": Pointwise(width, width, bias=False),
                        "local": Pointwise(width, width)}
                 if self.multiplicative:
